@@ -1,0 +1,90 @@
+"""What an OpenSearch cluster is: version, health, modules and plugins.
+
+Used by ``ltrr opensearch status``, by the test session to learn what the node can do, and by
+any feature that needs a plugin (k-NN, LTR) to say so clearly instead of failing deep inside a
+query. The HTTP session is injected, so unit tests need no network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from ltrr.plugin.errors import ClusterUnavailable, PluginNotInstalled
+
+# Names as a cluster lists them in _cat/plugins.
+KNN_PLUGIN = "opensearch-knn"
+LTR_PLUGIN = "opensearch-ltr"
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    url: str
+    version: str
+    distribution: str
+    health: str
+    modules: tuple[str, ...]
+    plugins: dict[str, str]
+
+    @classmethod
+    def fetch(
+        cls, url: str, session: requests.Session | None = None, timeout: float = 10.0
+    ) -> ClusterInfo:
+        http = session or requests.Session()
+        root = _get(http, url, "/", timeout)
+        if "version" not in root:
+            raise ClusterUnavailable(f"{url} answered, but not like OpenSearch: {root}")
+        health = _get(http, url, "/_cluster/health", timeout)
+        nodes = _get(http, url, "/_nodes/plugins", timeout).get("nodes", {})
+        modules: set[str] = set()
+        plugins: dict[str, str] = {}
+        for node in nodes.values():
+            modules.update(m["name"] for m in node.get("modules", []))
+            plugins.update({p["name"]: p["version"] for p in node.get("plugins", [])})
+        return cls(
+            url=url,
+            version=root["version"]["number"],
+            distribution=root["version"].get("distribution", "elasticsearch"),
+            health=health.get("status", "unknown"),
+            modules=tuple(sorted(modules)),
+            plugins=dict(sorted(plugins.items())),
+        )
+
+    def has_plugin(self, name: str) -> bool:
+        return name in self.plugins
+
+    def require(self, name: str) -> None:
+        """Raise a clear error when a feature's plugin is absent."""
+        if not self.has_plugin(name):
+            what = {LTR_PLUGIN: "LTR plugin", KNN_PLUGIN: "k-NN plugin"}.get(name, name)
+            raise PluginNotInstalled(
+                f"{what} not installed: {self.url} lists plugins {sorted(self.plugins) or 'none'}"
+            )
+
+    def report(self) -> str:
+        """Human-readable status, one fact a line."""
+        lines = [
+            f"url:          {self.url}",
+            f"version:      {self.distribution} {self.version}",
+            f"health:       {self.health}",
+            f"modules:      {', '.join(self.modules) or 'none'}",
+            "plugins:      " + (", ".join(f"{n} {v}" for n, v in self.plugins.items()) or "none"),
+        ]
+        for name, what in ((KNN_PLUGIN, "k-NN"), (LTR_PLUGIN, "LTR")):
+            state = "installed" if self.has_plugin(name) else f"{what} plugin not installed"
+            lines.append(f"{what + ':':<14}{state}")
+        return "\n".join(lines)
+
+
+def _get(http: requests.Session, url: str, path: str, timeout: float) -> dict[str, Any]:
+    try:
+        response = http.get(url.rstrip("/") + path, timeout=timeout)
+    except requests.RequestException as exc:
+        raise ClusterUnavailable(f"{url} did not answer: {exc}") from exc
+    if response.status_code != 200:
+        raise ClusterUnavailable(
+            f"GET {path} on {url} gave {response.status_code}: {response.text[:500]}"
+        )
+    body: dict[str, Any] = response.json()
+    return body

@@ -1,0 +1,132 @@
+"""A real single-node OpenSearch for development, tests and CI, built from Maven Central alone.
+
+``LocalNode(NodeConfig(port=9200)).up()`` fetches (once), assembles, starts and waits for
+green; ``down()`` stops only the process that ``up()`` started. The steps live in their own
+modules: ``bom`` (what), ``fetch`` (download), ``assemble`` (build the home), ``java`` (which
+runtime), ``process`` (run and stop).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import requests
+from ltrr.plugin.cluster import ClusterInfo
+from ltrr.plugin.errors import PortInUse
+from ltrr.plugin.node import process
+from ltrr.plugin.node.assemble import assemble, configure
+from ltrr.plugin.node.config import NodeConfig
+from ltrr.plugin.node.fetch import fetch
+from ltrr.plugin.node.java import find_java_home
+
+__all__ = ["LocalNode", "NodeConfig"]
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class LocalNode:
+    def __init__(self, config: NodeConfig | None = None) -> None:
+        self.config = config or NodeConfig()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    def pid(self) -> int | None:
+        return process.owned_pid(self.config)
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def up(self, say: Say = _quiet) -> ClusterInfo:
+        """Start the node unless it already runs; return once the cluster is green."""
+        config = self.config
+        pid = self.pid()
+        if pid is not None:
+            say(f"OpenSearch already running at {config.url} (pid {pid})")
+            process.wait_green(config, None, config.start_timeout)
+            return ClusterInfo.fetch(config.url)
+        if _answers(config.url):
+            raise PortInUse(
+                f"something this tool did not start answers at {config.url}; stop it, pick "
+                "another --port, or point OPENSEARCH_URL at it to use it as it is"
+            )
+        began = time.monotonic()
+        java_home = find_java_home()
+        artifacts = fetch(config.cache_dir, say=say)
+        if assemble(artifacts, config.home, java_home):
+            say(f"Assembled OpenSearch in {config.home}")
+            for name, reason in artifacts.missing.items():
+                say(f"{name} is not installed: Maven Central does not serve it.")
+                say(f"  {reason.splitlines()[0]}")
+                say(f"  to install it anyway, put its zip in {artifacts.root / 'plugins'}")
+        for folder in (config.data, config.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        configure(
+            config.home, port=config.port, data=config.data, logs=config.logs, heap=config.heap
+        )
+        user = process.node_user()
+        if user is not None:
+            process.ensure_user(user)
+            process.hand_over(config, user)
+        self._proc = process.start(config, java_home, user)
+        say(
+            f"Starting OpenSearch at {config.url} (pid {self._proc.pid})"
+            + (f" as {user}" if user else "")
+        )
+        process.wait_green(config, self._proc, config.start_timeout)
+        say(f"OpenSearch is green after {time.monotonic() - began:.1f}s")
+        return ClusterInfo.fetch(config.url)
+
+    def down(self, say: Say = _quiet) -> bool:
+        """Stop the node this tool started; False if none was running."""
+        pid = self.pid()
+        if pid is None:
+            say(f"No OpenSearch started by ltrr is running for port {self.config.port}")
+            return False
+        process.stop(self.config, pid, self._proc)
+        self._proc = None
+        say(f"Stopped OpenSearch (pid {pid})")
+        return True
+
+    def status(self) -> str:
+        pid = self.pid()
+        head = [
+            f"node:         {'running, pid ' + str(pid) if pid else 'not running'}",
+            f"home:         {self.config.home}",
+            f"logs:         {self.config.logs}",
+        ]
+        if pid is None:
+            return "\n".join(head)
+        return "\n".join([*head, ClusterInfo.fetch(self.config.url).report()])
+
+    def log_lines(self, lines: int = 50) -> str:
+        return process.log_tail(self.config, lines)
+
+    def follow_log(self, poll: float = 0.5) -> Iterator[str]:
+        """Yield lines appended to the server log, like ``tail -f``."""
+        path: Path = self.config.server_log
+        with path.open(errors="replace") as log:
+            log.seek(0, 2)
+            while True:
+                line = log.readline()
+                if line:
+                    yield line
+                else:
+                    time.sleep(poll)
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=2)
+    except requests.RequestException:
+        return False
+    return True

@@ -1,0 +1,171 @@
+"""Start, find and stop the node process: only ever the one this tool started.
+
+A pid file alone can be stale (the pid reused by another program after a reboot), so a pid
+counts as ours only while ``/proc/<pid>/cmdline`` still names our node home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+from ltrr.plugin.errors import NodeStartError, ProvisionError
+from ltrr.plugin.node.config import NODE_USER, NodeConfig
+
+
+def node_user() -> str | None:
+    """The account the node runs as: a dedicated one when we are root, else ourselves (None)."""
+    return NODE_USER if os.geteuid() == 0 else None
+
+
+def ensure_user(name: str) -> None:
+    try:
+        pwd.getpwnam(name)
+        return
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise ProvisionError(
+            f"OpenSearch will not run as root and there is no useradd to create {name}"
+        )
+    subprocess.run(
+        [
+            useradd,
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def hand_over(config: NodeConfig, user: str) -> None:
+    """Give the node folder to ``user`` and check that it can reach it at all."""
+    for parent in config.node_dir.parents:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            raise ProvisionError(
+                f"{parent} is closed to other users, so {user} cannot reach {config.node_dir}; "
+                "set LTRR_STATE_DIR to a folder outside it"
+            )
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(config.node_dir):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+def start(config: NodeConfig, java_home: Path, user: str | None) -> subprocess.Popen[bytes]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(config.node_dir),
+        "LANG": "C.UTF-8",
+        "JAVA_HOME": str(java_home),
+        "OPENSEARCH_JAVA_HOME": str(java_home),
+        "OPENSEARCH_PATH_CONF": str(config.home / "config"),
+    }
+    config.logs.mkdir(parents=True, exist_ok=True)
+    with config.console_log.open("ab") as console:
+        proc = subprocess.Popen(
+            [str(config.home / "bin" / "opensearch")],
+            cwd=config.home,
+            env=env,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the caller's terminal must not reach the node
+        )
+    config.pid_file.write_text(f"{proc.pid}\n")
+    return proc
+
+
+def owned_pid(config: NodeConfig) -> int | None:
+    """The running node's pid, if the pid file names a live process of this node home."""
+    try:
+        pid = int(config.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _is_ours(pid, config.home) else None
+
+
+def _is_ours(pid: int, home: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    if state == "Z":
+        _reap(pid)
+        return False
+    marker = f"-Dopensearch.path.home={home}".encode()
+    return any(arg == marker for arg in cmdline)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def wait_green(config: NodeConfig, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Block until the cluster reports green; fail early, with the log tail, if the node dies."""
+    deadline = time.monotonic() + timeout
+    url = f"{config.url}/_cluster/health?wait_for_status=green&timeout=2s"
+    with requests.Session() as http:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise NodeStartError(
+                    f"OpenSearch exited with code {proc.returncode} while starting:\n"
+                    + log_tail(config)
+                )
+            try:
+                health = http.get(url, timeout=5)
+                if health.status_code == 200 and health.json().get("status") == "green":
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+    raise NodeStartError(
+        f"OpenSearch did not turn green within {timeout:.0f}s:\n{log_tail(config)}"
+    )
+
+
+def stop(
+    config: NodeConfig, pid: int, proc: subprocess.Popen[bytes] | None, timeout: float = 60.0
+) -> None:
+    """SIGTERM (OpenSearch flushes and exits cleanly), then SIGKILL if it overstays."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()
+        if not _is_ours(pid, config.home):
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        if proc is not None:
+            proc.wait(timeout=30)
+    config.pid_file.unlink(missing_ok=True)
+
+
+def log_tail(config: NodeConfig, lines: int = 40) -> str:
+    for path in (config.server_log, config.console_log):
+        if path.is_file() and path.stat().st_size:
+            return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
+    return "(no log written)"
