@@ -19,7 +19,7 @@ from ltrr.plugin.errors import PortInUse
 from ltrr.plugin.node import process
 from ltrr.plugin.node.assemble import assemble, configure
 from ltrr.plugin.node.config import NodeConfig
-from ltrr.plugin.node.fetch import fetch
+from ltrr.plugin.node.fetch import fetch_artifacts
 from ltrr.plugin.node.java import find_java_home
 
 __all__ = ["LocalNode", "NodeConfig"]
@@ -61,7 +61,7 @@ class LocalNode:
             )
         began = time.monotonic()
         java_home = find_java_home()
-        artifacts = fetch(config.cache_dir, say=say)
+        artifacts = fetch_artifacts(config.cache_dir, say=say)
         if assemble(artifacts, config.home, java_home):
             say(f"Assembled OpenSearch in {config.home}")
             for name, reason in artifacts.missing.items():

@@ -39,7 +39,7 @@ def cache_root(cache_dir: Path) -> Path:
     return cache_dir / f"opensearch-{OPENSEARCH_VERSION}"
 
 
-def fetch(
+def fetch_artifacts(
     cache_dir: Path, *, run: Runner | None = None, say: Callable[[str], None] = print
 ) -> Artifacts:
     """Return the cached artifacts, downloading them first if this cache has never been filled."""

@@ -107,14 +107,22 @@ def owned_pid(config: NodeConfig) -> int | None:
 def _is_ours(pid: int, home: Path) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    marker = f"-Dopensearch.path.home={home}".encode()
+    return _alive(pid) and any(arg == marker for arg in cmdline)
+
+
+def _alive(pid: int) -> bool:
+    """True until the process is gone; a zombie counts as gone (and is reaped if it is ours)."""
+    try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-    if state == "Z":
+    if state in ("Z", "X"):
         _reap(pid)
         return False
-    marker = f"-Dopensearch.path.home={home}".encode()
-    return any(arg == marker for arg in cmdline)
+    return True
 
 
 def _reap(pid: int) -> None:
@@ -150,18 +158,22 @@ def stop(
 ) -> None:
     """SIGTERM (OpenSearch flushes and exits cleanly), then SIGKILL if it overstays."""
     os.kill(pid, signal.SIGTERM)
+    if not _gone_within(pid, proc, timeout):
+        os.kill(pid, signal.SIGKILL)
+        _gone_within(pid, proc, 30.0)
+    config.pid_file.unlink(missing_ok=True)
+
+
+def _gone_within(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None:
-            proc.poll()
-        if not _is_ours(pid, config.home):
-            break
-        time.sleep(0.2)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        if proc is not None:
-            proc.wait(timeout=30)
-    config.pid_file.unlink(missing_ok=True)
+            proc.poll()  # reap our own child, keeping its exit code
+        # Not "no longer ours": a dying process loses its command line before it is gone.
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def log_tail(config: NodeConfig, lines: int = 40) -> str:
