@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from opensearchpy import OpenSearch
+
 from ltrr.plugin.cluster import ClusterInfo
 from ltrr.plugin.node import LocalNode, NodeConfig
-from opensearchpy import OpenSearch
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from opensearchpy import OpenSearch
+
 from ltrr.plugin.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.errors import PluginNotInstalled
-from opensearchpy import OpenSearch
 
 DOCS = {
     "a": {"title": "rock", "body": "jazz jazz jazz"},

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from ltrr.plugin.cluster import KNN_PLUGIN, LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.errors import JavaNotFound, PluginNotInstalled, PortInUse
 from ltrr.plugin.node import LocalNode, NodeConfig
@@ -66,6 +67,10 @@ def test_status_command_reports_version_modules_and_plugins(local_node: LocalNod
         assert module in done.stdout
     assert f"{KNN_PLUGIN} 2.19.1.0" in done.stdout
     assert "LTR" in done.stdout
+
+    logs = ltrr("opensearch", "logs", "-n", "5", "--port", str(local_node.config.port))
+    assert logs.returncode == 0, logs.stderr
+    assert len(logs.stdout.splitlines()) == 5
 
 
 def test_up_refuses_a_port_it_does_not_own(local_node: LocalNode, tmp_path: Path) -> None:

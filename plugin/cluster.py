@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+
 from ltrr.plugin.errors import ClusterUnavailable, PluginNotInstalled
 
 # Names as a cluster lists them in _cat/plugins.

@@ -8,12 +8,13 @@ runtime), ``process`` (run and stop).
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-import requests
 from ltrr.plugin.cluster import ClusterInfo
 from ltrr.plugin.errors import PortInUse
 from ltrr.plugin.node import process
@@ -21,6 +22,7 @@ from ltrr.plugin.node.assemble import assemble, configure
 from ltrr.plugin.node.config import NodeConfig
 from ltrr.plugin.node.fetch import fetch_artifacts
 from ltrr.plugin.node.java import find_java_home
+from ltrr.plugin.node.lock import exclusive
 
 __all__ = ["LocalNode", "NodeConfig"]
 
@@ -46,17 +48,24 @@ class LocalNode:
     def is_running(self) -> bool:
         return self.pid() is not None
 
+    def _lock(self) -> AbstractContextManager[None]:
+        return exclusive(self.config.node_dir.with_name(f"{self.config.port}.lock"))
+
     def up(self, say: Say = _quiet) -> ClusterInfo:
         """Start the node unless it already runs; return once the cluster is green."""
+        with self._lock():
+            return self._up(say)
+
+    def _up(self, say: Say) -> ClusterInfo:
         config = self.config
         pid = self.pid()
         if pid is not None:
             say(f"OpenSearch already running at {config.url} (pid {pid})")
             process.wait_green(config, None, config.start_timeout)
             return ClusterInfo.fetch(config.url)
-        if _answers(config.url):
+        if _port_taken(config.port):
             raise PortInUse(
-                f"something this tool did not start answers at {config.url}; stop it, pick "
+                f"something this tool did not start listens at {config.url}; stop it, pick "
                 "another --port, or point OPENSEARCH_URL at it to use it as it is"
             )
         began = time.monotonic()
@@ -88,6 +97,10 @@ class LocalNode:
 
     def down(self, say: Say = _quiet) -> bool:
         """Stop the node this tool started; False if none was running."""
+        with self._lock():
+            return self._down(say)
+
+    def _down(self, say: Say) -> bool:
         pid = self.pid()
         if pid is None:
             say(f"No OpenSearch started by ltrr is running for port {self.config.port}")
@@ -124,9 +137,10 @@ class LocalNode:
                     time.sleep(poll)
 
 
-def _answers(url: str) -> bool:
+def _port_taken(port: int) -> bool:
+    """Anything listening counts, HTTP or not: OpenSearch could not bind the port either way."""
     try:
-        requests.get(url, timeout=2)
-    except requests.RequestException:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
         return False
-    return True

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 
 from ltrr.plugin.errors import ProvisionError
 from ltrr.plugin.node.bom import DISTRIBUTION, MODULES, OPENSEARCH_VERSION, PLUGINS, Artifact
+from ltrr.plugin.node.lock import exclusive
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 _MANIFEST = "manifest.json"
@@ -44,29 +45,33 @@ def fetch_artifacts(
 ) -> Artifacts:
     """Return the cached artifacts, downloading them first if this cache has never been filled."""
     root = cache_root(cache_dir)
-    if not (root / _MANIFEST).is_file():
-        run = run or _run_maven
-        root.mkdir(parents=True, exist_ok=True)
-        say(f"Fetching OpenSearch {OPENSEARCH_VERSION} from Maven Central into {root} (first run)")
-        # The POM sits in a folder of its own: in ``root`` it would also steer the single-artifact
-        # copies below, which must run as Maven's standalone project.
-        pom = root / "pom" / "pom.xml"
-        pom.parent.mkdir(exist_ok=True)
-        pom.write_text(_pom(root))
-        done = run(["-f", str(pom), "dependency:copy"], root)
-        if done.returncode != 0:
-            raise ProvisionError(
-                "Maven could not fetch the OpenSearch artifacts:\n" + _maven_errors(done)
-            )
-        missing: dict[str, str] = {}
-        for plugin in PLUGINS:
-            if plugin.required:
-                continue
-            done = run(_copy_one(plugin.zip, root / "plugins"), root)
-            if done.returncode != 0:
-                missing[plugin.name] = _maven_errors(done)
-        (root / _MANIFEST).write_text(json.dumps({"missing": missing}, indent=2) + "\n")
+    with exclusive(root.with_name(root.name + ".lock")):
+        if not (root / _MANIFEST).is_file():
+            _download(root, run or _run_maven, say)
     return _load(root)
+
+
+def _download(root: Path, run: Runner, say: Callable[[str], None]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    say(f"Fetching OpenSearch {OPENSEARCH_VERSION} from Maven Central into {root} (first run)")
+    # The POM sits in a folder of its own: in ``root`` it would also steer the single-artifact
+    # copies below, which must run as Maven's standalone project.
+    pom = root / "pom" / "pom.xml"
+    pom.parent.mkdir(exist_ok=True)
+    pom.write_text(_pom(root))
+    done = run(["-f", str(pom), "dependency:copy"], root)
+    if done.returncode != 0:
+        raise ProvisionError(
+            "Maven could not fetch the OpenSearch artifacts:\n" + _maven_errors(done)
+        )
+    missing: dict[str, str] = {}
+    for plugin in PLUGINS:
+        if plugin.required:
+            continue
+        done = run(_copy_one(plugin.zip, root / "plugins"), root)
+        if done.returncode != 0:
+            missing[plugin.name] = _maven_errors(done)
+    (root / _MANIFEST).write_text(json.dumps({"missing": missing}, indent=2) + "\n")
 
 
 def _load(root: Path) -> Artifacts:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import requests
+
 from ltrr.plugin.errors import NodeStartError, ProvisionError
 from ltrr.plugin.node.config import NODE_USER, NodeConfig
 

@@ -1,4 +1,5 @@
 import pytest
+
 from ltrr.plugin.cli import build_parser, main
 
 

@@ -2,9 +2,10 @@ import json
 
 import pytest
 import requests
+from requests.adapters import BaseAdapter
+
 from ltrr.plugin.cluster import ClusterInfo
 from ltrr.plugin.errors import ClusterUnavailable, PluginNotInstalled
-from requests.adapters import BaseAdapter
 
 ROOT = {"name": "n", "version": {"distribution": "opensearch", "number": "2.19.1"}}
 HEALTH = {"status": "green"}

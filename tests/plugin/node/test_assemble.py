@@ -5,6 +5,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from ltrr.plugin.errors import ProvisionError
 from ltrr.plugin.node.assemble import assemble, configure
 from ltrr.plugin.node.bom import MODULES

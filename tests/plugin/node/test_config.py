@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from ltrr.plugin.node.config import NodeConfig, default_cache_dir, default_state_dir
 
 

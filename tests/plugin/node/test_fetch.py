@@ -1,8 +1,11 @@
 import subprocess
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from ltrr.plugin.errors import ProvisionError
 from ltrr.plugin.node import fetch as fetch_module
 from ltrr.plugin.node.bom import DISTRIBUTION, MODULES, PLUGINS
@@ -114,3 +117,28 @@ def test_missing_maven_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(fetch_module.shutil, "which", lambda _: None)
     with pytest.raises(ProvisionError, match="Maven \\(mvn\\) is needed"):
         fetch_artifacts(tmp_path, say=lambda _: None)
+
+
+def test_concurrent_first_runs_download_once(tmp_path):
+    maven = FakeMaven()
+    slow_calls = []
+
+    def slow(args, cwd):
+        slow_calls.append(args)
+        time.sleep(0.2)
+        return maven(args, cwd)
+
+    results = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(fetch_artifacts(tmp_path, run=slow, say=lambda _: None))
+        )
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 3
+    assert len(slow_calls) == 2
+    assert results[0] == results[1] == results[2]

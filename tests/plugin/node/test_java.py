@@ -1,4 +1,5 @@
 import pytest
+
 from ltrr.plugin.errors import JavaNotFound
 from ltrr.plugin.node import java
 

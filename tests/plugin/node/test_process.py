@@ -3,6 +3,7 @@ import sys
 import time
 
 import pytest
+
 from ltrr.plugin.errors import NodeStartError
 from ltrr.plugin.node import process
 from ltrr.plugin.node.config import NodeConfig
