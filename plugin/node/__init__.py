@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ltrr.plugin.cluster import ClusterInfo
-from ltrr.plugin.errors import PortInUse
+from ltrr.plugin.errors import ClusterUnavailable, PortInUse
 from ltrr.plugin.node import process
 from ltrr.plugin.node.assemble import assemble, configure
 from ltrr.plugin.node.config import NodeConfig
@@ -119,7 +119,11 @@ class LocalNode:
         ]
         if pid is None:
             return "\n".join(head)
-        return "\n".join([*head, ClusterInfo.fetch(self.config.url).report()])
+        try:
+            report = ClusterInfo.fetch(self.config.url).report()
+        except ClusterUnavailable as exc:
+            report = f"cluster:      not answering yet ({exc})"
+        return "\n".join([*head, report])
 
     def log_lines(self, lines: int = 50) -> str:
         return process.log_tail(self.config, lines)

@@ -85,7 +85,7 @@ def start(config: NodeConfig, java_home: Path, user: str | None) -> subprocess.P
             cwd=config.home,
             env=env,
             user=user,
-            group=user,
+            group=pwd.getpwnam(user).pw_gid if user else None,
             extra_groups=[] if user else None,
             stdin=subprocess.DEVNULL,
             stdout=console,
