@@ -23,7 +23,7 @@ REQUIRED_MODULES = {"analysis-common", "lang-mustache", "lang-painless", "mapper
 def test_cluster_has_the_modules_and_knn(cluster: ClusterInfo) -> None:
     assert cluster.distribution == "opensearch"
     assert cluster.version.split(".")[0] in {"2", "3"}
-    assert cluster.health == "green"
+    assert cluster.health in {"green", "yellow"}  # a user's own cluster may have replicas
     assert set(cluster.modules) >= REQUIRED_MODULES
     assert any(m.startswith("transport-") for m in cluster.modules)
     assert cluster.has_plugin(KNN_PLUGIN)

@@ -131,6 +131,8 @@ class LocalNode:
     def follow_log(self, poll: float = 0.5) -> Iterator[str]:
         """Yield lines appended to the server log, like ``tail -f``."""
         path: Path = self.config.server_log
+        while not path.is_file():  # a node that is still being set up has no log yet
+            time.sleep(poll)
         with path.open(errors="replace") as log:
             log.seek(0, 2)
             while True:
