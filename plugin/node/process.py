@@ -158,11 +158,17 @@ def stop(
     config: NodeConfig, pid: int, proc: subprocess.Popen[bytes] | None, timeout: float = 60.0
 ) -> None:
     """SIGTERM (OpenSearch flushes and exits cleanly), then SIGKILL if it overstays."""
-    os.kill(pid, signal.SIGTERM)
+    _signal(pid, signal.SIGTERM)
     if not _gone_within(pid, proc, timeout):
-        os.kill(pid, signal.SIGKILL)
+        _signal(pid, signal.SIGKILL)
         _gone_within(pid, proc, 30.0)
     config.pid_file.unlink(missing_ok=True)
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    # The node may exit on its own between our check and the signal: that is success, not error.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 def _gone_within(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> bool:
