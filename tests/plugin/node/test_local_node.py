@@ -1,6 +1,4 @@
 import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -36,22 +34,11 @@ def test_down_without_a_node_is_a_no_op(tmp_path):
     assert messages == ["No OpenSearch started by ltrr is running for port 9397"]
 
 
-def test_status_of_a_node_that_is_still_starting(tmp_path):
+def test_status_of_a_node_that_is_still_starting(tmp_path, impostor):
     config = NodeConfig(port=9396, state_dir=tmp_path, cache_dir=tmp_path)
     config.node_dir.mkdir(parents=True)
-    starting = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; time.sleep(60)",
-            f"-Dopensearch.path.home={config.home}",
-        ]
-    )
-    try:
-        config.pid_file.write_text(f"{starting.pid}\n")
-        status = LocalNode(config).status()
-        assert f"node:         running, pid {starting.pid}" in status
-        assert "cluster:      not answering yet" in status
-    finally:
-        starting.kill()
-        starting.wait()
+    starting = impostor(config.home)
+    config.pid_file.write_text(f"{starting.pid}\n")
+    status = LocalNode(config).status()
+    assert f"node:         running, pid {starting.pid}" in status
+    assert "cluster:      not answering yet" in status

@@ -16,18 +16,6 @@ def config(tmp_path):
     return config
 
 
-def impostor(config):
-    """A process whose command line names our node home, as a real node's does."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; time.sleep(120)",
-            f"-Dopensearch.path.home={config.home}",
-        ]
-    )
-
-
 def test_no_pid_file_or_garbage_means_not_running(config):
     assert process.owned_pid(config) is None
     config.pid_file.write_text("not a pid\n")
@@ -41,8 +29,8 @@ def test_a_live_pid_of_someone_else_is_not_ours(config):
     assert process.owned_pid(config) is None
 
 
-def test_stop_terminates_only_our_process_and_clears_the_pid_file(config):
-    ours = impostor(config)
+def test_stop_terminates_only_our_process_and_clears_the_pid_file(config, impostor):
+    ours = impostor(config.home)
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         config.pid_file.write_text(f"{ours.pid}\n")
@@ -54,32 +42,21 @@ def test_stop_terminates_only_our_process_and_clears_the_pid_file(config):
         assert bystander.poll() is None
     finally:
         bystander.kill()
-        ours.kill()
         bystander.wait()
-        ours.wait()
 
 
-def test_stop_escalates_to_sigkill(config):
-    stubborn = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(120)",
-            f"-Dopensearch.path.home={config.home}",
-        ],
-        stdout=subprocess.PIPE,
-    )
-    assert stubborn.stdout.readline() == b"ready\n"
+def test_stop_escalates_to_sigkill(config, impostor):
+    stubborn = impostor(config.home, ignore_sigterm=True)
     began = time.monotonic()
     process.stop(config, stubborn.pid, stubborn, timeout=1)
     assert stubborn.returncode == -9
     assert time.monotonic() - began < 10
 
 
-def test_a_dead_zombie_is_not_running(config):
-    ours = impostor(config)
+def test_a_dead_zombie_is_not_running(config, impostor):
+    ours = impostor(config.home)
     config.pid_file.write_text(f"{ours.pid}\n")
+    assert process.owned_pid(config) == ours.pid
     ours.kill()
     time.sleep(0.2)  # now a zombie until reaped
     assert process.owned_pid(config) is None
