@@ -5,7 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The package folders are mapped under the `ltrr` namespace through a link tree (setuptools'
 # strict editable mode), so adding or removing a module re-runs the install.
-PACKAGE_DIRS := $(shell find plugin bandit query_plans -type d -not -name __pycache__)
+PACKAGE_DIRS := $(shell find plugin bandit query_plans templates -type d -not -name __pycache__)
+# Where the demo's data and the sentence model live; override for files elsewhere.
+SHARED ?= ../shared
+DATASET ?= $(SHARED)/datasets/cacm
+export LTRR_MODEL_DIR ?= $(abspath $(SHARED)/models/all-MiniLM-L6-v2-onnx)
 
 .PHONY: demo test lint format clean
 
@@ -16,7 +20,7 @@ $(BIN)/.installed: pyproject.toml $(PACKAGE_DIRS)
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/ltrr opensearch up
+	$(BIN)/ltrr demo --catalog query_plans/catalogs/beir.yml --dataset $(DATASET)
 
 test: $(BIN)/.installed
 	$(BIN)/pytest

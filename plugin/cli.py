@@ -7,8 +7,10 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.node import LocalNode, NodeConfig
@@ -36,6 +38,55 @@ def _opensearch(args: argparse.Namespace) -> int:
                     print(line, end="", flush=True)
             except KeyboardInterrupt:
                 pass
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from ltrr.plugin.server import Limits, serve
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    limits = Limits(max_body=args.max_body_bytes, max_msearch_lines=args.max_msearch_lines)
+    asyncio.run(serve(args.catalog, args.opensearch, args.listen, limits=limits, ready=_say))
+    return 0
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from ltrr.query_plans.catalog import validate_catalog
+
+    failed = 0
+    for path in args.paths:
+        errors = validate_catalog(path)
+        for error in errors:
+            print(error, file=sys.stderr)
+        if errors:
+            failed += 1
+        else:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ltrr.plugin.bench import overhead
+
+    print(overhead(args.catalog, args.opensearch, args.queries, args.warmup, args.seed))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ltrr.plugin.demo import run_demo
+
+    node = LocalNode(NodeConfig(port=args.port))
+    node.up(say=_say)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(args.catalog, args.dataset, node.url, args.listen, _say))
     return 0
 
 
@@ -73,6 +124,67 @@ def build_parser() -> argparse.ArgumentParser:
                 "-f", "--follow", action="store_true", help="keep printing new lines"
             )
     opensearch.set_defaults(handler=_opensearch)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the LTR&R proxy in front of OpenSearch",
+        description="Run the LTR&R proxy: intercepted searches take the learned plan, "
+        "everything else passes through unchanged.",
+    )
+    serve.add_argument(
+        "--catalog", nargs="+", required=True, metavar="PATH", help="strategy catalog YAML files"
+    )
+    serve.add_argument("--opensearch", required=True, metavar="URL", help="OpenSearch base URL")
+    serve.add_argument(
+        "--listen", default="127.0.0.1:9250", help="HOST:PORT (default 127.0.0.1:9250)"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=100 * 1024 * 1024, help="413 above (default 100 MiB)"
+    )
+    serve.add_argument(
+        "--max-msearch-lines", type=int, default=10_000, help="413 above (default 10000)"
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
+
+    catalog = commands.add_parser("catalog", help="strategy catalogs")
+    catalog_actions = catalog.add_subparsers(dest="action", required=True)
+    validate = catalog_actions.add_parser(
+        "validate",
+        help="check catalogs offline; every problem names its file, line and key",
+        description="Check catalogs offline; every problem names its file, line and key.",
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.set_defaults(handler=_catalog)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the end-to-end demo: local node, a BEIR corpus, the proxy, sample queries",
+        description="Start the local node, index a BEIR-layout corpus with embeddings, run its "
+        "queries through the proxy, then keep serving until Ctrl-C.",
+    )
+    demo.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    demo.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
+    demo.add_argument("--port", type=int, default=9200, help="local node port (default 9200)")
+    demo.add_argument("--listen", default="127.0.0.1:9250", help="proxy HOST:PORT")
+    demo.set_defaults(handler=_demo)
+
+    bench = commands.add_parser("bench", help="benchmarks that print numbers")
+    bench_actions = bench.add_subparsers(dest="action", required=True)
+    over = bench_actions.add_parser(
+        "overhead",
+        help="decision time, and proxy latency against direct OpenSearch, as JSON",
+        description="Decision time in process, and end-to-end latency of direct _msearch, "
+        "the intercepted path and passthrough, measured in one run; prints JSON.",
+    )
+    over.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    over.add_argument(
+        "--opensearch", default="http://127.0.0.1:9200", metavar="URL", help="OpenSearch base URL"
+    )
+    over.add_argument("--queries", type=int, default=500, metavar="N")
+    over.add_argument("--warmup", type=int, default=50, metavar="N")
+    over.add_argument("--seed", type=int, default=7)
+    over.set_defaults(handler=_bench)
     return parser
 
 

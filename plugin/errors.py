@@ -37,3 +37,38 @@ class ClusterUnavailable(LtrrError):
 
 class PluginNotInstalled(LtrrError):
     """A cluster lacks a plugin that a feature needs (k-NN, LTR)."""
+
+
+class HttpError(LtrrError):
+    """A request the proxy answers itself, in OpenSearch's error JSON, so clients parse it."""
+
+    status = 500
+    error_type = "exception"
+
+    def __init__(
+        self, reason: str, *, status: int | None = None, error_type: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if status is not None:
+            self.status = status
+        if error_type is not None:
+            self.error_type = error_type
+
+    def body(self) -> dict[str, object]:
+        cause = {"type": self.error_type, "reason": self.reason}
+        return {"error": {"root_cause": [cause], **cause}, "status": self.status}
+
+
+class BadRequest(HttpError):
+    """Malformed JSON or an illegal parameter on a request the proxy intercepts."""
+
+    status = 400
+    error_type = "parse_exception"
+
+
+class PayloadTooLarge(HttpError):
+    """A body or an ``_msearch`` over the proxy's caps."""
+
+    status = 413
+    error_type = "content_too_long_exception"

@@ -1,0 +1,57 @@
+"""What a policy decided for one search: per arm, included or not, a size, and a propensity.
+
+The plan and the proxy read a ``Decision``; they never see the policy or numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSpec:
+    """The numbers the bandit needs about an arm; the DSL stays in the catalog."""
+
+    name: str
+    min_size: int
+    max_size: int
+    cost: float = 1.0
+    needs_vector: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ArmChoice:
+    """One arm's outcome. ``propensity`` is P(included) under the policy, whatever the draw."""
+
+    arm: str
+    included: bool
+    size: int
+    propensity: float
+    score: float
+
+    @property
+    def outcome_probability(self) -> float:
+        """Probability of what actually happened, which off-policy estimators divide by."""
+        return self.propensity if self.included else 1.0 - self.propensity
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The policy's choice for one search, in catalog arm order."""
+
+    choices: tuple[ArmChoice, ...]
+    policy: str
+
+    @property
+    def included(self) -> tuple[ArmChoice, ...]:
+        return tuple(c for c in self.choices if c.included)
+
+    @property
+    def total_size(self) -> int:
+        return sum(c.size for c in self.choices if c.included)
+
+    def choice(self, arm: str) -> ArmChoice:
+        for c in self.choices:
+            if c.arm == arm:
+                return c
+        raise KeyError(arm)

@@ -1,0 +1,238 @@
+"""A real proxy (``ltrr serve`` in its own process) in front of the real node, over a small index.
+
+The index holds a dozen artists with every field the four arm kinds need: text (``name``,
+``tags``), a keyword name for the entity dictionary, a lucene ``knn_vector`` filled by the real
+ONNX embedder, a ``rank_feature`` popularity and the (still empty) memory field. Aliases of it
+each get their own catalog, so one proxy serves several policies.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from opensearchpy import OpenSearch
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_MODEL = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2-onnx"
+
+ARTISTS = [
+    ("daft-punk", "Daft Punk", ["electronic", "house", "french"], 900),
+    ("radiohead", "Radiohead", ["alternative rock", "experimental"], 1000),
+    ("portishead", "Portishead", ["trip-hop", "electronic"], 400),
+    ("massive-attack", "Massive Attack", ["trip-hop", "electronic", "bristol"], 500),
+    ("the-beatles", "The Beatles", ["classic rock", "pop", "british"], 1200),
+    ("beach-house", "Beach House", ["dream pop", "indie"], 300),
+    ("house-of-pain", "House of Pain", ["hip-hop", "irish"], 150),
+    ("aphex-twin", "Aphex Twin", ["electronic", "idm", "ambient"], 450),
+    ("boards-of-canada", "Boards of Canada", ["electronic", "ambient", "idm"], 350),
+    ("miles-davis", "Miles Davis", ["jazz", "trumpet"], 700),
+    ("john-coltrane", "John Coltrane", ["jazz", "saxophone"], 600),
+    ("bjork", "Björk", ["electronic", "experimental", "icelandic"], 650),
+]
+
+
+@dataclass(frozen=True)
+class MusicIndex:
+    name: str
+    catalogs: dict[str, Path]  # alias -> catalog file
+
+
+def model_dir() -> Path:
+    path = Path(os.environ.get("LTRR_MODEL_DIR", SHARED_MODEL))
+    if not (path / "model.onnx").exists():
+        pytest.skip(f"the ONNX sentence model is not at {path} (set LTRR_MODEL_DIR)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+MAPPING = {
+    "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "knn": True}},
+    "mappings": {
+        "properties": {
+            "name": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+            "tags": {"type": "text"},
+            "genre": {"type": "keyword"},
+            "popularity": {"type": "rank_feature"},
+            "embedding": {
+                "type": "knn_vector",
+                "dimension": 384,
+                "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"},
+            },
+            "ltrr_memory": {"properties": {"query": {"type": "keyword"}}},
+        }
+    },
+}
+
+
+def catalog_text(
+    alias: str, policy: str, extra_arm: str = "", rerank: str = "", budget: int = 20
+) -> str:
+    return f"""\
+target: {alias}
+budget: {budget}
+deadline_ms: 5000
+embedding:
+  model: ${{LTRR_MODEL_DIR}}
+features:
+  entity_field: name.keyword
+  context: {{segment: categorical}}
+policy: {policy}
+arms:
+  - name: lexical
+    template: multi_match.json.j2
+    params: {{fields: ["name^3", "tags"]}}
+    size: {{min: 5, max: 5}}
+  - name: dense
+    template: knn.json.j2
+    params: {{field: embedding}}
+    needs_vector: true
+    size: {{min: 5, max: 5}}
+  - name: popular
+    template: rank_feature.json.j2
+    params: {{field: popularity, text_fields: [name, tags]}}
+    size: {{min: 5, max: 5}}
+  - name: memory
+    template: memory.json.j2
+    params: {{field: ltrr_memory.query}}
+    size: {{min: 5, max: 5}}
+{extra_arm}fusion: {{method: rrf, k: 60}}
+{rerank}fallback:
+  - {{arm: lexical, size: 5}}
+"""
+
+
+@pytest.fixture(scope="session")
+def music(client: OpenSearch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MusicIndex]:
+    from ltrr.query_plans.embed import Embedder
+
+    name = f"ltrr-it-music-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=name, body=MAPPING)
+    with Embedder(model_dir()) as embedder:
+        vectors = embedder.embed_batch([f"{a[1]} {' '.join(a[2])}" for a in ARTISTS])
+    for (doc_id, artist, tags, plays), vector in zip(ARTISTS, vectors, strict=True):
+        client.index(
+            index=name,
+            id=doc_id,
+            body={
+                "name": artist,
+                "tags": tags,
+                "genre": tags[0],
+                "popularity": plays,
+                "embedding": [float(v) for v in vector],
+            },
+        )
+    client.indices.refresh(index=name)
+    folder = tmp_path_factory.mktemp("catalogs")
+    broken = folder / "broken.json.j2"
+    broken.write_text('{"match": {"name": {{ params.no_such_param }}}}\n')
+    catalogs = {
+        f"{name}-static": catalog_text(f"{name}-static", "{name: static}"),
+        f"{name}-linucb": catalog_text(
+            f"{name}-linucb", "{name: linucb, alpha: 1.0, min_probability: 0.05}"
+        ),
+        f"{name}-faulty": catalog_text(
+            f"{name}-faulty",
+            "{name: static}",
+            extra_arm=(
+                "  - name: missing_index\n    template: multi_match.json.j2\n"
+                "    index: ltrr-it-no-such-index\n"
+                "    params: {fields: [name]}\n    size: {min: 5, max: 5}\n"
+                "  - name: broken\n    template: broken.json.j2\n"
+                "    size: {min: 5, max: 5}\n"
+            ),
+            budget=30,
+        ),
+        f"{name}-rerank": catalog_text(
+            f"{name}-rerank",
+            "{name: static}",
+            rerank="rerank: {model: ltrr_it_no_such_model}\n",
+        ),
+    }
+    paths: dict[str, Path] = {}
+    for alias, text in catalogs.items():
+        client.indices.put_alias(index=name, name=alias)
+        path = folder / f"{alias}.yml"
+        path.write_text(text)
+        paths[alias] = path
+    yield MusicIndex(name, paths)
+    client.indices.delete(index=name, ignore_unavailable=True)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    url: str
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def proxy(
+    music: MusicIndex, opensearch_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proxy]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
+    env = {**os.environ, "LTRR_MODEL_DIR": str(model_dir())}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ltrr.plugin.cli",
+                "serve",
+                "--catalog",
+                *map(str, music.catalogs.values()),
+                "--opensearch",
+                opensearch_url,
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--max-body-bytes",
+                str(1024 * 1024),
+                "--max-msearch-lines",
+                "100",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"ltrr serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(f"{url}/_ltrr/stats", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"ltrr serve did not answer in 60 s:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield Proxy(url, log)
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def proxy_client(proxy: Proxy) -> Iterator[OpenSearch]:
+    os_client = OpenSearch(hosts=[proxy.url], timeout=60)
+    yield os_client
+    os_client.close()

@@ -1,0 +1,276 @@
+"""``ltrr bench overhead``: what the proxy costs, measured against OpenSearch in the same run.
+
+Three paths run the same queries, interleaved so that machine noise hits them alike:
+- direct: the very ``_msearch`` the proxy would send, straight to OpenSearch;
+- intercepted: the proxy's LTR&R path (a fresh decision every time);
+- passthrough: a plain ``_search`` through the proxy, beside the same search sent direct.
+The in-process decision time (features, policy, plan, fusion; no OpenSearch, no embedding) is
+timed separately. Everything is printed as JSON; nothing here asserts a target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+
+from ltrr.bandit.decide import decide
+from ltrr.bandit.features import EntityDictionary
+from ltrr.plugin.catalogs import CatalogRegistry, CatalogRuntime
+from ltrr.plugin.errors import LtrrError
+from ltrr.plugin.retrieve import read_arm
+from ltrr.query_plans.fusion import get_fusion
+from ltrr.query_plans.plan import Plan, SearchInput, build_plan
+from ltrr.query_plans.templates import TemplateRenderer
+
+
+def _quantiles(values: Sequence[float]) -> dict[str, float]:
+    ordered = np.sort(np.asarray(values, dtype=float))
+    return {
+        "p50": round(float(np.percentile(ordered, 50)), 3),
+        "p99": round(float(np.percentile(ordered, 99)), 3),
+        "mean": round(float(ordered.mean()), 3),
+        "n": len(ordered),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _sample_queries(
+    session: aiohttp.ClientSession, url: str, runtime: CatalogRuntime, n: int
+) -> list[str]:
+    field = runtime.catalog.features.entity_field
+    if field is None:
+        raise LtrrError("the benchmark draws its queries from the catalog's features.entity_field")
+    body = {
+        "size": n,
+        "_source": False,
+        "query": {"function_score": {"random_score": {"seed": 7, "field": "_seq_no"}}},
+        "docvalue_fields": [field],
+    }
+    target = runtime.catalog.targets[0]
+    async with session.post(f"{url}/{target}/_search", json=body) as reply:
+        payload = await reply.json()
+    if reply.status != 200:
+        raise LtrrError(f"could not sample queries from {target}: {payload}")
+    queries = [str(hit["fields"][field][0]) for hit in payload["hits"]["hits"] if hit.get("fields")]
+    if not queries:
+        raise LtrrError(f"{target} has no values in {field} to use as queries")
+    return [queries[i % len(queries)] for i in range(n)]
+
+
+def _plan(
+    runtime: CatalogRuntime,
+    renderer: TemplateRenderer,
+    query: str,
+    vector: Sequence[float] | None,
+    seed: int,
+    sizes: dict[str, int] | None = None,
+) -> Plan:
+    """The plan the proxy builds: decided here, or with the sizes the proxy reported."""
+    if sizes is None:
+        rng = np.random.default_rng(seed)
+        x = runtime.features.build(query, {}, datetime.now(), None)
+        decision = decide(runtime.policy, x, runtime.catalog.budget, rng, depth=10)
+        sizes = {c.arm: c.size for c in decision.choices if c.included}
+    return build_plan(
+        runtime.catalog,
+        sizes,
+        SearchInput(
+            target=runtime.catalog.targets[0],
+            query=query,
+            query_norm=EntityDictionary.normalize(query),
+            vector=vector,
+        ),
+        renderer,
+        timeout_ms=1000,
+    )
+
+
+async def _timed_post(
+    session: aiohttp.ClientSession, url: str, body: bytes, content_type: str
+) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    async with session.post(url, data=body, headers={"Content-Type": content_type}) as reply:
+        raw = await reply.read()
+        status = reply.status
+    elapsed = (time.perf_counter() - t0) * 1000
+    if status != 200:
+        raise LtrrError(f"POST {url} answered {status}: {raw[:300]!r}")
+    return elapsed, orjson.loads(raw)
+
+
+async def _run(
+    catalog: Path, opensearch_url: str, n: int, warmup: int, seed: int
+) -> dict[str, Any]:
+    registry = CatalogRegistry([catalog], seed=seed)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    renderer = TemplateRenderer()
+    target = runtime.catalog.targets[0]
+    fusion = get_fusion(runtime.catalog.fusion)
+    connector = aiohttp.TCPConnector(limit=4)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        queries = await _sample_queries(session, opensearch_url, runtime, n)
+        vectors: dict[str, tuple[float, ...] | None] = {}
+        for q in set(queries):
+            vectors[q] = runtime.embedder.embed(q) if runtime.embedder is not None else None
+
+        # In-process decision time, over arm results fetched once from the real node.
+        arm_results = []
+        for i, q in enumerate(queries):
+            plan = _plan(runtime, renderer, q, vectors[q], seed + i)
+            _, payload = await _timed_post(
+                session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
+            )
+            arm_results.append(
+                {
+                    s.arm: read_arm(s.arm, r).hits
+                    for s, r in zip(plan.searches, payload["responses"], strict=True)
+                }
+            )
+        decision_us: list[float] = []
+        for repeat in range(3):
+            for i, q in enumerate(queries):
+                t0 = time.perf_counter_ns()
+                plan = _plan(runtime, renderer, q, vectors[q], seed + i + repeat)
+                plan.ndjson()
+                fusion(arm_results[i], runtime.catalog.fusion.weights)
+                decision_us.append((time.perf_counter_ns() - t0) / 1000)
+
+        # End to end, against a proxy process of its own.
+        port = _free_port()
+        proxy_url = f"http://127.0.0.1:{port}"
+        log = Path(tempfile.mkstemp(prefix="ltrr-bench-", suffix=".log")[1])
+        log_file = log.open("wb")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ltrr.plugin.cli",
+                "serve",
+                "--catalog",
+                str(catalog),
+                "--opensearch",
+                opensearch_url,
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    async with session.get(f"{proxy_url}/_ltrr/stats") as reply:
+                        if reply.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise LtrrError(f"the proxy did not start; see {log}")
+                await asyncio.sleep(0.2)
+
+            field = runtime.catalog.features.entity_field
+            series: dict[str, list[float]] = {
+                "direct_msearch": [],
+                "proxy_intercepted": [],
+                "direct_search": [],
+                "proxy_passthrough": [],
+            }
+            proxy_own: list[float] = []
+            embed_ms: list[float] = []
+            total_time = dict.fromkeys(series, 0.0)
+            rounds = [(True, q) for q in queries[:warmup]] + [(False, q) for q in queries]
+            for i, (is_warmup, q) in enumerate(rounds):
+                plain = orjson.dumps({"query": {"term": {field: q}}, "size": 10})
+                intercepted = orjson.dumps(
+                    {"size": 10, "ext": {"ltrr": {"query": q, "decision_id": uuid.uuid4().hex}}}
+                )
+                # The proxy decides first; the direct call then sends the very same _msearch.
+                elapsed, payload = await _timed_post(
+                    session, f"{proxy_url}/{target}/_search", intercepted, "application/json"
+                )
+                ltrr = payload["ext"]["ltrr"]
+                sizes = {a: info["size"] for a, info in ltrr["arms"].items() if info["included"]}
+                plan = _plan(runtime, renderer, q, vectors[q], seed, sizes)
+                direct, _ = await _timed_post(
+                    session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
+                )
+                pair = [
+                    ("direct_search", f"{opensearch_url}/{target}/_search"),
+                    ("proxy_passthrough", f"{proxy_url}/{target}/_search"),
+                ]
+                measured = [("proxy_intercepted", elapsed), ("direct_msearch", direct)]
+                for name, url in pair if i % 2 else reversed(pair):
+                    took, _ = await _timed_post(session, url, plain, "application/json")
+                    measured.append((name, took))
+                if is_warmup:
+                    continue
+                for name, took in measured:
+                    series[name].append(took)
+                    total_time[name] += took
+                timings = ltrr["timings_ms"]
+                upstream = timings.get("retrieve", 0.0) + timings.get("rerank", 0.0)
+                proxy_own.append(elapsed - upstream - timings.get("embed", 0.0))
+                embed_ms.append(timings.get("embed", 0.0))
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+            log_file.close()
+    registry.close()
+
+    paths = {name: _quantiles(values) for name, values in series.items()}
+    for name, values in series.items():
+        paths[name]["throughput_rps"] = round(len(values) / (total_time[name] / 1000), 1)
+    p50 = {name: paths[name]["p50"] for name in paths}
+    return {
+        "catalog": str(catalog),
+        "policy": runtime.policy.name,
+        "queries": n,
+        "warmup": warmup,
+        "decision_time_us": _quantiles(decision_us),
+        "end_to_end_ms": paths,
+        "overhead_ms": {
+            "passthrough_p50": round(p50["proxy_passthrough"] - p50["direct_search"], 3),
+            "intercepted_minus_upstream": _quantiles(proxy_own),
+            "intercepted_embed": _quantiles(embed_ms),
+        },
+        "ratios_p50": {
+            "intercepted_over_direct_msearch": round(
+                p50["proxy_intercepted"] / p50["direct_msearch"], 3
+            ),
+            "passthrough_over_direct_search": round(
+                p50["proxy_passthrough"] / p50["direct_search"], 3
+            ),
+            "intercepted_over_passthrough": round(
+                p50["proxy_intercepted"] / p50["proxy_passthrough"], 3
+            ),
+        },
+    }
+
+
+def overhead(catalog: Path, opensearch_url: str, n: int, warmup: int = 50, seed: int = 7) -> str:
+    report = asyncio.run(_run(catalog, opensearch_url.rstrip("/"), n, warmup, seed))
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()

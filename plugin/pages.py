@@ -1,0 +1,90 @@
+"""Ranked lists kept for pagination, so the next page comes from the same list.
+
+A page request finds its list by ``decision_id`` (or UBI's ``query_id``), or by the same query,
+context and filters within the TTL. Pages then never overlap or skip, whatever the bandit would
+draw next time. The cache is per process and bounded (LRU).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ltrr.query_plans.rerank import RankedHit
+
+
+@dataclass(slots=True)
+class RankedList:
+    """One decision's final order and what ``ext.ltrr`` reports about it."""
+
+    decision_id: str
+    hits: list[RankedHit]
+    ext: dict[str, Any]
+    shards: dict[str, int]
+    fingerprint: str
+    created: float = field(default=0.0)
+
+
+def fingerprint(
+    target: str,
+    query: str,
+    context: Mapping[str, object],
+    filters: object,
+    post_filter: object,
+    source: object,
+) -> str:
+    return orjson.dumps(
+        [target, query, context, filters, post_filter, source], option=orjson.OPT_SORT_KEYS
+    ).decode()
+
+
+class PageCache:
+    def __init__(
+        self,
+        ttl_seconds: float = 300.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._by_id: OrderedDict[str, RankedList] = OrderedDict()
+        self._by_fingerprint: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def _fresh(self, ranked: RankedList | None) -> RankedList | None:
+        if ranked is None:
+            return None
+        if self.clock() - ranked.created > self.ttl:
+            self._drop(ranked.decision_id)
+            return None
+        self._by_id.move_to_end(ranked.decision_id)
+        return ranked
+
+    def by_id(self, decision_id: str) -> RankedList | None:
+        return self._fresh(self._by_id.get(decision_id))
+
+    def by_fingerprint(self, key: str) -> RankedList | None:
+        decision_id = self._by_fingerprint.get(key)
+        return self.by_id(decision_id) if decision_id is not None else None
+
+    def put(self, ranked: RankedList) -> None:
+        ranked.created = self.clock()
+        self._drop(ranked.decision_id)
+        self._by_id[ranked.decision_id] = ranked
+        self._by_fingerprint[ranked.fingerprint] = ranked.decision_id
+        while len(self._by_id) > self.max_entries:
+            oldest = next(iter(self._by_id))
+            self._drop(oldest)
+
+    def _drop(self, decision_id: str) -> None:
+        old = self._by_id.pop(decision_id, None)
+        if old is not None and self._by_fingerprint.get(old.fingerprint) == decision_id:
+            del self._by_fingerprint[old.fingerprint]

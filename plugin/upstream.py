@@ -1,0 +1,95 @@
+"""The proxy's side of OpenSearch: one pooled keep-alive session, behind an injectable transport.
+
+The search path talks to a ``Transport`` so that unit tests run without a network; the real one
+wraps one ``aiohttp.ClientSession`` whose connection pool every request shares.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class UpstreamError(Exception):
+    """OpenSearch could not be reached, or its answer could not be read."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """OpenSearch did not answer within the time the deadline left."""
+
+
+class Transport(Protocol):
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | None,
+    ) -> UpstreamReply: ...
+
+
+def make_session(limit: int = 64) -> aiohttp.ClientSession:
+    """One pool for everything: keep-alive, no automatic decompression (byte-exact passthrough)."""
+    connector = aiohttp.TCPConnector(
+        limit=limit, keepalive_timeout=60.0, enable_cleanup_closed=True
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
+    )
+
+
+class AiohttpTransport:
+    """The real transport, sharing the proxy's session."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | None,
+    ) -> UpstreamReply:
+        sent = dict(headers)
+        if body is not None and "Content-Type" not in sent:
+            sent["Content-Type"] = "application/json"
+        try:
+            async with self.session.request(
+                method,
+                self.base_url + path,
+                headers=sent,
+                data=body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as reply:
+                raw = await reply.read()
+                if reply.headers.get("Content-Encoding", "").lower() == "gzip":
+                    raw = gzip.decompress(raw)
+                return UpstreamReply(reply.status, raw)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{method} {path} took longer than {timeout}s") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{method} {path}: {exc}") from exc

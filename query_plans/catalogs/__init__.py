@@ -1,0 +1,1 @@
+"""Example strategy catalogs shipped with the package (music benchmark, BEIR corpus)."""

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from ltrr.plugin.pages import PageCache, RankedList, fingerprint
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def ranked(decision_id, key="k"):
+    return RankedList(decision_id, [], {}, {}, key)
+
+
+def test_found_by_id_and_by_fingerprint_within_ttl():
+    clock = Clock()
+    pages = PageCache(ttl_seconds=10, clock=clock)
+    pages.put(ranked("d1", "k1"))
+    assert pages.by_id("d1").decision_id == "d1"
+    assert pages.by_fingerprint("k1").decision_id == "d1"
+    clock.now = 10.5
+    assert pages.by_id("d1") is None
+    assert pages.by_fingerprint("k1") is None
+    assert len(pages) == 0
+
+
+def test_lru_bound_evicts_oldest_and_its_fingerprint():
+    pages = PageCache(max_entries=2, clock=Clock())
+    for n in range(3):
+        pages.put(ranked(f"d{n}", f"k{n}"))
+    assert pages.by_id("d0") is None
+    assert pages.by_fingerprint("k0") is None
+    assert pages.by_id("d2") is not None
+
+
+def test_newer_decision_takes_over_the_fingerprint():
+    pages = PageCache(clock=Clock())
+    pages.put(ranked("d1", "same"))
+    pages.put(ranked("d2", "same"))
+    assert pages.by_fingerprint("same").decision_id == "d2"
+    assert pages.by_id("d1") is not None
+
+
+def test_fingerprint_ignores_key_order():
+    assert fingerprint("t", "q", {"a": 1, "b": 2}, [], None, None) == fingerprint(
+        "t", "q", {"b": 2, "a": 1}, [], None, None
+    )
+    assert fingerprint("t", "q", {}, [], None, None) != fingerprint("t", "q2", {}, [], None, None)
