@@ -25,7 +25,9 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.server import Proxy, parse_listen
 from ltrr.query_plans.catalog import Catalog
 
-BATCH = 64
+# Documents per embedding call and bulk request: large enough that embed_batch can group texts
+# of similar length (the padding cost), small enough to show progress.
+BATCH = 512
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Ranked lists kept for pagination, so the next page comes from the same list.
 
 A page request finds its list by ``decision_id`` (or UBI's ``query_id``), or by the same query,
-context and filters within the TTL. Pages then never overlap or skip, whatever the bandit would
-draw next time. The cache is per process and bounded (LRU).
+context and filters on the same catalog version within the TTL. Pages then never overlap or
+skip, whatever the bandit would draw next time. The cache is per process and bounded (LRU).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class RankedList:
 
 
 def fingerprint(
+    catalog_digest: str,
     target: str,
     query: str,
     context: Mapping[str, object],
@@ -39,7 +40,8 @@ def fingerprint(
     source: object,
 ) -> str:
     return orjson.dumps(
-        [target, query, context, filters, post_filter, source], option=orjson.OPT_SORT_KEYS
+        [catalog_digest, target, query, context, filters, post_filter, source],
+        option=orjson.OPT_SORT_KEYS,
     ).decode()
 
 

@@ -105,6 +105,7 @@ class SearchPath:
         started = time.perf_counter()
         catalog = runtime.catalog
         key = fingerprint(
+            catalog.digest,
             request.target,
             request.query,
             request.context,

@@ -85,8 +85,7 @@ class Embedder:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltrr-embed")
         # A probe both learns the width when the export leaves it symbolic and pays onnxruntime's
         # first-run setup at load time rather than on the first user's query.
-        probe = self.embed_batch(["probe"])
-        self._dimensions = int(probe.shape[1])
+        self._dimensions = int(self._run(["probe"]).shape[1])
 
     @property
     def dimensions(self) -> int:
@@ -105,11 +104,15 @@ class Embedder:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         if not texts:
             return np.zeros((0, self._dimensions), dtype=np.float32)
-        chunks = [
-            self._run(texts[start : start + batch_size])
-            for start in range(0, len(texts), batch_size)
-        ]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        # Batch texts of similar length together: each batch pads to its longest text, and
+        # attention costs grow with that length, so mixing a title with an abstract wastes most
+        # of the work. Results go back into the caller's order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self._dimensions), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            out[chosen] = self._run([texts[i] for i in chosen])
+        return out
 
     def embed(self, text: str) -> tuple[float, ...]:
         """Cached: the tuple is shared between callers, so it must not be mutable."""

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,14 +178,13 @@ def music(client: OpenSearch, tmp_path_factory: pytest.TempPathFactory) -> Itera
 class Proxy:
     url: str
     log: Path
+    process: subprocess.Popen[bytes]
 
 
-@pytest.fixture(scope="session")
-def proxy(
-    music: MusicIndex, opensearch_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Proxy]:
+@contextmanager
+def running_proxy(catalogs: list[Path], opensearch_url: str, log: Path) -> Iterator[Proxy]:
+    """``ltrr serve`` in its own process, with small caps so that tests can reach them."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
     env = {**os.environ, "LTRR_MODEL_DIR": str(model_dir())}
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -194,7 +194,7 @@ def proxy(
                 "ltrr.plugin.cli",
                 "serve",
                 "--catalog",
-                *map(str, music.catalogs.values()),
+                *map(str, catalogs),
                 "--opensearch",
                 opensearch_url,
                 "--listen",
@@ -222,13 +222,24 @@ def proxy(
             process.kill()
             pytest.fail(f"ltrr serve did not answer in 60 s:\n{log.read_text()}")
         time.sleep(0.2)
-    yield Proxy(url, log)
-    process.terminate()
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        yield Proxy(url, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def proxy(
+    music: MusicIndex, opensearch_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proxy]:
+    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
+    with running_proxy(list(music.catalogs.values()), opensearch_url, log) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,9 @@ def test_newer_decision_takes_over_the_fingerprint():
 
 
 def test_fingerprint_ignores_key_order():
-    assert fingerprint("t", "q", {"a": 1, "b": 2}, [], None, None) == fingerprint(
-        "t", "q", {"b": 2, "a": 1}, [], None, None
+    assert fingerprint("c", "t", "q", {"a": 1, "b": 2}, [], None, None) == fingerprint(
+        "c", "t", "q", {"b": 2, "a": 1}, [], None, None
     )
-    assert fingerprint("t", "q", {}, [], None, None) != fingerprint("t", "q2", {}, [], None, None)
+    base = fingerprint("c", "t", "q", {}, [], None, None)
+    assert base != fingerprint("c", "t", "q2", {}, [], None, None)
+    assert base != fingerprint("c2", "t", "q", {}, [], None, None)  # a reloaded catalog

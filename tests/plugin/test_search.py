@@ -1,0 +1,149 @@
+"""The search path end to end over a fake transport: fallbacks, credentials, paging."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import orjson
+import pytest
+
+from ltrr.plugin.catalogs import CatalogRegistry
+from ltrr.plugin.intercept import SearchRequest
+from ltrr.plugin.pages import PageCache
+from ltrr.plugin.search import SearchPath
+from ltrr.plugin.stats import Stats
+from ltrr.plugin.upstream import UpstreamReply
+from ltrr.query_plans.templates import TemplateRenderer
+
+CATALOG = """\
+target: music
+budget: 6
+policy: {name: static}
+arms:
+  - name: a
+    template: multi_match.json.j2
+    params: {fields: [name]}
+    size: {min: 3, max: 3}
+  - name: b
+    template: multi_match.json.j2
+    params: {fields: [tags]}
+    size: {min: 3, max: 3}
+fusion: {method: rrf, k: 60}
+fallback: [{arm: a, size: 3}]
+"""
+
+
+def hits(*ids):
+    return {
+        "took": 1,
+        "timed_out": False,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {"hits": [{"_index": "m", "_id": i, "_score": 1.0, "_source": {}} for i in ids]},
+        "status": 200,
+    }
+
+
+class FakeOpenSearch:
+    """Answers ``_msearch`` from a table per arm field, and records every call."""
+
+    def __init__(self, answers, rerank=None):
+        self.answers = answers
+        self.rerank = rerank
+        self.calls = []
+
+    async def request(self, method, path, *, headers, body, timeout):
+        self.calls.append((path, dict(headers), body))
+        if path == "/_msearch":
+            lines = body.decode().splitlines()
+            responses = []
+            for line in lines[1::2]:
+                fields = orjson.loads(line)["query"]["multi_match"]["fields"]
+                responses.append(self.answers[fields[0]])
+            return UpstreamReply(200, orjson.dumps({"responses": responses}))
+        if path.endswith("/_search") and self.rerank is not None:
+            return UpstreamReply(200, orjson.dumps(self.rerank))
+        raise AssertionError(path)
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    path = tmp_path / "music.yml"
+    path.write_text(CATALOG)
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    return registry.runtimes()[0]
+
+
+def run(transport, runtime, request, pages=None, stats=None):
+    path = SearchPath(
+        transport,
+        pages if pages is not None else PageCache(),
+        TemplateRenderer(),
+        stats or Stats(),
+        now=lambda: datetime(2026, 1, 1, 12),
+    )
+    return asyncio.run(path.run(runtime, request, {"Authorization": "Bearer t"}))
+
+
+def test_fuses_both_arms_and_uses_the_callers_credentials(runtime):
+    fake = FakeOpenSearch({"name": hits("1", "2", "3"), "tags": hits("3", "4")})
+    answer = run(fake, runtime, SearchRequest("music", "x", size=10))
+    ids = [h["_id"] for h in answer.body["hits"]["hits"]]
+    assert ids == ["3", "1", "2", "4"]  # 3 is found by both arms
+    assert all(headers["Authorization"] == "Bearer t" for _, headers, _ in fake.calls)
+    assert answer.body["ext"]["ltrr"]["arms"]["a"]["propensity"] == 1.0
+    assert answer.body["_shards"]["total"] == 2
+
+
+def test_policy_exception_falls_back_to_the_static_plan_and_counts(runtime, monkeypatch):
+    def broken(_x):
+        raise RuntimeError("numerical trouble")
+
+    monkeypatch.setattr(runtime.policy, "probabilities", broken)
+    stats = Stats()
+    fake = FakeOpenSearch({"name": hits("1"), "tags": hits("2")})
+    answer = run(fake, runtime, SearchRequest("music", "x"), stats=stats)
+    ltrr = answer.body["ext"]["ltrr"]
+    assert ltrr["fallback"].startswith("policy error")
+    assert ltrr["arms"]["a"]["included"]
+    assert not ltrr["arms"]["b"]["included"]
+    assert stats.counts["policy_errors"] == 1
+
+
+def test_one_failed_arm_is_left_out_and_recorded(runtime):
+    failed = {"error": {"type": "index_not_found_exception", "reason": "gone"}, "status": 404}
+    stats = Stats()
+    fake = FakeOpenSearch({"name": failed, "tags": hits("4")})
+    answer = run(fake, runtime, SearchRequest("music", "x"), stats=stats)
+    assert [h["_id"] for h in answer.body["hits"]["hits"]] == ["4"]
+    assert answer.body["ext"]["ltrr"]["arms"]["a"]["status"] == "failed"
+    assert answer.body["ext"]["ltrr"]["fallback"] is None
+    assert stats.arm_failures["a"] == 1
+
+
+def test_every_arm_failing_tries_static_then_passes_through(runtime):
+    failed = {"error": {"type": "x", "reason": "y"}, "status": 500}
+    stats = Stats()
+    fake = FakeOpenSearch({"name": failed, "tags": failed})
+    assert run(fake, runtime, SearchRequest("music", "x"), stats=stats) is None
+    assert len(fake.calls) == 2  # the decision's msearch, then the static plan's
+    assert stats.counts["fell_through_to_passthrough"] == 1
+
+
+def test_next_page_comes_from_the_same_list(runtime):
+    pages = PageCache()
+    fake = FakeOpenSearch({"name": hits("1", "2", "3"), "tags": hits("4", "5", "6")})
+    first = run(fake, runtime, SearchRequest("music", "x", size=2), pages=pages)
+    decision_id = first.decision_id
+    second = run(
+        fake,
+        runtime,
+        SearchRequest("music", "x", size=2, from_=2, decision_id=decision_id),
+        pages=pages,
+    )
+    assert len(fake.calls) == 1
+    page1 = [h["_id"] for h in first.body["hits"]["hits"]]
+    page2 = [h["_id"] for h in second.body["hits"]["hits"]]
+    assert not set(page1) & set(page2)
+    assert second.body["hits"]["total"]["value"] == 6
