@@ -19,7 +19,7 @@ class ArmSpec:
     needs_vector: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per arm per search, and frozen doubles the cost
 class ArmChoice:
     """One arm's outcome. ``propensity`` is P(included) under the policy, whatever the draw."""
 

@@ -81,12 +81,11 @@ def _plan(
     renderer: TemplateRenderer,
     query: str,
     vector: Sequence[float] | None,
-    seed: int,
+    rng: np.random.Generator,
     sizes: dict[str, int] | None = None,
 ) -> Plan:
     """The plan the proxy builds: decided here, or with the sizes the proxy reported."""
     if sizes is None:
-        rng = np.random.default_rng(seed)
         x = runtime.features.build(query, {}, datetime.now(), None)
         decision = decide(runtime.policy, x, runtime.catalog.budget, rng, depth=10)
         sizes = {c.arm: c.size for c in decision.choices if c.included}
@@ -126,6 +125,7 @@ async def _run(
     renderer = TemplateRenderer()
     target = runtime.catalog.targets[0]
     fusion = get_fusion(runtime.catalog.fusion)
+    rng = np.random.default_rng(seed)  # one generator, as the proxy keeps one per catalog
     connector = aiohttp.TCPConnector(limit=4)
     async with aiohttp.ClientSession(connector=connector) as session:
         queries = await _sample_queries(session, opensearch_url, runtime, n)
@@ -136,7 +136,7 @@ async def _run(
         # In-process decision time, over arm results fetched once from the real node.
         arm_results = []
         for i, q in enumerate(queries):
-            plan = _plan(runtime, renderer, q, vectors[q], seed + i)
+            plan = _plan(runtime, renderer, q, vectors[q], rng)
             _, payload = await _timed_post(
                 session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
             )
@@ -147,10 +147,10 @@ async def _run(
                 }
             )
         decision_us: list[float] = []
-        for repeat in range(3):
+        for _ in range(3):
             for i, q in enumerate(queries):
                 t0 = time.perf_counter_ns()
-                plan = _plan(runtime, renderer, q, vectors[q], seed + i + repeat)
+                plan = _plan(runtime, renderer, q, vectors[q], rng)
                 plan.ndjson()
                 fusion(arm_results[i], runtime.catalog.fusion.weights)
                 decision_us.append((time.perf_counter_ns() - t0) / 1000)
@@ -214,7 +214,7 @@ async def _run(
                 )
                 ltrr = payload["ext"]["ltrr"]
                 sizes = {a: info["size"] for a, info in ltrr["arms"].items() if info["included"]}
-                plan = _plan(runtime, renderer, q, vectors[q], seed, sizes)
+                plan = _plan(runtime, renderer, q, vectors[q], rng, sizes)
                 direct, _ = await _timed_post(
                     session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
                 )

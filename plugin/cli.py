@@ -52,7 +52,13 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     limits = Limits(max_body=args.max_body_bytes, max_msearch_lines=args.max_msearch_lines)
-    asyncio.run(serve(args.catalog, args.opensearch, args.listen, limits=limits, ready=_say))
+    main = serve(args.catalog, args.opensearch, args.listen, limits=limits, ready=_say)
+    try:
+        import uvloop  # a faster event loop where it exists (not on Windows)
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
     return 0
 
 

@@ -7,7 +7,7 @@ named in ``Connection``, are dropped as RFC 9110 section 7.6.1 says.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +29,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 CHUNK = 64 * 1024
+SMALL_RESPONSE = 1024 * 1024
 
 
 def end_to_end(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
@@ -59,7 +60,7 @@ async def forward(
     *,
     max_body: int,
     body: bytes | None = None,
-    extra_headers: Iterable[tuple[str, str]] = (),
+    extra_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Stream ``request`` to OpenSearch and its answer back; ``body`` replaces one already read."""
     if request.content_length is not None and request.content_length > max_body:
@@ -86,16 +87,25 @@ async def forward(
         allow_redirects=False,
         compress=None,
     ) as upstream:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        response.headers.extend(end_to_end(upstream.headers))
-        for name, value in extra_headers:
-            response.headers[name] = value
+        headers = end_to_end(upstream.headers)
+        headers.update(extra_headers or {})
         length = upstream.headers.get("Content-Length")
+        if length is not None and int(length) <= SMALL_RESPONSE and request.method != "HEAD":
+            # Most answers are small and sized: one write is cheaper than a stream.
+            body = await upstream.read()
+            response = web.Response(
+                status=upstream.status, reason=upstream.reason, body=body, headers=headers
+            )
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        streamed = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        streamed.headers.extend(headers)
         if length is not None:
-            response.content_length = int(length)
-        await response.prepare(request)
+            streamed.content_length = int(length)
+        await streamed.prepare(request)
         if request.method != "HEAD":
             async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        await response.write_eof()
-        return response
+                await streamed.write(chunk)
+        await streamed.write_eof()
+        return streamed

@@ -98,6 +98,7 @@ def build_plan(
                     "params": arm.params,
                     "context": request.context,
                 },
+                version=catalog.digest,
             )
         except TemplateError as exc:
             failures[arm.name] = str(exc)

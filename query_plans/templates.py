@@ -9,9 +9,7 @@ arm fails with a ``TemplateError`` (which fails that arm only, never the search)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -81,17 +79,12 @@ def _render_failure(exc: Exception) -> tuple[str, BaseException]:
     return f"render failed: {type(cause).__name__}: {cause}", cause
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    stamp: tuple[int, int, int]
-    template: jinja2.Template
-
-
 class TemplateRenderer:
-    """One sandboxed environment and a cache of compiled templates, checked against the file.
+    """One sandboxed environment and a cache of compiled templates, per catalog version.
 
-    Templates compile once and recompile only when the file's mtime, size or inode changes, so
-    an edited template takes effect at the next search at the cost of one ``stat`` per render.
+    A template compiles once per ``version`` (the catalog's digest, which covers the template
+    bytes). An edited template therefore takes effect when its catalog reloads and validates,
+    never half-way, and rendering costs no ``stat`` on the search path.
     """
 
     def __init__(self) -> None:
@@ -102,15 +95,19 @@ class TemplateRenderer:
             auto_reload=False,
             cache_size=0,
         )
-        self._cache: dict[Path, _Compiled] = {}
+        self._cache: dict[tuple[Path, str], jinja2.Template] = {}
 
     def check(self, path: Path) -> None:
-        """Compile (or reuse) the template; a syntax error names the file and its line."""
-        self._template(path)
+        """Compile the template afresh; a syntax error names the file and its line."""
+        self._compile(path)
 
-    def render(self, path: Path, variables: Mapping[str, Any]) -> dict[str, Any]:
+    def render(
+        self, path: Path, variables: Mapping[str, Any], *, version: str = ""
+    ) -> dict[str, Any]:
         """The query clause, parsed; any failure is a ``TemplateError`` naming the file."""
-        template = self._template(path)
+        template = self._cache.get((path, version))
+        if template is None:
+            template = self._cache[(path, version)] = self._compile(path)
         try:
             text = template.render(variables)
         except Exception as exc:
@@ -127,19 +124,6 @@ class TemplateRenderer:
                 path, f"must render one JSON object (a query clause), not {type(clause).__name__}"
             )
         return clause
-
-    def _template(self, path: Path) -> jinja2.Template:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            raise TemplateError(path, f"cannot read the template: {exc.strerror or exc}") from exc
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        cached = self._cache.get(path)
-        if cached is not None and cached.stamp == stamp:
-            return cached.template
-        template = self._compile(path)
-        self._cache[path] = _Compiled(stamp, template)
-        return template
 
     def _compile(self, path: Path) -> jinja2.Template:
         try:

@@ -64,6 +64,7 @@ def _free_port() -> int:
 MAPPING = {
     "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "knn": True}},
     "mappings": {
+        "_source": {"excludes": ["embedding"]},
         "properties": {
             "name": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
             "tags": {"type": "text"},
@@ -75,7 +76,7 @@ MAPPING = {
                 "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"},
             },
             "ltrr_memory": {"properties": {"query": {"type": "keyword"}}},
-        }
+        },
     },
 }
 

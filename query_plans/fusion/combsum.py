@@ -47,15 +47,20 @@ def weighted_sum(
             key = (hit.index, hit.id)
             doc = get(key)
             if doc is None:
-                prov = [Provenance(arm, hit.rank, hit.score)]
-                docs[key] = [weight * value, hit.rank, hit.source, prov, arm]
+                docs[key] = [
+                    weight * value,
+                    hit.rank,
+                    hit.source,
+                    [(arm, hit.rank, hit.score)],
+                    arm,
+                ]
             elif doc[4] != arm:
                 doc[0] += weight * value
                 if hit.rank < doc[1]:
                     doc[1] = hit.rank
                 if doc[2] is None:
                     doc[2] = hit.source
-                doc[3].append(Provenance(arm, hit.rank, hit.score))
+                doc[3].append((arm, hit.rank, hit.score))
                 doc[4] = arm
 
     if by_arm_count:
@@ -63,8 +68,11 @@ def weighted_sum(
             doc[0] *= len(doc[3])
     # (index, id) is unique, so the sort never reaches the doc itself.
     ordered = sorted((-doc[0], doc[1], -len(doc[3]), key, doc) for key, doc in docs.items())
+    # tuple.__new__ is what Provenance(...) runs underneath, without a Python-level call.
+    new = tuple.__new__
     return [
-        FusedHit(key[0], key[1], doc[0], doc[2], tuple(doc[3])) for _, _, _, key, doc in ordered
+        FusedHit(key[0], key[1], doc[0], doc[2], tuple([new(Provenance, p) for p in doc[3]]))
+        for _, _, _, key, doc in ordered
     ]
 
 
