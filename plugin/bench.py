@@ -135,7 +135,7 @@ async def _run(
 
         # In-process decision time, over arm results fetched once from the real node.
         arm_results = []
-        for i, q in enumerate(queries):
+        for q in queries:
             plan = _plan(runtime, renderer, q, vectors[q], rng)
             _, payload = await _timed_post(
                 session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
