@@ -42,6 +42,11 @@ ARTISTS = [
 ]
 
 
+def ltr_model_name(index: str) -> str:
+    """The LTR model the ``-ltr`` alias's catalog names (created by the test that needs it)."""
+    return index.replace("-", "_") + "_model"
+
+
 @dataclass(frozen=True)
 class MusicIndex:
     name: str
@@ -163,6 +168,9 @@ def music(client: OpenSearch, tmp_path_factory: pytest.TempPathFactory) -> Itera
             f"{name}-rerank",
             "{name: static}",
             rerank="rerank: {model: ltrr_it_no_such_model}\n",
+        ),
+        f"{name}-ltr": catalog_text(
+            f"{name}-ltr", "{name: static}", rerank=f"rerank: {{model: {ltr_model_name(name)}}}\n"
         ),
     }
     paths: dict[str, Path] = {}

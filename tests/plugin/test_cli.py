@@ -27,3 +27,37 @@ def test_down_when_nothing_runs(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("LTRR_STATE_DIR", str(tmp_path))
     assert main(["opensearch", "down", "--port", "9398"]) == 0
     assert "No OpenSearch started by ltrr is running for port 9398" in capsys.readouterr().out
+
+
+GOOD = """\
+target: music
+budget: 10
+policy: {name: static}
+arms:
+  - name: lexical
+    template: multi_match.json.j2
+    params: {fields: [name]}
+    size: {min: 5, max: 10}
+fallback: [{arm: lexical, size: 5}]
+"""
+
+
+def test_catalog_validate_ok_and_every_error_located(tmp_path, capsys):
+    good = tmp_path / "good.yml"
+    good.write_text(GOOD)
+    bad = tmp_path / "bad.yml"
+    bad.write_text(GOOD.replace("max: 10", "max: 3").replace("budget: 10", "budgett: 10"))
+    assert main(["catalog", "validate", str(good)]) == 0
+    assert capsys.readouterr().out == f"{good}: ok\n"
+    assert main(["catalog", "validate", str(good), str(bad)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert f"{bad}:2: budgett: unknown key 'budgett'; did you mean 'budget'?" in err
+    assert any(line.startswith(f"{bad}:8: arms[0].size.max:") for line in err)
+
+
+def test_serve_refuses_a_bad_catalog_before_listening(tmp_path, capsys):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(GOOD.replace("budget: 10", "budget: 0"))
+    code = main(["serve", "--catalog", str(bad), "--opensearch", "http://127.0.0.1:1"])
+    assert code == 1
+    assert capsys.readouterr().err.startswith(f"ltrr: error: {bad}:2: budget:")

@@ -147,3 +147,44 @@ def test_next_page_comes_from_the_same_list(runtime):
     page2 = [h["_id"] for h in second.body["hits"]["hits"]]
     assert not set(page1) & set(page2)
     assert second.body["hits"]["total"]["value"] == 6
+
+
+VECTOR_CATALOG = CATALOG.replace(
+    "fusion:",
+    """  - name: dense
+    template: knn.json.j2
+    params: {field: embedding}
+    needs_vector: true
+    size: {min: 3, max: 3}
+embedding: {model: MODEL}
+fusion:""",
+).replace("budget: 6", "budget: 9")
+
+
+class BrokenEmbedder:
+    stats = None
+
+    async def aembed(self, text):
+        raise RuntimeError("onnx exploded")
+
+
+def test_embedder_exception_falls_back_to_the_static_plan(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.onnx").write_bytes(b"")
+    (model / "tokenizer.json").write_text("{}")
+    path = tmp_path / "music.yml"
+    path.write_text(VECTOR_CATALOG.replace("MODEL", str(model)))
+    monkeypatch.setattr("ltrr.plugin.catalogs.Embedder", lambda *a, **k: BrokenEmbedder())
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    stats = Stats()
+    fake = FakeOpenSearch({"name": hits("1"), "tags": hits("2")})
+    answer = run(fake, runtime, SearchRequest("music", "x"), stats=stats)
+    ltrr = answer.body["ext"]["ltrr"]
+    assert ltrr["fallback"].startswith("embedder error")
+    assert ltrr["arms"]["a"]["included"]
+    assert not ltrr["arms"]["dense"]["included"]
+    assert stats.counts["embedder_errors"] == 1
+    assert [h["_id"] for h in answer.body["hits"]["hits"]] == ["1"]

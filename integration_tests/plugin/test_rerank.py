@@ -1,0 +1,85 @@
+"""The LTR rerank through the proxy, on a cluster that has the Learning-to-Rank plugin.
+
+Skipped, with the reason, where the plugin is missing (the node built from Maven Central has
+none; the official Docker image does). The missing-model path runs everywhere (test_search).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from integration_tests.plugin.conftest import ltr_model_name
+from ltrr.plugin.cluster import LTR_PLUGIN
+from ltrr.plugin.errors import PluginNotInstalled
+
+
+@pytest.fixture
+def ltr_model(cluster, client, music):
+    try:
+        cluster.require(LTR_PLUGIN)
+    except PluginNotInstalled as exc:
+        pytest.skip(str(exc))
+    if not client.transport.perform_request("GET", "/_ltr").get("stores", {}).get("_default_"):
+        client.transport.perform_request("PUT", "/_ltr")
+    featureset = ltr_model_name(music.name) + "_features"
+    client.transport.perform_request(
+        "POST",
+        f"/_ltr/_featureset/{featureset}",
+        body={
+            "featureset": {
+                "features": [
+                    {
+                        "name": "tags_match",
+                        "params": ["keywords"],
+                        "template_language": "mustache",
+                        "template": {"match": {"tags": "{{keywords}}"}},
+                    }
+                ]
+            }
+        },
+    )
+    model = ltr_model_name(music.name)
+    client.transport.perform_request(
+        "POST",
+        f"/_ltr/_featureset/{featureset}/_createmodel",
+        body={
+            "model": {
+                "name": model,
+                "model": {"type": "model/linear", "definition": json.dumps({"tags_match": 1.0})},
+            }
+        },
+    )
+    yield model
+    client.transport.perform_request("DELETE", f"/_ltr/_model/{model}")
+    client.transport.perform_request("DELETE", f"/_ltr/_featureset/{featureset}")
+
+
+def test_reranked_order_is_the_models_order(client, proxy, music, ltr_model):
+    query = "electronic ambient"
+    body = requests.post(
+        f"{proxy.url}/{music.name}-ltr/_search",
+        json={"size": 20, "ext": {"ltrr": {"query": query, "explain": True}}},
+        timeout=30,
+    ).json()
+    assert body["ext"]["ltrr"]["rerank"]["status"] == "ok", body["ext"]["ltrr"]["rerank"]
+    hits = body["hits"]["hits"]
+    ids = [h["_id"] for h in hits]
+    # The model's own scores for the same candidates, straight from the node.
+    direct = client.search(
+        index=music.name,
+        body={
+            "size": len(ids),
+            "query": {
+                "bool": {
+                    "filter": {"ids": {"values": ids}},
+                    "should": {"sltr": {"params": {"keywords": query}, "model": ltr_model}},
+                }
+            },
+        },
+    )
+    scores = {h["_id"]: h["_score"] for h in direct["hits"]["hits"]}
+    assert [h["_ltrr"]["ltr_score"] for h in hits] == pytest.approx([scores[i] for i in ids])
+    assert [scores[i] for i in ids] == sorted(scores.values(), reverse=True)
