@@ -1,6 +1,7 @@
 """``ltrr bench overhead``: what the proxy costs, measured against OpenSearch in the same run.
 
-Three paths run the same queries, interleaved so that machine noise hits them alike:
+Three paths run the same queries, each beside its direct baseline, interleaved so that
+machine noise hits both alike:
 - direct: the very ``_msearch`` the proxy would send, straight to OpenSearch;
 - intercepted: the proxy's LTR&R path (a fresh decision every time);
 - passthrough: a plain ``_search`` through the proxy, beside the same search sent direct.
@@ -203,12 +204,16 @@ async def _run(
             embed_ms: list[float] = []
             total_time = dict.fromkeys(series, 0.0)
             rounds = [(True, q) for q in queries[:warmup]] + [(False, q) for q in queries]
-            for i, (is_warmup, q) in enumerate(rounds):
-                plain = orjson.dumps({"query": {"term": {field: q}}, "size": 10})
+
+            def record(name: str, took: float) -> None:
+                series[name].append(took)
+                total_time[name] += took
+
+            # Phase 1: the intercepted path beside the very _msearch it sent, sent direct.
+            for is_warmup, q in rounds:
                 intercepted = orjson.dumps(
                     {"size": 10, "ext": {"ltrr": {"query": q, "decision_id": uuid.uuid4().hex}}}
                 )
-                # The proxy decides first; the direct call then sends the very same _msearch.
                 elapsed, payload = await _timed_post(
                     session, f"{proxy_url}/{target}/_search", intercepted, "application/json"
                 )
@@ -218,23 +223,26 @@ async def _run(
                 direct, _ = await _timed_post(
                     session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
                 )
-                pair = [
-                    ("direct_search", f"{opensearch_url}/{target}/_search"),
-                    ("proxy_passthrough", f"{proxy_url}/{target}/_search"),
-                ]
-                measured = [("proxy_intercepted", elapsed), ("direct_msearch", direct)]
-                for name, url in pair if i % 2 else reversed(pair):
-                    took, _ = await _timed_post(session, url, plain, "application/json")
-                    measured.append((name, took))
                 if is_warmup:
                     continue
-                for name, took in measured:
-                    series[name].append(took)
-                    total_time[name] += took
+                record("proxy_intercepted", elapsed)
+                record("direct_msearch", direct)
                 timings = ltrr["timings_ms"]
                 upstream = timings.get("retrieve", 0.0) + timings.get("rerank", 0.0)
                 proxy_own.append(elapsed - upstream - timings.get("embed", 0.0))
                 embed_ms.append(timings.get("embed", 0.0))
+
+            # Phase 2: a plain search direct and through the proxy, alternating who goes first.
+            pair = [
+                ("direct_search", f"{opensearch_url}/{target}/_search"),
+                ("proxy_passthrough", f"{proxy_url}/{target}/_search"),
+            ]
+            for i, (is_warmup, q) in enumerate(rounds):
+                plain = orjson.dumps({"query": {"term": {field: q}}, "size": 10})
+                for name, url in pair if i % 2 else reversed(pair):
+                    took, _ = await _timed_post(session, url, plain, "application/json")
+                    if not is_warmup:
+                        record(name, took)
         finally:
             process.terminate()
             process.wait(timeout=15)

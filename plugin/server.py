@@ -183,17 +183,23 @@ class Proxy:
             body = parsed
         parsed_request = parse_search(target, request.query, body, runtime.catalog.intercept)
         if isinstance(parsed_request, PassThrough):
-            stripped = orjson.dumps(strip_ltrr(body)) if body is not None else None
             return await self._pass(
-                request, body=stripped or raw or None, reason=parsed_request.reason
+                request, body=_without_ltrr(raw, body), reason=parsed_request.reason
             )
         answer = await self._search.run(runtime, parsed_request, caller_headers(request.headers))
         if answer is None:
-            stripped = orjson.dumps(strip_ltrr(body)) if body is not None else None
             return await self._pass(
-                request, body=stripped or raw or None, reason="every plan failed"
+                request, body=_without_ltrr(raw, body), reason="every plan failed"
             )
         return _json_response(answer.body, headers={DECISION_HEADER: answer.decision_id})
+
+
+def _without_ltrr(raw: bytes, body: dict[str, Any] | None) -> bytes | None:
+    """The bytes to pass on: the client's own, unless ``ext.ltrr`` must come out."""
+    ext = body.get("ext") if body is not None else None
+    if body is None or not isinstance(ext, dict) or "ltrr" not in ext:
+        return raw or None
+    return orjson.dumps(strip_ltrr(body))
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
