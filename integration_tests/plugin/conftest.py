@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,10 @@ def ltr_model_name(index: str) -> str:
 class MusicIndex:
     name: str
     catalogs: dict[str, Path]  # alias -> catalog file
+
+    @property
+    def ltr_model(self) -> str:
+        return ltr_model_name(self.name)
 
 
 def model_dir() -> Path:
@@ -240,6 +244,24 @@ def running_proxy(catalogs: list[Path], opensearch_url: str, log: Path) -> Itera
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def start_proxy(opensearch_url: str):
+    """Tests that need a proxy of their own (reload, signals) start it with this."""
+
+    def start(catalogs: list[Path], log: Path):
+        return running_proxy(catalogs, opensearch_url, log)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def embed() -> Iterator[Callable[[str], list[float]]]:
+    from ltrr.query_plans.embed import Embedder
+
+    with Embedder(model_dir()) as embedder:
+        yield lambda text: [float(v) for v in embedder.embed(text)]
 
 
 @pytest.fixture(scope="session")

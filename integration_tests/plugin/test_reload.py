@@ -8,8 +8,6 @@ import time
 
 import requests
 
-from integration_tests.plugin.conftest import running_proxy
-
 CATALOG = """\
 target: {alias}
 budget: 20
@@ -38,12 +36,12 @@ def _search(url, alias):
     return response.json()["ext"]["ltrr"]
 
 
-def test_reload_on_change_and_sighup_keeps_serving(client, music, opensearch_url, tmp_path):
+def test_reload_on_change_and_sighup_keeps_serving(client, music, start_proxy, tmp_path):
     alias = f"{music.name}-reload"
     client.indices.put_alias(index=music.name, name=alias)
     path = tmp_path / "reload.yml"
     path.write_text(CATALOG.format(alias=alias, extra=""))
-    with running_proxy([path], opensearch_url, tmp_path / "proxy.log") as proxy:
+    with start_proxy([path], tmp_path / "proxy.log") as proxy:
         before = _search(proxy.url, alias)
         assert set(before["arms"]) == {"lexical"}
 

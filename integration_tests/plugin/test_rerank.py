@@ -11,7 +11,6 @@ import json
 import pytest
 import requests
 
-from integration_tests.plugin.conftest import ltr_model_name
 from ltrr.plugin.cluster import LTR_PLUGIN
 from ltrr.plugin.errors import PluginNotInstalled
 
@@ -24,7 +23,7 @@ def ltr_model(cluster, client, music):
         pytest.skip(str(exc))
     if not client.transport.perform_request("GET", "/_ltr").get("stores", {}).get("_default_"):
         client.transport.perform_request("PUT", "/_ltr")
-    featureset = ltr_model_name(music.name) + "_features"
+    featureset = music.ltr_model + "_features"
     client.transport.perform_request(
         "POST",
         f"/_ltr/_featureset/{featureset}",
@@ -41,7 +40,7 @@ def ltr_model(cluster, client, music):
             }
         },
     )
-    model = ltr_model_name(music.name)
+    model = music.ltr_model
     client.transport.perform_request(
         "POST",
         f"/_ltr/_featureset/{featureset}/_createmodel",

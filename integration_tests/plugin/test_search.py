@@ -60,15 +60,6 @@ def _rrf(results):
     return [(doc, scores[doc]) for doc in order]
 
 
-@pytest.fixture(scope="module")
-def embed():
-    from integration_tests.plugin.conftest import model_dir
-    from ltrr.query_plans.embed import Embedder
-
-    with Embedder(model_dir()) as embedder:
-        yield lambda text: [float(v) for v in embedder.embed(text)]
-
-
 @pytest.mark.parametrize("query", ["electronic", "house", "jazz trumpet"])
 def test_static_plan_fuses_all_four_arm_kinds_exactly(client, music, proxy, embed, query):
     alias = f"{music.name}-static"
