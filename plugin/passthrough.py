@@ -7,7 +7,7 @@ named in ``Connection``, are dropped as RFC 9110 section 7.6.1 says.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -44,13 +44,29 @@ def end_to_end(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
-async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in stream.iter_chunked(CHUNK):
-        seen += len(chunk)
-        if seen > limit:
-            raise PayloadTooLarge(f"request body is larger than the proxy's limit of {limit} bytes")
-        yield chunk
+class _Capped:
+    """A streamed request body that stops at ``limit`` bytes, and remembers that it did.
+
+    aiohttp wraps an error raised while sending into a connection error; ``over`` lets the
+    caller tell "too large" from "OpenSearch went away".
+    """
+
+    def __init__(self, stream: aiohttp.StreamReader, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.over = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.stream.iter_chunked(CHUNK):
+            seen += len(chunk)
+            if seen > self.limit:
+                self.over = True
+                raise PayloadTooLarge(self.message())
+            yield chunk
+
+    def message(self) -> str:
+        return f"request body is larger than the proxy's limit of {self.limit} bytes"
 
 
 async def forward(
@@ -60,7 +76,6 @@ async def forward(
     *,
     max_body: int,
     body: bytes | None = None,
-    extra_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Stream ``request`` to OpenSearch and its answer back; ``body`` replaces one already read."""
     if request.content_length is not None and request.content_length > max_body:
@@ -69,16 +84,31 @@ async def forward(
             f"{max_body} bytes"
         )
     headers = end_to_end(request.headers)
-    data: bytes | AsyncIterator[bytes] | None
+    data: bytes | AsyncIterator[bytes] | None = None
+    capped: _Capped | None = None
     if body is not None:
         data = body
     elif request.body_exists:
         if request.content_length is not None and request.content_length <= CHUNK:
             data = await request.content.read()
         else:
-            data = _capped(request.content, max_body)
-    else:
-        data = None
+            capped = _Capped(request.content, max_body)
+            data = capped.chunks()
+    try:
+        return await _exchange(request, session, base_url, headers, data)
+    except aiohttp.ClientError:
+        if capped is not None and capped.over:
+            raise PayloadTooLarge(capped.message()) from None
+        raise
+
+
+async def _exchange(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    base_url: str,
+    headers: CIMultiDict[str],
+    data: bytes | AsyncIterator[bytes] | None,
+) -> web.StreamResponse:
     async with session.request(
         request.method,
         base_url + request.raw_path,
@@ -87,20 +117,19 @@ async def forward(
         allow_redirects=False,
         compress=None,
     ) as upstream:
-        headers = end_to_end(upstream.headers)
-        headers.update(extra_headers or {})
+        answer_headers = end_to_end(upstream.headers)
         length = upstream.headers.get("Content-Length")
         if length is not None and int(length) <= SMALL_RESPONSE and request.method != "HEAD":
             # Most answers are small and sized: one write is cheaper than a stream.
             body = await upstream.read()
             response = web.Response(
-                status=upstream.status, reason=upstream.reason, body=body, headers=headers
+                status=upstream.status, reason=upstream.reason, body=body, headers=answer_headers
             )
             await response.prepare(request)
             await response.write_eof()
             return response
         streamed = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        streamed.headers.extend(headers)
+        streamed.headers.extend(answer_headers)
         if length is not None:
             streamed.content_length = int(length)
         await streamed.prepare(request)
