@@ -173,3 +173,19 @@ def test_chunked_request_body_streams(client, proxy, twins):
     assert response.status_code == 200, response.text
     assert response.json()["errors"] is False
     assert client.count(index=index)["count"] == 200
+
+
+def test_a_large_answer_streams_through_unchanged(client, opensearch_url, proxy, twins):
+    index = twins[0]
+    client.indices.create(index=index, body=MAPPING)
+    lines = []
+    for n in range(16):
+        lines.append({"index": {"_index": index, "_id": str(n)}})
+        lines.append({"n": n, "text": f"{n} " * 50_000})  # about 100 KB each
+    client.bulk(body=lines, refresh=True)
+    body = {"size": 16, "sort": ["n"], "query": {"match_all": {}}}
+    direct = requests.post(f"{opensearch_url}/{index}/_search", json=body, timeout=60)
+    proxied = requests.post(f"{proxy.url}/{index}/_search", json=body, timeout=60)
+    assert len(proxied.content) > 1024 * 1024  # over the proxy's buffer: the streamed path
+    assert proxied.status_code == direct.status_code == 200
+    assert _norm(proxied.json(), index) == _norm(direct.json(), index)

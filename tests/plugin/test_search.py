@@ -188,3 +188,26 @@ def test_embedder_exception_falls_back_to_the_static_plan(tmp_path, monkeypatch)
     assert not ltrr["arms"]["dense"]["included"]
     assert stats.counts["embedder_errors"] == 1
     assert [h["_id"] for h in answer.body["hits"]["hits"]] == ["1"]
+
+
+def test_the_query_is_embedded_only_when_a_vector_arm_is_included(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.onnx").write_bytes(b"")
+    (model / "tokenizer.json").write_text("{}")
+    path = tmp_path / "music.yml"
+    catalog = VECTOR_CATALOG.replace("MODEL", str(model))
+    path.write_text(
+        catalog.replace("policy: {name: static}", "policy: {name: static, include: [a, b]}")
+    )
+    embedder = BrokenEmbedder()  # would fail the search into the static plan if it were called
+    monkeypatch.setattr("ltrr.plugin.catalogs.Embedder", lambda *a, **k: embedder)
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    fake = FakeOpenSearch({"name": hits("1"), "tags": hits("2")})
+    answer = run(fake, runtime, SearchRequest("music", "x"))
+    ltrr = answer.body["ext"]["ltrr"]
+    assert ltrr["fallback"] is None
+    assert "embed" not in ltrr["timings_ms"]
+    assert ltrr["arms"]["dense"] == {"included": False, "size": 0, "propensity": 0.0, "score": 0.0}
