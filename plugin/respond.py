@@ -42,6 +42,8 @@ def build_response(
     ext = dict(ranked.ext)
     ext["decision_id"] = ranked.decision_id
     ext["page"] = {"from": from_, "size": size, "cached": served_from_cache}
+    if not served_from_cache:
+        ext["timings_ms"] = {**ext.get("timings_ms", {}), "total": round(took_ms, 3)}
     if not explain:
         ext.pop("features", None)
     return {

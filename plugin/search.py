@@ -99,10 +99,18 @@ class SearchPath:
         return EntityDictionary.normalize(text)
 
     async def run(
-        self, runtime: CatalogRuntime, request: SearchRequest, headers: Mapping[str, str]
+        self,
+        runtime: CatalogRuntime,
+        request: SearchRequest,
+        headers: Mapping[str, str],
+        received: float | None = None,
     ) -> Answer | None:
-        """Answer ``request``, or None when it must pass through (every plan failed)."""
-        started = time.perf_counter()
+        """Answer ``request``, or None when it must pass through (every plan failed).
+
+        ``received`` is when the request arrived (``time.perf_counter``); ``took`` counts from
+        there, so it includes reading and parsing the body.
+        """
+        started = received if received is not None else time.perf_counter()
         catalog = runtime.catalog
         key = fingerprint(
             catalog.digest,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -171,6 +172,7 @@ class Proxy:
         self, request: web.Request, target: str, runtime: Any
     ) -> web.StreamResponse:
         assert self._search is not None
+        received = time.perf_counter()
         raw = await request.read()
         body: dict[str, Any] | None = None
         if raw.strip():
@@ -186,7 +188,9 @@ class Proxy:
             return await self._pass(
                 request, body=_without_ltrr(raw, body), reason=parsed_request.reason
             )
-        answer = await self._search.run(runtime, parsed_request, caller_headers(request.headers))
+        answer = await self._search.run(
+            runtime, parsed_request, caller_headers(request.headers), received
+        )
         if answer is None:
             return await self._pass(
                 request, body=_without_ltrr(raw, body), reason="every plan failed"
