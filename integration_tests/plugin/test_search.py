@@ -7,6 +7,7 @@ hand in plain DSL, run directly on the node, and fused with the RRF formula.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -292,3 +293,33 @@ def test_caps_answer_413_in_opensearch_format(proxy):
     )
     assert response.status_code == 413
     assert response.json()["status"] == 413
+
+
+def test_entity_features_come_from_the_catalogs_entity_field(proxy, music):
+    """The dictionary loads in the background from name.keyword; then exact names light up."""
+    alias = f"{music.name}-linucb"
+    deadline = time.monotonic() + 20
+    while True:
+        features = _search(
+            proxy.url,
+            alias,
+            {
+                "ext": {
+                    "ltrr": {
+                        "query": "Massive Attack",
+                        "explain": True,
+                        "decision_id": f"ent-{time.monotonic()}",
+                    }
+                }
+            },
+        ).json()["ext"]["ltrr"]["features"]
+        if features["entity_exact"] == 1.0:
+            break
+        assert time.monotonic() < deadline, "the entity dictionary never loaded"
+        time.sleep(0.2)
+    partial = _search(
+        proxy.url, alias, {"ext": {"ltrr": {"query": "massive", "explain": True}}}
+    ).json()["ext"]["ltrr"]["features"]
+    assert (partial["entity_exact"], partial["entity_prefix"]) == (0.0, 1.0)
+    stats = requests.get(f"{proxy.url}/_ltrr/stats", timeout=10).json()
+    assert any(c["entities"] == 12 for c in stats["catalogs"].values())

@@ -211,3 +211,43 @@ def test_the_query_is_embedded_only_when_a_vector_arm_is_included(tmp_path, monk
     assert ltrr["fallback"] is None
     assert "embed" not in ltrr["timings_ms"]
     assert ltrr["arms"]["dense"] == {"included": False, "size": 0, "propensity": 0.0, "score": 0.0}
+
+
+def test_rerank_orders_by_the_model_and_slices_after(tmp_path):
+    path = tmp_path / "music.yml"
+    path.write_text(CATALOG.replace("fallback:", "rerank: {model: m1, store: s1}\nfallback:"))
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    model_scores = {
+        "took": 2,
+        "timed_out": False,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {
+            "hits": [
+                {"_index": "m", "_id": "4", "_score": 9.0},
+                {"_index": "m", "_id": "2", "_score": 5.0},
+                {"_index": "m", "_id": "1", "_score": 1.0},
+                {"_index": "m", "_id": "3", "_score": 0.5},
+            ]
+        },
+    }
+    fake = FakeOpenSearch({"name": hits("1", "2", "3"), "tags": hits("3", "4")}, model_scores)
+    answer = run(fake, runtime, SearchRequest("music", "x", size=2, from_=1, explain=True))
+    rerank_path, rerank_headers, rerank_body = fake.calls[1]
+    assert rerank_path == "/m/_search"
+    assert rerank_headers["Authorization"] == "Bearer t"
+    sent = orjson.loads(rerank_body)
+    assert sent["rescore"]["query"]["rescore_query"]["sltr"] == {
+        "params": {"keywords": "x"},
+        "model": "m1",
+        "store": "s1",
+    }
+    assert sent["rescore"]["window_size"] == 4
+    assert sent["rescore"]["query"]["query_weight"] == 0
+    # The model's order is 4, 2, 1, 3; the page is from=1, size=2.
+    page = answer.body["hits"]["hits"]
+    assert [h["_id"] for h in page] == ["2", "1"]
+    assert [h["_ltrr"]["ltr_score"] for h in page] == [5.0, 1.0]
+    assert answer.body["ext"]["ltrr"]["rerank"] == {"model": "m1", "status": "ok"}
+    assert answer.body["_shards"]["total"] == 3  # two arms plus the rerank
