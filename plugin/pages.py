@@ -2,7 +2,8 @@
 
 A page request finds its list by ``decision_id`` (or UBI's ``query_id``), or by the same query,
 context and filters on the same catalog version within the TTL. Pages then never overlap or
-skip, whatever the bandit would draw next time. The cache is per process and bounded (LRU).
+skip, whatever the bandit would draw next time. The cache is per process, and bounded (LRU)
+both in lists and in the hits they hold, since each hit keeps its ``_source``.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ class PageCache:
         self,
         ttl_seconds: float = 300.0,
         max_entries: int = 10_000,
+        max_hits: int = 200_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.max_hits = max_hits
         self.clock = clock
+        self.hits = 0
         self._by_id: OrderedDict[str, RankedList] = OrderedDict()
         self._by_fingerprint: dict[str, str] = {}
 
@@ -82,11 +86,17 @@ class PageCache:
         self._drop(ranked.decision_id)
         self._by_id[ranked.decision_id] = ranked
         self._by_fingerprint[ranked.fingerprint] = ranked.decision_id
-        while len(self._by_id) > self.max_entries:
+        self.hits += len(ranked.hits)
+        while len(self._by_id) > 1 and (
+            len(self._by_id) > self.max_entries or self.hits > self.max_hits
+        ):
             oldest = next(iter(self._by_id))
             self._drop(oldest)
 
     def _drop(self, decision_id: str) -> None:
         old = self._by_id.pop(decision_id, None)
-        if old is not None and self._by_fingerprint.get(old.fingerprint) == decision_id:
+        if old is None:
+            return
+        self.hits -= len(old.hits)
+        if self._by_fingerprint.get(old.fingerprint) == decision_id:
             del self._by_fingerprint[old.fingerprint]

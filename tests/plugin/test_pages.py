@@ -11,8 +11,8 @@ class Clock:
         return self.now
 
 
-def ranked(decision_id, key="k"):
-    return RankedList(decision_id, [], {}, {}, key)
+def ranked(decision_id, key="k", hits=0):
+    return RankedList(decision_id, [object()] * hits, {}, {}, key)
 
 
 def test_found_by_id_and_by_fingerprint_within_ttl():
@@ -51,3 +51,15 @@ def test_fingerprint_ignores_key_order():
     base = fingerprint("c", "t", "q", {}, [], None, None)
     assert base != fingerprint("c", "t", "q2", {}, [], None, None)
     assert base != fingerprint("c2", "t", "q", {}, [], None, None)  # a reloaded catalog
+
+
+def test_bounded_by_the_hits_held_too():
+    pages = PageCache(max_hits=100, clock=Clock())
+    pages.put(ranked("d1", "k1", hits=60))
+    pages.put(ranked("d2", "k2", hits=30))
+    pages.put(ranked("d3", "k3", hits=30))  # 120 > 100: the oldest goes
+    assert pages.by_id("d1") is None
+    assert pages.hits == 60
+    pages.put(ranked("d4", "k4", hits=500))  # larger than the bound alone: kept, others go
+    assert len(pages) == 1
+    assert pages.hits == 500
