@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from ltrr.query_plans.catalog import Catalog
-from ltrr.query_plans.templates import TemplateError, TemplateRenderer
+from ltrr.query_plans.templates import Encoded, TemplateError, TemplateRenderer
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,12 @@ class SearchInput:
     vector: Sequence[float] | None = None
 
 
+@lru_cache(maxsize=4096)
+def _vector_json(vector: tuple[float, ...]) -> bytes:
+    """Printing 384 floats costs more than the rest of a plan; a repeated query pays it once."""
+    return orjson.dumps(vector)
+
+
 def _with_filters(clause: dict[str, Any], filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if not filters:
         return clause
@@ -80,6 +87,7 @@ def build_plan(
     """One sub-search per arm in ``sizes`` (catalog order); a render failure fails only that arm."""
     searches: list[ArmSearch] = []
     failures: dict[str, str] = {}
+    vector = Encoded(_vector_json(tuple(request.vector))) if request.vector is not None else None
     for arm in catalog.arms:
         size = sizes.get(arm.name, 0)
         if size <= 0:
@@ -93,7 +101,7 @@ def build_plan(
                 {
                     "query": request.query,
                     "query_norm": request.query_norm,
-                    "vector": list(request.vector) if request.vector is not None else None,
+                    "vector": vector,
                     "size": size,
                     "params": arm.params,
                     "context": request.context,

@@ -19,7 +19,7 @@ import orjson
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["TemplateError", "TemplateRenderer"]
+__all__ = ["Encoded", "TemplateError", "TemplateRenderer"]
 
 _ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -35,6 +35,33 @@ class TemplateError(Exception):
         self.line = line
 
 
+class Encoded:
+    """A value already encoded as JSON, such as a query vector (hundreds of floats).
+
+    It renders as a placeholder and goes into the parsed clause as an ``orjson.Fragment``, so
+    those floats are never printed, parsed and printed again per search. A template inserts it
+    whole (``{{ vector }}``); it cannot be indexed or filtered.
+    """
+
+    __slots__ = ("fragment", "token")
+
+    def __init__(self, json: bytes) -> None:
+        self.fragment = orjson.Fragment(json)
+        self.token = f"\u0000ltrr-encoded-{id(self)}"
+
+
+def _swap(value: Any, encoded: Mapping[str, Encoded]) -> Any:
+    """Put each placeholder's fragment back where the template rendered it."""
+    if isinstance(value, str):
+        found = encoded.get(value)
+        return found.fragment if found is not None else value
+    if isinstance(value, dict):
+        return {k: _swap(v, encoded) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap(v, encoded) for v in value]
+    return value
+
+
 def _encode_default(value: Any) -> Any:
     """What orjson cannot encode by itself: read-only mappings, and undefined values (which
     must raise their own error rather than turn into something plausible)."""
@@ -47,6 +74,8 @@ def _encode_default(value: Any) -> Any:
 
 def _finalize(value: Any) -> str:
     """Every ``{{ ... }}`` passes through here: the only way a value reaches the output."""
+    if isinstance(value, Encoded):
+        return orjson.dumps(value.token).decode()
     if isinstance(value, jinja2.Undefined):
         # StrictUndefined raises UndefinedError; the sandbox's unsafe-attribute marker raises
         # SecurityError. Neither may ever render as text.
@@ -123,6 +152,10 @@ class TemplateRenderer:
             raise TemplateError(
                 path, f"must render one JSON object (a query clause), not {type(clause).__name__}"
             )
+        encoded = {v.token: v for v in variables.values() if isinstance(v, Encoded)}
+        if encoded:
+            swapped: dict[str, Any] = _swap(clause, encoded)
+            return swapped
         return clause
 
     def _compile(self, path: Path) -> jinja2.Template:
