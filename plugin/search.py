@@ -95,9 +95,6 @@ class SearchPath:
         self.stats = stats
         self.now = now
 
-    def normalize(self, text: str) -> str:
-        return EntityDictionary.normalize(text)
-
     async def run(
         self,
         runtime: CatalogRuntime,
@@ -256,7 +253,7 @@ class SearchPath:
             SearchInput(
                 target=request.target,
                 query=request.query,
-                query_norm=self.normalize(request.query),
+                query_norm=EntityDictionary.normalize(request.query),
                 context=request.context,
                 filters=request.filters,
                 post_filter=request.post_filter,

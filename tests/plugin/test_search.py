@@ -168,17 +168,24 @@ class BrokenEmbedder:
         raise RuntimeError("onnx exploded")
 
 
-def test_embedder_exception_falls_back_to_the_static_plan(tmp_path, monkeypatch):
+def vector_runtime(tmp_path, monkeypatch, policy="{name: static}"):
+    """A catalog with a vector arm whose embedder always fails (a model folder of stubs)."""
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.onnx").write_bytes(b"")
     (model / "tokenizer.json").write_text("{}")
     path = tmp_path / "music.yml"
-    path.write_text(VECTOR_CATALOG.replace("MODEL", str(model)))
+    catalog = VECTOR_CATALOG.replace("MODEL", str(model))
+    path.write_text(catalog.replace("policy: {name: static}", f"policy: {policy}"))
     monkeypatch.setattr("ltrr.plugin.catalogs.Embedder", lambda *a, **k: BrokenEmbedder())
     registry = CatalogRegistry([path], seed=1)
     registry.load_all()
     (runtime,) = registry.runtimes()
+    return runtime
+
+
+def test_embedder_exception_falls_back_to_the_static_plan(tmp_path, monkeypatch):
+    runtime = vector_runtime(tmp_path, monkeypatch)
     stats = Stats()
     fake = FakeOpenSearch({"name": hits("1"), "tags": hits("2")})
     answer = run(fake, runtime, SearchRequest("music", "x"), stats=stats)
@@ -191,20 +198,8 @@ def test_embedder_exception_falls_back_to_the_static_plan(tmp_path, monkeypatch)
 
 
 def test_the_query_is_embedded_only_when_a_vector_arm_is_included(tmp_path, monkeypatch):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model.onnx").write_bytes(b"")
-    (model / "tokenizer.json").write_text("{}")
-    path = tmp_path / "music.yml"
-    catalog = VECTOR_CATALOG.replace("MODEL", str(model))
-    path.write_text(
-        catalog.replace("policy: {name: static}", "policy: {name: static, include: [a, b]}")
-    )
-    embedder = BrokenEmbedder()  # would fail the search into the static plan if it were called
-    monkeypatch.setattr("ltrr.plugin.catalogs.Embedder", lambda *a, **k: embedder)
-    registry = CatalogRegistry([path], seed=1)
-    registry.load_all()
-    (runtime,) = registry.runtimes()
+    # The embedder would fail the search into the static plan if it were called.
+    runtime = vector_runtime(tmp_path, monkeypatch, policy="{name: static, include: [a, b]}")
     fake = FakeOpenSearch({"name": hits("1"), "tags": hits("2")})
     answer = run(fake, runtime, SearchRequest("music", "x"))
     ltrr = answer.body["ext"]["ltrr"]
