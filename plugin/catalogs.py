@@ -19,6 +19,7 @@ import numpy as np
 from ltrr.bandit.features import FeatureBuilder
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import Policy
+from ltrr.bandit.state import carry_over
 from ltrr.plugin.entities import EntityCache
 from ltrr.query_plans.catalog import Catalog, CatalogError, load_catalog
 from ltrr.query_plans.embed import Embedder
@@ -98,11 +99,13 @@ class CatalogRegistry:
             and old.policy.arms == tuple(arms)
             and old.features.names == features.names
         )
-        policy = (
-            old.policy
-            if keep_policy and old is not None
-            else make_policy(catalog.policy, arms, features.n_features, self.seed)
-        )
+        if keep_policy and old is not None:
+            policy = old.policy
+        else:
+            policy = make_policy(catalog.policy, arms, features.n_features, self.seed)
+            if old is not None and old.features.names == features.names:
+                carried = carry_over(old.policy, policy)
+                log.info("catalog %s: new policy; statistics kept for arms %s", path, carried)
         entities = None
         if catalog.features.entity_field:
             if (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,11 @@ def _opensearch(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_data_dir(listen: str) -> Path:
+    port = listen.rpartition(":")[2] or "9250"
+    return Path.home() / ".local" / "state" / "ltrr" / f"proxy-{port}"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -52,7 +58,17 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     limits = Limits(max_body=args.max_body_bytes, max_msearch_lines=args.max_msearch_lines)
-    main = serve(args.catalog, args.opensearch, args.listen, limits=limits, ready=_say)
+    data_dir = args.data_dir or default_data_dir(args.listen)
+    main = serve(
+        args.catalog,
+        args.opensearch,
+        args.listen,
+        limits=limits,
+        ready=_say,
+        data_dir=data_dir,
+        seed=args.seed,
+        state_interval=args.merge_seconds,
+    )
     try:
         import uvloop  # a faster event loop where it exists (not on Windows)
     except ImportError:
@@ -149,6 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-msearch-lines", type=int, default=10_000, help="413 above (default 10000)"
+    )
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("LTRR_DATA_DIR") or None,
+        metavar="DIR",
+        help="where acknowledged feedback is logged before it is shipped; one per replica "
+        "(default: $LTRR_DATA_DIR, else ~/.local/state/ltrr/proxy-PORT)",
+    )
+    serve.add_argument(
+        "--seed", type=int, default=None, help="seed the policies' draws (reproducible runs)"
+    )
+    serve.add_argument(
+        "--merge-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="how often bandit statistics are merged with the shared copy (default 2)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=_serve)

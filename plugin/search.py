@@ -24,6 +24,7 @@ from ltrr.bandit.decision import ArmChoice, Decision
 from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.catalogs import CatalogRuntime
 from ltrr.plugin.intercept import SearchRequest
+from ltrr.plugin.learn import Learner
 from ltrr.plugin.pages import PageCache, RankedList, fingerprint
 from ltrr.plugin.respond import build_response
 from ltrr.plugin.retrieve import Retrieval, retrieve
@@ -88,7 +89,9 @@ class SearchPath:
         renderer: TemplateRenderer,
         stats: Stats,
         now: Callable[[], datetime] = datetime.now,
+        learner: Learner | None = None,
     ) -> None:
+        self.learner = learner
         self.transport = transport
         self.pages = pages
         self.renderer = renderer
@@ -143,6 +146,7 @@ class SearchPath:
         # decide
         t0 = time.perf_counter()
         features: dict[str, float] | None = None
+        x = None
         try:
             entities = runtime.entities.current if runtime.entities is not None else None
             x = runtime.features.build(request.query, request.context, self.now(), entities)
@@ -204,6 +208,17 @@ class SearchPath:
         decision_id = request.decision_id or uuid.uuid4().hex
         ranked = RankedList(decision_id, answer.ranked, ext, shards, key)
         self.pages.put(ranked)
+        if self.learner is not None:  # learn: keep the decision for its feedback window
+            self.learner.record(
+                runtime,
+                decision_id,
+                request.query,
+                request.context,
+                x if decision.policy == runtime.policy.name else None,
+                decision,
+                retrieval,
+                answer.ranked,
+            )
         self.stats.count("intercepted")
         body = build_response(
             ranked,

@@ -23,7 +23,9 @@ from aiohttp import web
 
 from ltrr.plugin.catalogs import CatalogRegistry
 from ltrr.plugin.errors import BadRequest, HttpError, PayloadTooLarge
+from ltrr.plugin.feedback import is_ubi_write
 from ltrr.plugin.intercept import SEARCH_PATH, PassThrough, caller_headers, parse_search, strip_ltrr
+from ltrr.plugin.learn import Learner
 from ltrr.plugin.pages import PageCache
 from ltrr.plugin.passthrough import forward
 from ltrr.plugin.respond import DECISION_HEADER
@@ -90,8 +92,13 @@ class Proxy:
         *,
         limits: Limits | None = None,
         page_ttl: float = 300.0,
+        data_dir: Path | None = None,
+        state_interval: float = 2.0,
     ) -> None:
         self.registry = registry
+        self.data_dir = data_dir
+        self.state_interval = state_interval
+        self.learner: Learner | None = None
         self.base_url = opensearch_url.rstrip("/")
         self.limits = limits or Limits()
         self.stats = Stats()
@@ -104,6 +111,7 @@ class Proxy:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_errors], client_max_size=self.limits.max_body)
         app.router.add_get("/_ltrr/stats", self._stats)
+        app.router.add_post("/_ltrr/feedback", self._feedback)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
@@ -112,7 +120,18 @@ class Proxy:
     async def _start(self, _app: web.Application) -> None:
         self._session = make_session()
         transport = AiohttpTransport(self.base_url, self._session)
-        self._search = SearchPath(transport, self.pages, self.renderer, self.stats)
+        if self.data_dir is not None:
+            self.learner = Learner(
+                transport,
+                self.registry,
+                self.data_dir,
+                self.stats,
+                state_interval=self.state_interval,
+            )
+            await self.learner.start()
+        self._search = SearchPath(
+            transport, self.pages, self.renderer, self.stats, learner=self.learner
+        )
         self._watch = asyncio.create_task(self.registry.watch())
 
     async def _stop(self, _app: web.Application) -> None:
@@ -120,6 +139,8 @@ class Proxy:
             self._watch.cancel()
             with suppress(asyncio.CancelledError):
                 await self._watch
+        if self.learner is not None:
+            await self.learner.stop()
         if self._session is not None:
             await self._session.close()
         self.registry.close()
@@ -127,6 +148,8 @@ class Proxy:
     async def _stats(self, _request: web.Request) -> web.Response:
         snapshot = self.stats.snapshot()
         snapshot["pages_cached"] = len(self.pages)
+        if self.learner is not None:
+            snapshot["learning"] = self.learner.snapshot()
         snapshot["catalogs"] = {
             str(r.catalog.path): {
                 "targets": list(r.catalog.targets),
@@ -134,10 +157,34 @@ class Proxy:
                 "policy": r.policy.name,
                 "entities": len(r.entities.current) if r.entities and r.entities.current else 0,
                 "embedder": r.embedder.stats._asdict() if r.embedder is not None else None,
+                "policy_version": r.policy.version(),
             }
             for r in self.registry.runtimes()
         }
         return _json_response(snapshot)
+
+    async def _feedback(self, request: web.Request) -> web.Response:
+        if self.learner is None:
+            raise HttpError(
+                "this proxy runs without a data directory, so it cannot accept feedback",
+                status=503,
+                error_type="illegal_state_exception",
+            )
+        answer = await self.learner.feedback(await request.read())
+        return _json_response(answer, status=202)
+
+    async def _ubi(self, request: web.Request) -> web.StreamResponse:
+        """Pass a UBI write on unchanged, then learn from what OpenSearch accepted."""
+        assert self.learner is not None
+        raw = await request.read()
+        response = await self._pass(request, body=raw)
+        if 200 <= response.status < 300:
+            try:
+                await self.learner.ubi(request.method, request.path_qs, raw)
+            except Exception:  # the client's write succeeded; learning must not undo that
+                log.exception("learning from UBI events failed")
+                self.stats.count("ubi_learn_errors")
+        return response
 
     async def _pass(
         self, request: web.Request, body: bytes | None = None, reason: str | None = None
@@ -157,6 +204,8 @@ class Proxy:
                 runtime = self.registry.find(match["target"])
                 if runtime is not None:
                     return await self._intercept(request, match["target"], runtime)
+        if self.learner is not None and is_ubi_write(request.method, request.path):
+            return await self._ubi(request)
         if request.path.endswith(MSEARCH_PATHS) and request.method in ("GET", "POST"):
             raw = await request.read()
             lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
@@ -220,11 +269,16 @@ async def serve(
     *,
     limits: Limits | None = None,
     ready: Callable[[str], None] | None = None,
+    data_dir: Path | None = None,
+    seed: int | None = None,
+    state_interval: float = 2.0,
 ) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs."""
-    registry = CatalogRegistry(catalogs)
+    registry = CatalogRegistry(catalogs, seed=seed)
     registry.load_all()
-    proxy = Proxy(registry, opensearch_url, limits=limits)
+    proxy = Proxy(
+        registry, opensearch_url, limits=limits, data_dir=data_dir, state_interval=state_interval
+    )
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False)
     await runner.setup()
     host, port = parse_listen(listen)

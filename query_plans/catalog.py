@@ -35,6 +35,7 @@ from ltrr.query_plans.templates import TemplateError, TemplateRenderer
 
 DEFAULT_DEADLINE_MS = 1000
 DEFAULT_ARM_COST = 1.0
+DEFAULT_EVENT_WEIGHT = 1.0
 
 
 class CatalogError(ValueError):
@@ -127,6 +128,46 @@ class EmbeddingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DebiasConfig:
+    """Position-based debiasing of rewards (PBM): users see lower ranks less often, so an event
+    at 1-based rank r is weighted by min(max_factor, r ** eta), the inverse of the examination
+    probability (1/r) ** eta; ``max_factor`` keeps one deep click from swamping the rest."""
+
+    eta: float = 1.0
+    max_factor: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackConfig:
+    """How user actions become rewards: ``events`` maps an event type to its reward weight
+    (negative for a bad sign, such as a skip); a decision with no feedback within
+    ``window_seconds`` counts as reward 0 for each arm it included."""
+
+    events: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType({"click": DEFAULT_EVENT_WEIGHT})
+    )
+    window_seconds: float = 1800.0
+    debias: DebiasConfig | None = None
+    max_events: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    """The query -> entity (Q2E) memory kept on the entity documents as ``rank_features``:
+    learned scores in ``field``, index-time predictions (from ``name_fields`` and
+    ``phrase_fields``) in ``predicted_field``."""
+
+    field: str = "ltrr_q2e"
+    predicted_field: str = "ltrr_q2e_predicted"
+    name_fields: tuple[str, ...] = ("name",)
+    phrase_fields: tuple[str, ...] = ()
+    half_life_days: float = 14.0  # time decay of the engagement counts
+    smoothing: float = 5.0  # pseudo-searches in the engagement-rate denominator
+    predicted_weight: float = 0.3  # predicted vs learned score in the memory arm
+    flush_seconds: float = 2.0  # how often batched updates are written
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """Everything the search path needs for one index, alias or pattern."""
 
@@ -141,6 +182,9 @@ class Catalog:
     intercept: InterceptRules = field(default_factory=InterceptRules)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     embedding: EmbeddingConfig | None = None
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    # None when the catalog has no ``memory`` section.
+    memory: MemoryConfig | None = None
     deadline_ms: int = DEFAULT_DEADLINE_MS
     digest: str = ""
     # The optional ``index:`` block (settings, mappings, aliases) used to create the index.
@@ -160,6 +204,11 @@ FUSION_METHODS = ("rrf", "combsum", "combmnz")
 NORMS = ("minmax", "zscore")
 CONTEXT_KINDS = ("numeric", "categorical")
 MODEL_FILES = ("model.onnx", "tokenizer.json")
+MIN_FEEDBACK_WINDOW_SECONDS = 0.1
+MAX_FEEDBACK_WINDOW_SECONDS = 7 * 24 * 3600
+MAX_FEEDBACK_EVENTS = 100_000
+MIN_FLUSH_SECONDS = 0.1
+MAX_FLUSH_SECONDS = 3600
 BUILTIN_TEMPLATES = Path(ltrr.templates.__file__).resolve().parent
 
 _TOP_KEYS = (
@@ -173,6 +222,8 @@ _TOP_KEYS = (
     "fusion",
     "rerank",
     "intercept",
+    "feedback",
+    "memory",
     "fallback",
     "index",
 )
@@ -186,8 +237,21 @@ _FEATURE_KEYS = (
     "hash_buckets",
 )
 _INDEX_KEYS = ("settings", "mappings", "aliases")
+_FEEDBACK_KEYS = ("events", "window_seconds", "debias", "max_events")
+_DEBIAS_KEYS = ("eta", "max_factor")
+_MEMORY_KEYS = (
+    "field",
+    "predicted_field",
+    "name_fields",
+    "phrase_fields",
+    "half_life_days",
+    "smoothing",
+    "predicted_weight",
+    "flush_seconds",
+)
 
 _ARM_NAME = re.compile(r"[a-z0-9_]+")
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -519,6 +583,8 @@ class _CatalogParser(_Reader):
         intercept = InterceptRules()
         if "intercept" in present:
             intercept = self.intercept(present["intercept"]) or intercept
+        feedback = self.feedback(present["feedback"]) if "feedback" in present else FeedbackConfig()
+        memory = self.memory(present["memory"]) if "memory" in present else None
         fallback = self.fallback(present["fallback"], names) if "fallback" in present else None
         index_body = self.index_body(present["index"]) if "index" in present else None
 
@@ -537,6 +603,7 @@ class _CatalogParser(_Reader):
             or deadline_ms is None
             or policy is None
             or fusion is None
+            or feedback is None
             or fallback is None
         ):
             return None
@@ -555,6 +622,8 @@ class _CatalogParser(_Reader):
             intercept=intercept,
             features=features or FeatureConfig(),
             embedding=embedding,
+            feedback=feedback,
+            memory=memory,
             deadline_ms=deadline_ms,
             digest=digest,
             index_body=index_body,
@@ -881,6 +950,179 @@ class _CatalogParser(_Reader):
         if match is None or multi is None or q is None:
             return None
         return InterceptRules(match=match, multi_match=multi, query_string_q=q)
+
+    def feedback(self, node: Node) -> FeedbackConfig | None:
+        key = "feedback"
+        fields = self.mapping(node, key, _FEEDBACK_KEYS)
+        if fields is None:
+            return None
+        d = FeedbackConfig()
+        events = self.optional(fields, "events", key, self.events, d.events)
+        window = self.optional(
+            fields,
+            "window_seconds",
+            key,
+            lambda n, k: self.number(
+                n, k, MIN_FEEDBACK_WINDOW_SECONDS, MAX_FEEDBACK_WINDOW_SECONDS
+            ),
+            d.window_seconds,
+        )
+        max_events = self.optional(
+            fields,
+            "max_events",
+            key,
+            lambda n, k: self.integer(n, k, 1, MAX_FEEDBACK_EVENTS),
+            d.max_events,
+        )
+        debias: DebiasConfig | None = None
+        ok = True
+        if "debias" in fields and not _is_null(fields["debias"].value):
+            debias = self.debias(fields["debias"].value)
+            ok = debias is not None
+        if not ok or events is None or window is None or max_events is None:
+            return None
+        return FeedbackConfig(
+            events=events, window_seconds=window, debias=debias, max_events=max_events
+        )
+
+    def events(self, node: Node, key: str) -> Mapping[str, float] | None:
+        """Event type -> reward weight; a weight may be negative (a skip is a bad sign)."""
+        fields = self.mapping(node, key, None)
+        if fields is None:
+            return None
+        if not node.value:  # not ``fields``: a non-string key already has its own error
+            self.fail(node, key, "must map at least one event type to its reward weight")
+            return None
+        out: dict[str, float] = {}
+        for name, f in fields.items():
+            path = _join(key, name)
+            if not _EVENT_TYPE.fullmatch(name):
+                self.fail(
+                    f.key,
+                    path,
+                    f"{name!r}: event types are 1 to 64 characters of A-Z, a-z, 0-9, _, ., : and -",
+                )
+                continue
+            weight = self.number(f.value, path, -math.inf)
+            if weight is not None:
+                out[name] = weight
+        return MappingProxyType(out) if len(out) == len(fields) else None
+
+    def debias(self, node: Node) -> DebiasConfig | None:
+        key = "feedback.debias"
+        fields = self.mapping(node, key, _DEBIAS_KEYS)
+        if fields is None:
+            return None
+        d = DebiasConfig()
+        eta = self.optional(fields, "eta", key, lambda n, k: self.number(n, k, 0.0), d.eta)
+        max_factor = self.optional(
+            fields, "max_factor", key, lambda n, k: self.number(n, k, 1.0), d.max_factor
+        )
+        if eta is None or max_factor is None:
+            return None
+        return DebiasConfig(eta=eta, max_factor=max_factor)
+
+    def memory(self, node: Node) -> MemoryConfig | None:
+        key = "memory"
+        fields = self.mapping(node, key, _MEMORY_KEYS)
+        if fields is None:
+            return None
+        d = MemoryConfig()
+        learned = self.optional(fields, "field", key, self.text, d.field)
+        predicted = self.optional(fields, "predicted_field", key, self.text, d.predicted_field)
+        names = self.optional(
+            fields,
+            "name_fields",
+            key,
+            lambda n, k: self.field_names(n, k, allow_empty=False),
+            d.name_fields,
+        )
+        phrases = self.optional(
+            fields,
+            "phrase_fields",
+            key,
+            lambda n, k: self.field_names(n, k, allow_empty=True),
+            d.phrase_fields,
+        )
+        half_life = self.optional(
+            fields,
+            "half_life_days",
+            key,
+            lambda n, k: self.number(n, k, 0.0, strict=True),
+            d.half_life_days,
+        )
+        smoothing = self.optional(
+            fields, "smoothing", key, lambda n, k: self.number(n, k, 0.0), d.smoothing
+        )
+        weight = self.optional(
+            fields,
+            "predicted_weight",
+            key,
+            lambda n, k: self.number(n, k, 0.0),
+            d.predicted_weight,
+        )
+        flush = self.optional(
+            fields,
+            "flush_seconds",
+            key,
+            lambda n, k: self.number(n, k, MIN_FLUSH_SECONDS, MAX_FLUSH_SECONDS),
+            d.flush_seconds,
+        )
+        ok = True
+        if learned is not None and learned == predicted:
+            # One field would mix the two scores, and the learning loop would overwrite the
+            # index-time predictions. Reported where the clash was written.
+            clash = "predicted_field" if "predicted_field" in fields else "field"
+            other = "field" if clash == "predicted_field" else "predicted_field"
+            self.fail(
+                fields[clash].value,
+                _join(key, clash),
+                f"is {learned!r}, the same as memory.{other}; learned and predicted scores"
+                " need a field each",
+            )
+            ok = False
+        if (
+            not ok
+            or learned is None
+            or predicted is None
+            or names is None
+            or phrases is None
+            or half_life is None
+            or smoothing is None
+            or weight is None
+            or flush is None
+        ):
+            return None
+        return MemoryConfig(
+            field=learned,
+            predicted_field=predicted,
+            name_fields=names,
+            phrase_fields=phrases,
+            half_life_days=half_life,
+            smoothing=smoothing,
+            predicted_weight=weight,
+            flush_seconds=flush,
+        )
+
+    def field_names(self, node: Node, key: str, *, allow_empty: bool) -> tuple[str, ...] | None:
+        if allow_empty and isinstance(node, SequenceNode) and not node.value:
+            return ()
+        items = self.sequence(node, key, what="field names")
+        if items is None:
+            return None
+        out: list[str] = []
+        seen: dict[str, Node] = {}
+        for i, item in enumerate(items):
+            path = f"{key}[{i}]"
+            name = self.text(item, path)
+            if name is None:
+                continue
+            if name in seen:
+                self.fail(item, path, f"{name!r} is already at line {_line(seen[name])}")
+                continue
+            seen[name] = item
+            out.append(name)
+        return tuple(out) if len(out) == len(items) else None
 
     def fallback(
         self, node: Node, arms: Mapping[str, _ArmEntry] | None

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from ltrr.query_plans.catalog import Catalog
+from ltrr.query_plans.catalog import Catalog, MemoryConfig
+from ltrr.query_plans.memory import keys
 from ltrr.query_plans.templates import Encoded, TemplateError, TemplateRenderer
 
 
@@ -76,6 +77,19 @@ def _with_filters(clause: dict[str, Any], filters: Sequence[Mapping[str, Any]]) 
     return {"bool": {"must": [clause], "filter": list(filters)}}
 
 
+def memory_variables(config: MemoryConfig | None, query: str) -> dict[str, Any]:
+    """What the memory template reads: the fields and the query's two keys."""
+    config = config or MemoryConfig()
+    exact, near = keys(query)
+    return {
+        "field": config.field,
+        "predicted_field": config.predicted_field,
+        "predicted_weight": config.predicted_weight,
+        "exact": exact,
+        "near": near,
+    }
+
+
 def build_plan(
     catalog: Catalog,
     sizes: Mapping[str, int],
@@ -88,6 +102,7 @@ def build_plan(
     searches: list[ArmSearch] = []
     failures: dict[str, str] = {}
     vector = Encoded(_vector_json(tuple(request.vector))) if request.vector is not None else None
+    memory = memory_variables(catalog.memory, request.query)
     for arm in catalog.arms:
         size = sizes.get(arm.name, 0)
         if size <= 0:
@@ -105,6 +120,7 @@ def build_plan(
                     "size": size,
                     "params": arm.params,
                     "context": request.context,
+                    "memory": memory,
                 },
                 version=catalog.digest,
             )

@@ -21,18 +21,27 @@ from ltrr.bandit.policies.base import Policy, PolicyConfig, Vector
 
 
 class RidgeStatistics:
-    """A⁻¹ (start: I / ridge), b and θ = A⁻¹b for every arm, plus how many updates each had."""
+    """A (start: ridge * I), its inverse, b and θ = A⁻¹b for every arm, and update counts.
 
-    __slots__ = ("a_inv", "b", "counts", "theta")
+    A and b are sums, so replicas can each add their own observations and merge: ``pending_*``
+    hold what this process added since its last merge. A⁻¹ follows every update through
+    Sherman-Morrison; it is recomputed from A only when a merge installs the shared sums.
+    """
+
+    __slots__ = ("a", "a_inv", "b", "counts", "pending_a", "pending_b", "pending_n", "theta")
 
     def __init__(self, n_arms: int, n_features: int, ridge: float) -> None:
         if ridge <= 0:
             raise ValueError(f"ridge must be > 0, got {ridge}")
-        eye = np.eye(n_features, dtype=np.float64) / ridge
-        self.a_inv = np.repeat(eye[np.newaxis], n_arms, axis=0)
+        eye = np.eye(n_features, dtype=np.float64)
+        self.a = np.repeat((eye * ridge)[np.newaxis], n_arms, axis=0)
+        self.a_inv = np.repeat((eye / ridge)[np.newaxis], n_arms, axis=0)
         self.b = np.zeros((n_arms, n_features), dtype=np.float64)
         self.theta = np.zeros((n_arms, n_features), dtype=np.float64)
         self.counts = np.zeros(n_arms, dtype=np.int64)
+        self.pending_a = np.zeros_like(self.a)
+        self.pending_b = np.zeros_like(self.b)
+        self.pending_n = np.zeros(n_arms, dtype=np.int64)
 
     def moments(self, x: Vector) -> tuple[Vector, Vector]:
         """Per arm, the posterior mean θᵀx and the spread xᵀA⁻¹x (never negative)."""
@@ -42,39 +51,80 @@ class RidgeStatistics:
         return mean, spread
 
     def update(self, arm: int, x: Vector, reward: float) -> None:
-        """Add one observation: A += xxᵀ through Sherman-Morrison, b += reward·x."""
+        """Add one observation: A += xxᵀ (A⁻¹ through Sherman-Morrison), b += reward·x."""
         a_inv = self.a_inv[arm]
         u = a_inv @ x  # A⁻¹ is symmetric, so xᵀA⁻¹ is uᵀ
         a_inv -= np.outer(u, u) / (1.0 + float(x @ u))
+        outer = np.outer(x, x)
+        self.a[arm] += outer
+        self.pending_a[arm] += outer
         self.b[arm] += reward * x
+        self.pending_b[arm] += reward * x
         self.theta[arm] = a_inv @ self.b[arm]
         self.counts[arm] += 1
+        self.pending_n[arm] += 1
+
+    def add_reward(self, arm: int, x: Vector, reward: float) -> None:
+        """More reward for a context ``update`` already counted: b += reward·x, A unchanged."""
+        self.b[arm] += reward * x
+        self.pending_b[arm] += reward * x
+        self.theta[arm] = self.a_inv[arm] @ self.b[arm]
+
+    def take_pending(self, arm: int) -> tuple[Vector, Vector, int] | None:
+        """This process's additions to one arm since the last merge (None: nothing), reset."""
+        n = int(self.pending_n[arm])
+        if n == 0 and not self.pending_b[arm].any():
+            return None
+        taken = (self.pending_a[arm].copy(), self.pending_b[arm].copy(), n)
+        self.pending_a[arm] = 0.0
+        self.pending_b[arm] = 0.0
+        self.pending_n[arm] = 0
+        return taken
+
+    def restore_pending(self, arm: int, delta: tuple[Vector, Vector, int]) -> None:
+        """Give back a delta whose merge failed, so that it is merged next time."""
+        self.pending_a[arm] += delta[0]
+        self.pending_b[arm] += delta[1]
+        self.pending_n[arm] += delta[2]
+
+    def install(self, arm: int, a: Vector, b: Vector, count: int) -> None:
+        """Make the shared sums this arm's statistics, plus what is still pending here."""
+        self.a[arm] = a + self.pending_a[arm]
+        self.b[arm] = b + self.pending_b[arm]
+        self.counts[arm] = count + int(self.pending_n[arm])
+        self.a_inv[arm] = np.linalg.inv(self.a[arm])
+        self.theta[arm] = self.a_inv[arm] @ self.b[arm]
 
     def state(self) -> dict[str, Any]:
         return {
-            "a_inv": self.a_inv.tolist(),
+            "a": self.a.tolist(),
             "b": self.b.tolist(),
             "counts": [int(c) for c in self.counts],
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Replace the statistics, after checking shapes and finiteness (nothing half-loaded)."""
-        a_inv = np.asarray(state["a_inv"], dtype=np.float64)
+        a = np.asarray(state["a"], dtype=np.float64)
         b = np.asarray(state["b"], dtype=np.float64)
         counts = np.asarray(state["counts"], dtype=np.int64)
-        if a_inv.shape != self.a_inv.shape or b.shape != self.b.shape:
+        if a.shape != self.a.shape or b.shape != self.b.shape:
             raise ValueError(
-                f"state has shapes {a_inv.shape} and {b.shape}, "
-                f"expected {self.a_inv.shape} and {self.b.shape}"
+                f"state has shapes {a.shape} and {b.shape}, "
+                f"expected {self.a.shape} and {self.b.shape}"
             )
         if counts.shape != self.counts.shape or (counts < 0).any():
             raise ValueError("state counts must be one non-negative integer per arm")
-        if not (np.isfinite(a_inv).all() and np.isfinite(b).all()):
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
             raise ValueError("state holds non-finite statistics")
+        a_inv: Vector = np.asarray(np.linalg.inv(a), dtype=np.float64)
+        self.a = a
         self.a_inv = a_inv
         self.b = b
         self.theta = np.einsum("ijk,ik->ij", a_inv, b)
         self.counts = counts
+        self.pending_a = np.zeros_like(a)
+        self.pending_b = np.zeros_like(b)
+        self.pending_n = np.zeros_like(counts)
 
 
 class RidgePolicy(Policy):
@@ -111,6 +161,18 @@ class RidgePolicy(Policy):
         if not math.isfinite(reward) or not np.isfinite(vector).all():
             raise ValueError("rewards and features must be finite")
         self.stats.update(index, vector, float(reward))
+
+    def version(self) -> int:
+        return int(self.stats.counts.sum())
+
+    def add_reward(self, arm: str, x: Vector, reward: float) -> None:
+        index = self._index[arm]
+        vector = np.asarray(x, dtype=np.float64)
+        if vector.shape != (self.n_features,):
+            raise ValueError(f"expected a vector of {self.n_features} features, got {x.shape}")
+        if not math.isfinite(reward) or not np.isfinite(vector).all():
+            raise ValueError("rewards and features must be finite")
+        self.stats.add_reward(index, vector, float(reward))
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "ridge": self.config.ridge, **self.stats.state()}

@@ -111,6 +111,18 @@ class Policy(ABC):
     def update(self, arm: str, x: Vector, reward: float) -> None:
         """Learn from one arm's reward for the context it was included in."""
 
+    def add_reward(self, arm: str, x: Vector, reward: float) -> None:
+        """Add reward to a context ``update`` already counted (feedback that came later).
+
+        A decision's context must weigh once however many events it gets, so only the first
+        reward goes through ``update``. Policies that learn nothing ignore it.
+        """
+        del arm, x, reward
+
+    def version(self) -> int:
+        """How many updates the policy has learned from; the decision log records it."""
+        return 0
+
     def state(self) -> dict[str, Any]:
         """Plain, JSON-ready values a restart needs to resume; learning policies add theirs."""
         return {

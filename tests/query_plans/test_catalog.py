@@ -11,11 +11,14 @@ from ltrr.query_plans.catalog import (
     Catalog,
     CatalogError,
     ContextField,
+    DebiasConfig,
     EmbeddingConfig,
     FallbackArm,
     FeatureConfig,
+    FeedbackConfig,
     FusionConfig,
     InterceptRules,
+    MemoryConfig,
     RerankConfig,
     load_catalog,
     validate_catalog,
@@ -755,3 +758,506 @@ def test_an_aliased_mapping_with_a_merge_is_read_twice_without_false_duplicates(
     )
     catalog = load_catalog(write(tmp_path, text))
     assert [(a.min_size, a.max_size) for a in catalog.arms] == [(5, 10), (5, 10)]
+
+
+# -- feedback and memory ----------------------------------------------------------------------
+
+# Appended to MINIMAL, so its first line is line 15.
+FEEDBACK_AND_MEMORY = """\
+feedback:
+  events: {click: 1.0, play: 2, add_to_favorites: 3.0, skip: -0.5}
+  window_seconds: 600
+  debias: {eta: 0.5, max_factor: 4}
+  max_events: 50
+memory:
+  field: q2e
+  predicted_field: q2e_predicted
+  name_fields: [name, aliases]
+  phrase_fields: [tags, genres]
+  half_life_days: 7.5
+  smoothing: 0
+  predicted_weight: 0.25
+  flush_seconds: 0.5
+"""
+
+
+def test_feedback_and_memory_take_the_defaults_when_absent(tmp_path):
+    catalog = load_catalog(write(tmp_path, MINIMAL))
+    assert catalog.feedback == FeedbackConfig()
+    assert dict(catalog.feedback.events) == {"click": 1.0}
+    assert catalog.feedback.window_seconds == 1800.0
+    assert catalog.feedback.debias is None
+    assert catalog.feedback.max_events == 1000
+    assert catalog.memory is None
+
+
+@pytest.mark.parametrize(
+    "section", ["feedback:\nmemory:\n", "feedback: null\nmemory: ~\n"], ids=["empty", "null"]
+)
+def test_null_feedback_and_memory_mean_not_configured(tmp_path, section):
+    catalog = load_catalog(write(tmp_path, minimal(append=section)))
+    assert catalog.feedback == FeedbackConfig()
+    assert catalog.memory is None
+
+
+def test_empty_feedback_and_memory_sections_take_every_default(tmp_path):
+    catalog = load_catalog(write(tmp_path, minimal(append="feedback: {}\nmemory: {}\n")))
+    assert catalog.feedback == FeedbackConfig()
+    assert catalog.memory == MemoryConfig()
+    assert catalog.memory.field == "ltrr_q2e"
+    assert catalog.memory.predicted_field == "ltrr_q2e_predicted"
+    assert catalog.memory.name_fields == ("name",)
+    assert catalog.memory.phrase_fields == ()
+    assert (
+        catalog.memory.half_life_days,
+        catalog.memory.smoothing,
+        catalog.memory.predicted_weight,
+        catalog.memory.flush_seconds,
+    ) == (14.0, 5.0, 0.3, 2.0)
+
+
+def test_debias_defaults(tmp_path):
+    catalog = load_catalog(write(tmp_path, minimal(append="feedback: {debias: {}}\n")))
+    assert catalog.feedback.debias == DebiasConfig(eta=1.0, max_factor=10.0)
+    catalog = load_catalog(write(tmp_path, minimal(append="feedback: {debias: null}\n")))
+    assert catalog.feedback.debias is None
+
+
+def test_feedback_and_memory_parse_in_full(tmp_path):
+    catalog = load_catalog(write(tmp_path, MINIMAL + FEEDBACK_AND_MEMORY))
+    assert catalog.feedback == FeedbackConfig(
+        events={"click": 1.0, "play": 2.0, "add_to_favorites": 3.0, "skip": -0.5},
+        window_seconds=600.0,
+        debias=DebiasConfig(eta=0.5, max_factor=4.0),
+        max_events=50,
+    )
+    assert list(catalog.feedback.events) == ["click", "play", "add_to_favorites", "skip"]
+    assert all(type(w) is float for w in catalog.feedback.events.values())
+    assert catalog.memory == MemoryConfig(
+        field="q2e",
+        predicted_field="q2e_predicted",
+        name_fields=("name", "aliases"),
+        phrase_fields=("tags", "genres"),
+        half_life_days=7.5,
+        smoothing=0.0,
+        predicted_weight=0.25,
+        flush_seconds=0.5,
+    )
+
+
+def test_event_weights_are_read_only(tmp_path):
+    catalog = load_catalog(write(tmp_path, MINIMAL + FEEDBACK_AND_MEMORY))
+    with pytest.raises(TypeError):
+        catalog.feedback.events["click"] = 5.0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        FeedbackConfig().events["click"] = 5.0  # type: ignore[index]
+
+
+def test_event_types_may_use_the_allowed_punctuation(tmp_path):
+    text = minimal(
+        append='feedback: {events: {"cart:add": 1, a.b-c_D9: 0, "%s": 1}}\n' % ("x" * 64)
+    )
+    catalog = load_catalog(write(tmp_path, text))
+    assert set(catalog.feedback.events) == {"cart:add", "a.b-c_D9", "x" * 64}
+
+
+def test_a_memory_arm_with_a_memory_section_loads(tmp_path):
+    text = minimal(
+        (
+            "fallback:\n",
+            "  - name: memory\n    template: memory.json.j2\n    params: {}\n"
+            "    size: {max: 20}\nfallback:\n",
+        ),
+        append="memory: {name_fields: [name], phrase_fields: [tags]}\n",
+    )
+    catalog = load_catalog(write(tmp_path, text))
+    assert catalog.arm("memory").params == {}
+    assert catalog.memory == MemoryConfig(phrase_fields=("tags",))
+
+
+def test_digest_covers_the_feedback_and_memory_sections(tmp_path):
+    path = write(tmp_path, MINIMAL + FEEDBACK_AND_MEMORY)
+    first = load_catalog(path).digest
+    path.write_text(MINIMAL + FEEDBACK_AND_MEMORY.replace("skip: -0.5", "skip: -1"))
+    second = load_catalog(path).digest
+    assert second != first
+    path.write_text(MINIMAL + FEEDBACK_AND_MEMORY.replace("smoothing: 0", "smoothing: 1"))
+    assert load_catalog(path).digest not in (first, second)
+
+
+@pytest.mark.parametrize(
+    ("append", "line", "key", "message"),
+    [
+        pytest.param(
+            "feedbak: {}\n",
+            15,
+            "feedbak",
+            "unknown key 'feedbak'; did you mean 'feedback'?",
+            id="feedback-top-key",
+        ),
+        pytest.param(
+            "memroy: {}\n",
+            15,
+            "memroy",
+            "unknown key 'memroy'; did you mean 'memory'?",
+            id="memory-top-key",
+        ),
+        pytest.param(
+            "feedback: [click]\n",
+            15,
+            "feedback",
+            "must be a mapping, got a list",
+            id="feedback-not-mapping",
+        ),
+        pytest.param(
+            "feedback:\n  events: {click: 1}\n  windows_seconds: 10\n",
+            17,
+            "feedback.windows_seconds",
+            "unknown key 'windows_seconds'; did you mean 'window_seconds'?",
+            id="feedback-unknown-key",
+        ),
+        pytest.param(
+            "feedback: {events: {}}\n",
+            15,
+            "feedback.events",
+            "must map at least one event type to its reward weight",
+            id="events-empty",
+        ),
+        pytest.param(
+            "feedback:\n  events:\n",
+            16,
+            "feedback.events",
+            "must be a mapping, got null",
+            id="events-null",
+        ),
+        pytest.param(
+            "feedback: {events: [click, play]}\n",
+            15,
+            "feedback.events",
+            "must be a mapping, got a list",
+            id="events-list",
+        ),
+        pytest.param(
+            "feedback: {events: {1: 2.0}}\n",
+            15,
+            "feedback.events",
+            "keys must be strings, got 1",
+            id="event-type-not-string",
+        ),
+        pytest.param(
+            'feedback:\n  events:\n    click: 1\n    "add to cart": 2\n',
+            18,
+            "feedback.events.add to cart",
+            "'add to cart': event types are 1 to 64 characters of A-Z, a-z, 0-9, _, ., : and -",
+            id="event-type-space",
+        ),
+        pytest.param(
+            'feedback: {events: {"": 1}}\n',
+            15,
+            "feedback.events.",
+            "'': event types are 1 to 64 characters",
+            id="event-type-empty",
+        ),
+        pytest.param(
+            "feedback: {events: {%s: 1}}\n" % ("x" * 65),
+            15,
+            "feedback.events." + "x" * 65,
+            "event types are 1 to 64 characters",
+            id="event-type-too-long",
+        ),
+        pytest.param(
+            "feedback:\n  events:\n    click: true\n",
+            17,
+            "feedback.events.click",
+            "must be a number, got true",
+            id="event-weight-bool",
+        ),
+        pytest.param(
+            "feedback:\n  events:\n    click: .inf\n",
+            17,
+            "feedback.events.click",
+            "must be a number, got .inf",
+            id="event-weight-infinite",
+        ),
+        pytest.param(
+            "feedback:\n  events:\n    click: .nan\n",
+            17,
+            "feedback.events.click",
+            "must be a number, got .nan",
+            id="event-weight-nan",
+        ),
+        pytest.param(
+            "feedback:\n  events:\n    click: high\n",
+            17,
+            "feedback.events.click",
+            "must be a number, got 'high'",
+            id="event-weight-text",
+        ),
+        pytest.param(
+            "feedback:\n  events:\n    click: {weight: 1}\n",
+            17,
+            "feedback.events.click",
+            "must be a single value, got a mapping",
+            id="event-weight-mapping",
+        ),
+        pytest.param(
+            "feedback: {window_seconds: 0}\n",
+            15,
+            "feedback.window_seconds",
+            "must be between 0.1 and 604800, got 0",
+            id="window-zero",
+        ),
+        pytest.param(
+            "feedback:\n  window_seconds: 604801\n",
+            16,
+            "feedback.window_seconds",
+            "must be between 0.1 and 604800, got 604801",
+            id="window-above-a-week",
+        ),
+        pytest.param(
+            "feedback: {window_seconds: 30 minutes}\n",
+            15,
+            "feedback.window_seconds",
+            "must be a number, got '30 minutes'",
+            id="window-text",
+        ),
+        pytest.param(
+            "feedback: {max_events: 0}\n",
+            15,
+            "feedback.max_events",
+            "must be between 1 and 100000, got 0",
+            id="max-events-zero",
+        ),
+        pytest.param(
+            "feedback: {max_events: 100001}\n",
+            15,
+            "feedback.max_events",
+            "must be between 1 and 100000, got 100001",
+            id="max-events-too-many",
+        ),
+        pytest.param(
+            "feedback: {max_events: 1.5}\n",
+            15,
+            "feedback.max_events",
+            "must be an integer, got 1.5",
+            id="max-events-float",
+        ),
+        pytest.param(
+            "feedback: {debias: true}\n",
+            15,
+            "feedback.debias",
+            "must be a mapping, got true",
+            id="debias-not-mapping",
+        ),
+        pytest.param(
+            "feedback:\n  debias:\n    eta: 1\n    max_factr: 5\n",
+            18,
+            "feedback.debias.max_factr",
+            "unknown key 'max_factr'; did you mean 'max_factor'?",
+            id="debias-unknown-key",
+        ),
+        pytest.param(
+            "feedback:\n  debias: {eta: -0.5}\n",
+            16,
+            "feedback.debias.eta",
+            "must be >= 0.0, got -0.5",
+            id="debias-eta-negative",
+        ),
+        pytest.param(
+            "feedback:\n  debias: {max_factor: 0.5}\n",
+            16,
+            "feedback.debias.max_factor",
+            "must be >= 1.0, got 0.5",
+            id="debias-max-factor-below-one",
+        ),
+        pytest.param(
+            "feedback:\n  debias: {eta: false}\n",
+            16,
+            "feedback.debias.eta",
+            "must be a number, got false",
+            id="debias-eta-bool",
+        ),
+        pytest.param(
+            "memory: [ltrr_q2e]\n",
+            15,
+            "memory",
+            "must be a mapping, got a list",
+            id="memory-not-mapping",
+        ),
+        pytest.param(
+            "memory:\n  feild: q2e\n",
+            16,
+            "memory.feild",
+            "unknown key 'feild'; did you mean 'field'?",
+            id="memory-unknown-key",
+        ),
+        pytest.param(
+            'memory: {field: ""}\n',
+            15,
+            "memory.field",
+            "must not be empty",
+            id="memory-field-empty",
+        ),
+        pytest.param(
+            "memory: {predicted_field: 3}\n",
+            15,
+            "memory.predicted_field",
+            "must be a string, got 3",
+            id="memory-predicted-field-number",
+        ),
+        pytest.param(
+            "memory:\n  field: q2e\n  predicted_field: q2e\n",
+            17,
+            "memory.predicted_field",
+            "is 'q2e', the same as memory.field; learned and predicted scores need a field each",
+            id="memory-same-fields",
+        ),
+        pytest.param(
+            "memory:\n  field: ltrr_q2e_predicted\n",
+            16,
+            "memory.field",
+            "is 'ltrr_q2e_predicted', the same as memory.predicted_field",
+            id="memory-field-is-the-default-predicted-field",
+        ),
+        pytest.param(
+            "memory: {name_fields: []}\n",
+            15,
+            "memory.name_fields",
+            "must list at least one of field names",
+            id="name-fields-empty",
+        ),
+        pytest.param(
+            "memory: {name_fields: name}\n",
+            15,
+            "memory.name_fields",
+            "must be a list of field names, got 'name'",
+            id="name-fields-not-list",
+        ),
+        pytest.param(
+            "memory:\n  name_fields:\n    - name\n    - 7\n",
+            18,
+            "memory.name_fields[1]",
+            "must be a string, got 7",
+            id="name-fields-item",
+        ),
+        pytest.param(
+            "memory:\n  name_fields:\n    - name\n    - name\n",
+            18,
+            "memory.name_fields[1]",
+            "'name' is already at line 17",
+            id="name-fields-duplicate",
+        ),
+        pytest.param(
+            "memory:\n  phrase_fields: [tags, '']\n",
+            16,
+            "memory.phrase_fields[1]",
+            "must not be empty",
+            id="phrase-fields-item-empty",
+        ),
+        pytest.param(
+            "memory: {phrase_fields: null}\n",
+            15,
+            "memory.phrase_fields",
+            "must be a list of field names, got null",
+            id="phrase-fields-null",
+        ),
+        pytest.param(
+            "memory: {half_life_days: 0}\n",
+            15,
+            "memory.half_life_days",
+            "must be > 0.0, got 0",
+            id="half-life-zero",
+        ),
+        pytest.param(
+            "memory: {smoothing: -1}\n",
+            15,
+            "memory.smoothing",
+            "must be >= 0.0, got -1",
+            id="smoothing-negative",
+        ),
+        pytest.param(
+            "memory: {predicted_weight: -0.1}\n",
+            15,
+            "memory.predicted_weight",
+            "must be >= 0.0, got -0.1",
+            id="predicted-weight-negative",
+        ),
+        pytest.param(
+            "memory: {flush_seconds: 0.05}\n",
+            15,
+            "memory.flush_seconds",
+            "must be between 0.1 and 3600, got 0.05",
+            id="flush-too-often",
+        ),
+        pytest.param(
+            "memory:\n  flush_seconds: 3601\n",
+            16,
+            "memory.flush_seconds",
+            "must be between 0.1 and 3600, got 3601",
+            id="flush-too-rare",
+        ),
+    ],
+)
+def test_feedback_and_memory_errors_name_line_and_key(tmp_path, append, line, key, message):
+    path = write(tmp_path, minimal(append=append))
+    error = only_error(path)
+    assert (error.path, error.line, error.key) == (str(path), line, key)
+    assert message in error.message
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(path)
+    assert str(raised.value) == str(error)
+
+
+def test_every_feedback_and_memory_error_is_reported(tmp_path):
+    text = minimal(
+        append=(
+            "feedback:\n"
+            "  events: {click: 1, skip: nope}\n"
+            "  window_seconds: 0\n"
+            "  debias: {eta: -1, max_factor: 0}\n"
+            "memory:\n"
+            "  name_fields: []\n"
+            "  smoothing: -1\n"
+        )
+    )
+    errors = validate_catalog(write(tmp_path, text))
+    assert [(e.line, e.key) for e in errors] == [
+        (16, "feedback.events.skip"),
+        (17, "feedback.window_seconds"),
+        (18, "feedback.debias.eta"),
+        (18, "feedback.debias.max_factor"),
+        (20, "memory.name_fields"),
+        (21, "memory.smoothing"),
+    ]
+
+
+def test_music_example_feedback_and_memory(shared_model):
+    catalog = load_catalog(EXAMPLES / "music.yml")
+    assert catalog.feedback == FeedbackConfig(
+        events={"click": 1.0, "play": 2.0, "add_to_favorites": 3.0, "skip": -0.5},
+        window_seconds=1800.0,
+        debias=DebiasConfig(eta=1.0, max_factor=10.0),
+        max_events=1000,
+    )
+    assert catalog.memory == MemoryConfig(name_fields=("name",), phrase_fields=("tags",))
+    assert catalog.arm("memory").params == {}
+    assert catalog.arm("memory").template == BUILTIN / "memory.json.j2"
+    assert catalog.index_body is not None
+    properties = catalog.index_body["mappings"]["properties"]
+    assert properties["ltrr_q2e"] == {"type": "rank_features"}
+    assert properties["ltrr_q2e_predicted"] == {"type": "rank_features"}
+    assert "ltrr_memory" not in properties
+
+
+def test_beir_example_feedback_and_memory(shared_model):
+    catalog = load_catalog(EXAMPLES / "beir.yml")
+    assert catalog.feedback == FeedbackConfig(
+        events={"click": 1.0}, window_seconds=1800.0, debias=None, max_events=1000
+    )
+    assert catalog.memory == MemoryConfig(name_fields=("title",), phrase_fields=())
+    assert catalog.arm("memory").params == {}
+    assert catalog.index_body is not None
+    properties = catalog.index_body["mappings"]["properties"]
+    assert properties["ltrr_q2e"] == {"type": "rank_features"}
+    assert properties["ltrr_q2e_predicted"] == {"type": "rank_features"}
+    assert "ltrr_memory" not in properties

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import ltrr.templates
+from ltrr.query_plans.catalog import MemoryConfig
+from ltrr.query_plans.plan import memory_variables
 from ltrr.query_plans.templates import TemplateError, TemplateRenderer
 
 BUILTIN = Path(ltrr.templates.__file__).resolve().parent
@@ -39,7 +41,9 @@ def variables(**overrides):
         "params": {},
         "context": {},
     }
-    return {**base, **overrides}
+    merged = {**base, **overrides}
+    merged.setdefault("memory", memory_variables(None, merged["query"]))
+    return merged
 
 
 @pytest.fixture
@@ -158,14 +162,43 @@ def test_rank_feature_log(renderer):
     }
 
 
-def test_memory_default_field(renderer):
-    clause = renderer.render(MEMORY, variables(query="Daft  Punk!", query_norm="daft punk"))
-    assert clause == {"term": {"ltrr_memory.query": "daft punk"}}
+def test_memory_learned_and_predicted_scores_by_exact_and_near_key(renderer):
+    clause = renderer.render(MEMORY, variables(query="Punk,  Daft!"))
+    assert clause == {
+        "bool": {
+            "should": [
+                {"rank_feature": {"field": "ltrr_q2e.punk daft", "linear": {}}},
+                {"rank_feature": {"field": "ltrr_q2e.~daftpunk", "linear": {}, "boost": 0.5}},
+                {
+                    "rank_feature": {
+                        "field": "ltrr_q2e_predicted.punk daft",
+                        "linear": {},
+                        "boost": 0.3,
+                    }
+                },
+                {
+                    "rank_feature": {
+                        "field": "ltrr_q2e_predicted.~daftpunk",
+                        "linear": {},
+                        "boost": 0.15,
+                    }
+                },
+            ],
+            "minimum_should_match": 1,
+        }
+    }
 
 
-def test_memory_own_field(renderer):
-    clause = renderer.render(MEMORY, variables(params={"field": "learned.q"}))
-    assert clause == {"term": {"learned.q": "daft punk"}}
+def test_memory_own_fields_and_no_prediction(renderer):
+    config = MemoryConfig(field="learned", predicted_field="guessed", predicted_weight=0.0)
+    clause = renderer.render(MEMORY, variables(memory=memory_variables(config, "daft punk")))
+    fields = [c["rank_feature"]["field"] for c in clause["bool"]["should"]]
+    assert fields == ["learned.daft punk", "learned.~daftpunk"]
+
+
+def test_memory_query_without_words_matches_nothing(renderer):
+    clause = renderer.render(MEMORY, variables(query="?!"))
+    assert clause == {"match_none": {}}
 
 
 # -- injection --------------------------------------------------------------------------------
@@ -186,8 +219,11 @@ def test_query_text_cannot_escape_its_string(renderer, query):
     assert set(clause) == {"bool"}
     assert set(clause["bool"]) == {"must", "filter"}
 
-    clause = renderer.render(MEMORY, variables(query_norm=query))
-    assert clause == {"term": {"ltrr_memory.query": query}}
+    clause = renderer.render(MEMORY, variables(query=query))
+    assert set(clause) <= {"bool", "match_none"}
+    for should in clause.get("bool", {}).get("should", []):
+        assert set(should) == {"rank_feature"}
+        assert should["rank_feature"]["field"].startswith(("ltrr_q2e.", "ltrr_q2e_predicted."))
 
 
 @pytest.mark.parametrize("field", ['a"}, "match_all": {"', "{{ 1 }}", "x\\"])

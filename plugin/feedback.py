@@ -1,0 +1,426 @@
+"""Feedback events from the two intake paths, parsed into one normalised form.
+
+Pure functions (the clock is passed in as ``now``) so that every rule here is tested without a
+network. Our own ``/_ltrr/feedback`` API is strict: a client that sends something we cannot learn
+from gets a precise 400. UBI writes are the opposite: they belong to OpenSearch and are forwarded
+unchanged, so nothing here may raise on them; what cannot be learned from is only counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import unquote
+
+import orjson
+
+from ltrr.plugin.errors import BadRequest
+
+UBI_INDEX = "ubi_events"
+
+MAX_ID_CHARS = 512  # OpenSearch's own cap on an ``_id``; decision ids share it.
+MAX_TYPE_CHARS = 64
+# Year 9999: later dates do not fit a ``date`` field, and are a unit mistake anyway.
+MAX_EPOCH_MILLIS = 253_402_300_799_999
+MAX_TIMESTAMP_CHARS = 64
+EVENT_KEYS = frozenset({"type", "object_id", "position", "value", "timestamp", "id"})
+SOURCES = frozenset({"api", "ubi"})
+BULK_ACTIONS = frozenset({"index", "create", "update", "delete"})
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    event_id: str
+    decision_id: str
+    type: str
+    object_id: str
+    position: int | None
+    value: float | None
+    timestamp: float
+    source: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id,
+            "decision_id": self.decision_id,
+            "type": self.type,
+            "object_id": self.object_id,
+            "position": self.position,
+            "value": self.value,
+            "timestamp": self.timestamp,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> FeedbackEvent:
+        """Checks types, because the durable log outlives the code that wrote it."""
+        source = _stored_text(data, "source")
+        if source not in SOURCES:
+            raise ValueError(f"feedback event source must be one of {sorted(SOURCES)}: {source!r}")
+        position = data.get("position")
+        if position is not None and (type(position) is not int or position < 1):
+            raise ValueError(f"feedback event position must be a positive integer: {position!r}")
+        value = data.get("value")
+        if value is not None and _number(value) is None:
+            raise ValueError(f"feedback event value must be a finite number: {value!r}")
+        timestamp = _number(data.get("timestamp"))
+        if timestamp is None:
+            raise ValueError(
+                f"feedback event timestamp must be a number: {data.get('timestamp')!r}"
+            )
+        return cls(
+            event_id=_stored_text(data, "event_id"),
+            decision_id=_stored_text(data, "decision_id"),
+            type=_stored_text(data, "type"),
+            object_id=_stored_text(data, "object_id"),
+            position=position,
+            value=_number(value),
+            timestamp=timestamp,
+            source=source,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UbiExtract:
+    events: list[FeedbackEvent]
+    skipped: dict[str, int]
+
+
+def _hash_id(
+    decision_id: str,
+    type_: str,
+    object_id: str,
+    position: int | None,
+    value: float | None,
+    timestamp: float,
+) -> str:
+    """Derived from the content so that a client resending the same event is deduplicated."""
+    key = orjson.dumps([decision_id, type_, object_id, position, value, timestamp])
+    return hashlib.sha1(key, usedforsecurity=False).hexdigest()[:32]
+
+
+# --- shared field rules: None means "not usable", each intake path reports it its own way ---
+
+
+def _text(value: object, max_chars: int) -> str | None:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_chars:
+        return None
+    return value
+
+
+def _object_id(value: object) -> str | None:
+    """OpenSearch ids are strings, but clients often send numeric ones as JSON numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int | float):
+        value = str(value)
+    return _text(value, MAX_ID_CHARS)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _timestamp(value: object) -> float | None:
+    """Epoch seconds from an ISO 8601 string (naive means UTC) or from epoch milliseconds."""
+    if isinstance(value, str):
+        if len(value) > MAX_TIMESTAMP_CHARS:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        seconds = parsed.timestamp()
+        return seconds if 0 <= seconds <= MAX_EPOCH_MILLIS / 1000 else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not 0 <= value <= MAX_EPOCH_MILLIS:
+        return None
+    return value / 1000
+
+
+def _show(value: object) -> str:
+    try:
+        shown = orjson.dumps(value).decode()
+    except TypeError:
+        shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _stored_text(data: Mapping[str, object], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"feedback event {name} must be a non-empty string: {value!r}")
+    return value
+
+
+# --- our own API ---
+
+
+def _invalid(reason: str) -> BadRequest:
+    return BadRequest(reason, error_type="illegal_argument_exception")
+
+
+def parse_feedback(
+    body: bytes, *, now: float, max_events: int = 1000
+) -> tuple[str, list[FeedbackEvent]]:
+    """Strict, so that a client bug shows up as a 400 naming the field, not as silent noise."""
+    if not body.strip():
+        raise BadRequest("request body is required")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise BadRequest(f"request body must be a JSON object, got {_show(parsed)}")
+    if "decision_id" not in parsed:
+        raise _invalid("decision_id is required")
+    decision_id = _text(parsed["decision_id"], MAX_ID_CHARS)
+    if decision_id is None:
+        raise _invalid(
+            f"decision_id must be a non-empty string of at most {MAX_ID_CHARS} characters, "
+            f"got {_show(parsed['decision_id'])}"
+        )
+    if "events" not in parsed:
+        raise _invalid("events is required")
+    raw_events = parsed["events"]
+    if not isinstance(raw_events, list) or not raw_events:
+        raise _invalid(f"events must be a non-empty list, got {_show(raw_events)}")
+    if len(raw_events) > max_events:
+        raise _invalid(f"events must have at most {max_events} entries, got {len(raw_events)}")
+    events = [
+        _api_event(raw, f"events[{index}]", decision_id, now)
+        for index, raw in enumerate(raw_events)
+    ]
+    return decision_id, events
+
+
+def _api_event(raw: object, where: str, decision_id: str, now: float) -> FeedbackEvent:
+    if not isinstance(raw, dict):
+        raise _invalid(f"{where} must be an object, got {_show(raw)}")
+    unknown = sorted(set(raw) - EVENT_KEYS)
+    if unknown:
+        raise _invalid(
+            f"{where} has unknown keys {', '.join(unknown)} "
+            f"(allowed: {', '.join(sorted(EVENT_KEYS))})"
+        )
+    for required in ("type", "object_id"):
+        if required not in raw:
+            raise _invalid(f"{where}.{required} is required")
+    type_ = _text(raw["type"], MAX_TYPE_CHARS)
+    if type_ is None:
+        raise _invalid(
+            f"{where}.type must be a non-empty string of at most {MAX_TYPE_CHARS} characters, "
+            f"got {_show(raw['type'])}"
+        )
+    object_id = _object_id(raw["object_id"])
+    if object_id is None:
+        raise _invalid(
+            f"{where}.object_id must be a non-empty string or a number, of at most "
+            f"{MAX_ID_CHARS} characters, got {_show(raw['object_id'])}"
+        )
+    position = raw.get("position")
+    if position is not None and (type(position) is not int or position < 1):
+        raise _invalid(f"{where}.position must be a positive integer, got {_show(position)}")
+    value = _number(raw.get("value"))
+    if value is None and raw.get("value") is not None:
+        raise _invalid(f"{where}.value must be a finite number, got {_show(raw['value'])}")
+    timestamp = now if raw.get("timestamp") is None else _timestamp(raw["timestamp"])
+    if timestamp is None:
+        raise _invalid(
+            f"{where}.timestamp must be an ISO 8601 string or epoch milliseconds (>= 0, before "
+            f"year 10000), got {_show(raw['timestamp'])}"
+        )
+    client_id = None if raw.get("id") is None else _text(raw["id"], MAX_ID_CHARS)
+    if client_id is None and raw.get("id") is not None:
+        raise _invalid(
+            f"{where}.id must be a non-empty string of at most {MAX_ID_CHARS} characters, "
+            f"got {_show(raw['id'])}"
+        )
+    return FeedbackEvent(
+        event_id=client_id or _hash_id(decision_id, type_, object_id, position, value, timestamp),
+        decision_id=decision_id,
+        type=type_,
+        object_id=object_id,
+        position=position,
+        value=value,
+        timestamp=timestamp,
+        source="api",
+    )
+
+
+# --- UBI compatibility ---
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    bulk: bool
+    index: str | None  # the URL's index: the target of a single document, a bulk's default
+    doc_id: str | None
+
+
+def _route(method: str, path: str) -> _Route | None:
+    method = method.upper()
+    if method not in ("POST", "PUT"):
+        return None
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    parts = path.strip("/").split("/")
+    if parts == ["_bulk"]:
+        return _Route(bulk=True, index=None, doc_id=None)
+    if len(parts) == 2 and parts[1] == "_bulk" and parts[0] and not parts[0].startswith("_"):
+        return _Route(bulk=True, index=parts[0], doc_id=None)
+    if not parts or parts[0] != UBI_INDEX:
+        return None
+    if parts[1:] == ["_doc"]:
+        return _Route(bulk=False, index=UBI_INDEX, doc_id=None)
+    if len(parts) == 3 and parts[1] in ("_doc", "_create") and parts[2]:
+        return _Route(bulk=False, index=UBI_INDEX, doc_id=unquote(parts[2]))
+    return None
+
+
+def is_ubi_write(method: str, path: str) -> bool:
+    """Any bulk counts: its lines may name ``ubi_events`` whatever the URL says."""
+    return _route(method, path) is not None
+
+
+class _MalformedBulk(Exception):
+    """OpenSearch rejects the whole bulk for this, so none of its documents will be stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    doc_id: str | None
+    source: bytes
+
+
+def ubi_events(method: str, path: str, body: bytes, *, now: float) -> UbiExtract:
+    """Counts rather than raises: the write goes to OpenSearch unchanged whatever we think."""
+    route = _route(method, path)
+    events: list[FeedbackEvent] = []
+    skipped: dict[str, int] = {}
+    if route is None:
+        return UbiExtract(events, skipped)
+    items: list[_Doc | str]
+    if route.bulk:
+        try:
+            items = list(_bulk_items(body, route.index))
+        except _MalformedBulk:
+            return UbiExtract(events, {"malformed bulk": 1})
+    else:
+        items = [_Doc(route.doc_id, body)]
+    for item in items:
+        outcome = _ubi_event(item, now) if isinstance(item, _Doc) else item
+        if isinstance(outcome, FeedbackEvent):
+            events.append(outcome)
+        else:
+            skipped[outcome] = skipped.get(outcome, 0) + 1
+    return UbiExtract(events, skipped)
+
+
+def _bulk_items(body: bytes, url_index: str | None) -> Iterator[_Doc | str]:
+    """Each ``ubi_events`` index/create document, or the reason a bulk item is not one.
+
+    Framed as OpenSearch frames it, so that what we learn from is what it stores.
+    """
+    if body and not body.endswith(b"\n"):
+        raise _MalformedBulk  # "The bulk request must be terminated by a newline"
+    lines = iter(body.split(b"\n")[:-1])
+    for line in lines:
+        if not line.strip():
+            continue  # OpenSearch skips empty action lines too
+        try:
+            action = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise _MalformedBulk from None
+        if not isinstance(action, dict) or len(action) != 1:
+            raise _MalformedBulk
+        ((name, meta),) = action.items()
+        if name not in BULK_ACTIONS or not isinstance(meta, dict):
+            raise _MalformedBulk
+        # Read the source line first, whatever the item: it frames the rest of the body.
+        source = None if name == "delete" else next(lines, None)
+        index = meta.get("_index")
+        if index is None:
+            index = url_index
+        if index != UBI_INDEX:
+            yield "other index"
+        elif name == "delete":
+            yield "delete action"
+        elif name == "update":
+            yield "update action"
+        elif source is None:
+            yield "malformed"  # an action line with no source line: OpenSearch drops it
+        else:
+            doc_id = meta.get("_id")
+            if doc_id is None:
+                yield _Doc(None, source)
+            elif isinstance(doc_id, int | str) and not isinstance(doc_id, bool):
+                yield _Doc(str(doc_id), source)
+            else:
+                yield "bad _id"
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _ubi_rank(attributes: Mapping[str, object]) -> int | None:
+    """UBI ordinals are meant to be 1-based, but some clients count from 0."""
+    place = attributes.get("position")
+    ordinal = place.get("ordinal") if isinstance(place, dict) else None
+    if type(ordinal) is not int or ordinal < 0:
+        return None
+    return max(ordinal, 1)
+
+
+def _ubi_event(doc: _Doc, now: float) -> FeedbackEvent | str:
+    """The event, or the reason it is skipped."""
+    if doc.doc_id is not None and _text(doc.doc_id, MAX_ID_CHARS) is None:
+        return "bad _id"  # OpenSearch refuses it, so it is never stored
+    try:
+        parsed = orjson.loads(doc.source)
+    except orjson.JSONDecodeError:
+        return "malformed"
+    if not isinstance(parsed, dict):
+        return "malformed"
+    raw_query_id = parsed.get("query_id")
+    decision_id = _text(raw_query_id, MAX_ID_CHARS)
+    if decision_id is None:
+        return "no query_id" if _missing(raw_query_id) else "bad query_id"
+    raw_action = parsed.get("action_name")
+    type_ = _text(raw_action, MAX_TYPE_CHARS)
+    if type_ is None:
+        return "no action_name" if _missing(raw_action) else "bad action_name"
+    attributes = parsed.get("event_attributes")
+    attributes = attributes if isinstance(attributes, dict) else {}
+    target = attributes.get("object")
+    raw_object_id = target.get("object_id") if isinstance(target, dict) else None
+    object_id = _object_id(raw_object_id)
+    if object_id is None:
+        return "no object_id" if _missing(raw_object_id) else "bad object_id"
+    raw_timestamp = parsed.get("timestamp")
+    timestamp = now if raw_timestamp is None else _timestamp(raw_timestamp)
+    if timestamp is None:
+        return "bad timestamp"  # OpenSearch's date mapping rejects it, so it is never stored
+    position = _ubi_rank(attributes)
+    value = _number(parsed.get("value"))
+    return FeedbackEvent(
+        event_id=doc.doc_id or _hash_id(decision_id, type_, object_id, position, value, timestamp),
+        decision_id=decision_id,
+        type=type_,
+        object_id=object_id,
+        position=position,
+        value=value,
+        timestamp=timestamp,
+        source="ubi",
+    )
