@@ -100,6 +100,23 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_feedback(args: argparse.Namespace) -> int:
+    from ltrr.plugin.bench_feedback import FeedbackBenchConfig, feedback, format_report
+
+    config = FeedbackBenchConfig(
+        opensearch=args.opensearch,
+        searches=args.searches,
+        events=args.events,
+        concurrency=args.concurrency,
+        batches=tuple(args.batch),
+        probes=args.probes,
+        merge_seconds=args.merge_seconds,
+        seed=args.seed,
+    )
+    print(format_report(feedback(config)))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -225,6 +242,39 @@ def build_parser() -> argparse.ArgumentParser:
     over.add_argument("--warmup", type=int, default=50, metavar="N")
     over.add_argument("--seed", type=int, default=7)
     over.set_defaults(handler=_bench)
+    feed = bench_actions.add_parser(
+        "feedback",
+        help="feedback intake throughput and update latency, local and across replicas",
+        description="Against a throwaway index and two in-process proxy replicas: feedback "
+        "events/s acknowledged (fsync'd), time until the local and the other replica's policy "
+        "learned an event, and until events are searchable in ltrr-events; prints a table.",
+    )
+    feed.add_argument(
+        "--opensearch", default="http://127.0.0.1:9200", metavar="URL", help="OpenSearch base URL"
+    )
+    feed.add_argument("--searches", type=int, default=200, metavar="N", help="decisions to feed")
+    feed.add_argument("--events", type=int, default=5000, metavar="N", help="events per run")
+    feed.add_argument("--concurrency", type=int, default=32, metavar="N", help="clients")
+    feed.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        default=[1, 10],
+        metavar="N",
+        help="events per request; one intake run per value (default: 1 10)",
+    )
+    feed.add_argument(
+        "--probes", type=int, default=50, metavar="N", help="events timed for update latency"
+    )
+    feed.add_argument(
+        "--merge-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="the replicas' merge interval (default 1)",
+    )
+    feed.add_argument("--seed", type=int, default=7)
+    feed.set_defaults(handler=_bench_feedback)
     return parser
 
 

@@ -117,8 +117,6 @@ class MemoryUpdater:
             for doc_id, key in todo.items():
                 delta = pending.keys[key]
                 current = stored.get(doc_id)
-                if current is None and not delta.engaged:
-                    continue  # searched, never engaged: not worth a document yet
                 base = KeyStats.from_json(current.source) if current else KeyStats(updated=now)
                 new = base.merged(delta, now, config.half_life_days)
                 doc = {"target": target, "key": key, **new.to_json()}

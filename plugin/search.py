@@ -121,11 +121,12 @@ class SearchPath:
             request.post_filter,
             request.source,
         )
-        cached = (
-            self.pages.by_id(request.decision_id)
-            if request.decision_id
-            else self.pages.by_fingerprint(key)
-        )
+        # A later page continues its list; a first page is a new search, and a new decision
+        # (else a popular query would replay one draw for the whole TTL and never explore).
+        if request.decision_id:
+            cached = self.pages.by_id(request.decision_id)
+        else:
+            cached = self.pages.by_fingerprint(key) if request.from_ > 0 else None
         if cached is not None and cached.fingerprint == key:
             self.stats.count("pages_from_cache")
             body = build_response(

@@ -120,6 +120,13 @@ class Proxy:
     async def _start(self, _app: web.Application) -> None:
         self._session = make_session()
         transport = AiohttpTransport(self.base_url, self._session)
+        # Entity dictionaries load before the first search, so that a restarted proxy's first
+        # decisions see the same features as its last ones did (a secured cluster refuses this
+        # credential-less read; the first caller's search then loads it, as before).
+        for runtime in self.registry.runtimes():
+            target = runtime.catalog.targets[0]
+            if runtime.entities is not None and not any(c in target for c in "*,"):
+                await runtime.entities.refresh(transport, target, {})
         if self.data_dir is not None:
             self.learner = Learner(
                 transport,
@@ -158,6 +165,7 @@ class Proxy:
                 "entities": len(r.entities.current) if r.entities and r.entities.current else 0,
                 "embedder": r.embedder.stats._asdict() if r.embedder is not None else None,
                 "policy_version": r.policy.version(),
+                "policy_arms": r.policy.summary(),
             }
             for r in self.registry.runtimes()
         }

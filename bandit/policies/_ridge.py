@@ -165,6 +165,17 @@ class RidgePolicy(Policy):
     def version(self) -> int:
         return int(self.stats.counts.sum())
 
+    def summary(self) -> dict[str, dict[str, float]]:
+        s = self.stats
+        return {
+            arm.name: {
+                "n": int(s.counts[i]),
+                "b_abs_sum": float(np.abs(s.b[i]).sum()),
+                "a_trace": float(np.trace(s.a[i])),
+            }
+            for i, arm in enumerate(self.arms)
+        }
+
     def add_reward(self, arm: str, x: Vector, reward: float) -> None:
         index = self._index[arm]
         vector = np.asarray(x, dtype=np.float64)

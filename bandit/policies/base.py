@@ -119,6 +119,10 @@ class Policy(ABC):
         """
         del arm, x, reward
 
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per arm, a few numbers that tell two copies of the statistics apart (for stats)."""
+        return {}
+
     def version(self) -> int:
         """How many updates the policy has learned from; the decision log records it."""
         return 0

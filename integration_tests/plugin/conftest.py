@@ -2,8 +2,8 @@
 
 The index holds a dozen artists with every field the four arm kinds need: text (``name``,
 ``tags``), a keyword name for the entity dictionary, a lucene ``knn_vector`` filled by the real
-ONNX embedder, a ``rank_feature`` popularity and the (still empty) memory field. Aliases of it
-each get their own catalog, so one proxy serves several policies.
+ONNX embedder, a ``rank_feature`` popularity and the memory's ``rank_features`` fields.
+Aliases of it each get their own catalog, so one proxy serves several policies.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ MAPPING = {
                 "dimension": 384,
                 "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"},
             },
-            "ltrr_memory": {"properties": {"query": {"type": "keyword"}}},
+            "ltrr_q2e": {"type": "rank_features"},
+            "ltrr_q2e_predicted": {"type": "rank_features"},
         },
     },
 }
@@ -119,7 +120,6 @@ arms:
     size: {{min: 5, max: 5}}
   - name: memory
     template: memory.json.j2
-    params: {{field: ltrr_memory.query}}
     size: {{min: 5, max: 5}}
 {extra_arm}fusion: {{method: rrf, k: 60}}
 {rerank}fallback:
@@ -195,9 +195,18 @@ class Proxy:
 
 
 @contextmanager
-def running_proxy(catalogs: list[Path], opensearch_url: str, log: Path) -> Iterator[Proxy]:
+def running_proxy(
+    catalogs: list[Path],
+    opensearch_url: str,
+    log: Path,
+    *,
+    data_dir: Path | None = None,
+    seed: int = 7,
+    merge_seconds: float = 0.5,
+) -> Iterator[Proxy]:
     """``ltrr serve`` in its own process, with small caps so that tests can reach them."""
     port = _free_port()
+    data_dir = data_dir or log.parent / f"data-{port}"
     env = {**os.environ, "LTRR_MODEL_DIR": str(model_dir())}
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -216,6 +225,12 @@ def running_proxy(catalogs: list[Path], opensearch_url: str, log: Path) -> Itera
                 str(1024 * 1024),
                 "--max-msearch-lines",
                 "100",
+                "--data-dir",
+                str(data_dir),
+                "--seed",
+                str(seed),
+                "--merge-seconds",
+                str(merge_seconds),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -238,7 +253,8 @@ def running_proxy(catalogs: list[Path], opensearch_url: str, log: Path) -> Itera
     try:
         yield Proxy(url, log, process)
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -250,8 +266,8 @@ def running_proxy(catalogs: list[Path], opensearch_url: str, log: Path) -> Itera
 def start_proxy(opensearch_url: str):
     """Tests that need a proxy of their own (reload, signals) start it with this."""
 
-    def start(catalogs: list[Path], log: Path):
-        return running_proxy(catalogs, opensearch_url, log)
+    def start(catalogs: list[Path], log: Path, **options):
+        return running_proxy(catalogs, opensearch_url, log, **options)
 
     return start
 

@@ -17,6 +17,9 @@ from ltrr.bandit.decide import fallback_propensity
 from ltrr.bandit.decision import ArmSpec
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import parse_policy_config
+from ltrr.query_plans.catalog import BUILTIN_TEMPLATES
+from ltrr.query_plans.plan import memory_variables
+from ltrr.query_plans.templates import TemplateRenderer
 
 RRF_K = 60
 
@@ -40,7 +43,9 @@ def _direct_arms(client, index, query, vector, size=5):
                 ],
             }
         },
-        "memory": {"term": {"ltrr_memory.query": query.lower()}},
+        "memory": TemplateRenderer().render(
+            BUILTIN_TEMPLATES / "memory.json.j2", {"memory": memory_variables(None, query)}
+        ),
     }
     out = {}
     for arm, clause in arms.items():

@@ -72,7 +72,9 @@ def test_wait_green_fails_fast_with_the_log_when_the_node_dies(config):
 
 
 def test_wait_green_times_out_with_the_log(config):
-    with pytest.raises(NodeStartError, match=r"did not turn green within 1s[\s\S]*no log written"):
+    with pytest.raises(
+        NodeStartError, match=r"did not turn green or yellow within 1s[\s\S]*no log written"
+    ):
         process.wait_green(config, None, timeout=1)
 
 
