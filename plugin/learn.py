@@ -106,7 +106,9 @@ class Learner:
         state_interval: float = 2.0,
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
+        max_decisions: int = 200_000,
     ) -> None:
+        self.max_decisions = max_decisions
         self.transport = transport
         self.registry = registry
         self.stats = stats
@@ -161,6 +163,7 @@ class Learner:
             )
             self._records[decision_id] = record
             heapq.heappush(self._expiry, (record.expires, decision_id))
+            self._bound()
         if catalog.memory is not None:
             self.memory.searched(state_key(runtime), catalog.memory, key)
         self.decisions.put(
@@ -404,21 +407,36 @@ class Learner:
         now = self.clock()
         closed = 0
         while self._expiry and self._expiry[0][0] <= now:
-            _, decision_id = heapq.heappop(self._expiry)
-            record = self._records.pop(decision_id, None)
-            if record is None or not record.owner or record.observed:
-                continue
-            runtime = self._runtime(record)
-            if runtime is None:
-                continue
-            names = {a.name for a in runtime.policy.arms}
-            for arm in record.included:
-                if arm in names:
-                    runtime.policy.update(arm, record.x, 0.0)
-            closed += 1
+            closed += self._close_oldest()
         if closed:
             self.stats.count("windows_closed_without_feedback", closed)
         return closed
+
+    def _close_oldest(self) -> int:
+        expires, decision_id = heapq.heappop(self._expiry)
+        record = self._records.get(decision_id)
+        if record is None or record.expires != expires:
+            return 0  # already gone, or the id was reused by a newer decision
+        del self._records[decision_id]
+        if not record.owner or record.observed:
+            return 0
+        runtime = self._runtime(record)
+        if runtime is None:
+            return 0
+        names = {a.name for a in runtime.policy.arms}
+        for arm in record.included:
+            if arm in names:
+                runtime.policy.update(arm, record.x, 0.0)
+        return 1
+
+    def _bound(self) -> None:
+        """Past ``max_decisions`` open windows, the oldest close early (memory stays bounded)."""
+        early = 0
+        while len(self._records) > self.max_decisions and self._expiry:
+            early += 1
+            self._close_oldest()
+        if early:
+            self.stats.count("windows_closed_early", early)
 
     def pending_decisions(self) -> int:
         return len(self._records)

@@ -1,6 +1,6 @@
 """Ranked lists kept for pagination, so the next page comes from the same list.
 
-A page request finds its list by ``decision_id`` (or UBI's ``query_id``), or by the same query,
+A later page finds its list by ``decision_id`` (or UBI's ``query_id``), or by the same query,
 context and filters on the same catalog version within the TTL. Pages then never overlap or
 skip, whatever the bandit would draw next time. The cache is per process, and bounded (LRU)
 both in lists and in the hits they hold, since each hit keeps its ``_source``.

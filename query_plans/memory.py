@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +181,3 @@ def entity_ref(index: str, doc_id: str) -> str:
 def split_ref(ref: str) -> tuple[str, str]:
     index, _, doc_id = ref.partition("/")
     return index, doc_id
-
-
-def dedupe(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(v for v in values if v))

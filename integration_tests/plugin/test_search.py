@@ -162,14 +162,20 @@ def test_pages_come_from_one_ranked_list(proxy, music):
             "ext": {"ubi": {"query_id": decision_id}},
         },
     ).json()
-    again = _search(proxy.url, alias, {"size": 9, "ext": {"ltrr": {"query": "electronic"}}}).json()
-    pages = [[h["_id"] for h in page["hits"]["hits"]] for page in (first, second, third)]
+    # A later page without any id continues the list of the same query, context and filters.
+    fourth = _search(
+        proxy.url, alias, {"size": 3, "from": 9, "ext": {"ltrr": {"query": "electronic"}}}
+    ).json()
+    pages = [[h["_id"] for h in page["hits"]["hits"]] for page in (first, second, third, fourth)]
     flat = [doc for page in pages for doc in page]
     assert len(flat) == len(set(flat)), "pages overlap"
-    assert [h["_id"] for h in again["hits"]["hits"]] == flat
-    for page in (second, third, again):
+    for page in (second, third, fourth):
         assert page["ext"]["ltrr"]["decision_id"] == decision_id
         assert page["ext"]["ltrr"]["page"]["cached"] is True
+    # A first page is a new search: a new decision, so that repeated queries keep exploring.
+    again = _search(proxy.url, alias, {"size": 3, "ext": {"ltrr": {"query": "electronic"}}}).json()
+    assert again["ext"]["ltrr"]["decision_id"] != decision_id
+    assert again["ext"]["ltrr"]["page"]["cached"] is False
 
 
 def test_ubi_query_id_names_a_new_decision(proxy, music):
