@@ -125,7 +125,16 @@ def _demo(args: argparse.Namespace) -> int:
     node = LocalNode(NodeConfig(port=args.port))
     node.up(say=_say)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(args.catalog, args.dataset, node.url, args.listen, _say))
+        asyncio.run(
+            run_demo(
+                args.catalog,
+                args.dataset,
+                node.url,
+                args.listen,
+                _say,
+                data_dir=default_data_dir(args.listen),
+            )
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ import csv
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ltrr.plugin.catalogs import CatalogRegistry
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.server import Proxy, parse_listen
 from ltrr.query_plans.catalog import Catalog
+from ltrr.query_plans.memory import predicted_for
 
 # Documents per embedding call and bulk request: large enough that embed_batch can group texts
 # of similar length (the padding cost), small enough to show progress.
@@ -70,7 +72,12 @@ def index_beir(
     index = catalog.targets[0]
     http = requests.Session()
     count = http.get(f"{url}/{index}/_count", timeout=30)
-    if count.status_code == 200 and count.json()["count"] == len(data.corpus):
+    mapping = http.get(f"{url}/{index}/_mapping", timeout=30)
+    fields: Any = next(iter(mapping.json().values()), {}) if mapping.status_code == 200 else {}
+    current = (
+        catalog.memory is None or catalog.memory.predicted_field in orjson.dumps(fields).decode()
+    )
+    if current and count.status_code == 200 and count.json()["count"] == len(data.corpus):
         say(f"index {index}: {len(data.corpus)} documents already loaded")
         return index
     http.delete(f"{url}/{index}", timeout=60)
@@ -83,7 +90,12 @@ def index_beir(
         lines = bytearray()
         for doc, vector in zip(batch, vectors, strict=True):
             lines += orjson.dumps({"index": {"_index": index, "_id": doc["_id"]}}) + b"\n"
-            source = {"title": doc.get("title", ""), "text": doc.get("text", "")}
+            source: dict[str, Any] = {"title": doc.get("title", ""), "text": doc.get("text", "")}
+            memory = catalog.memory
+            if memory is not None:  # the memory starts from what the metadata predicts
+                predicted = predicted_for(source, memory.name_fields, memory.phrase_fields)
+                if predicted:
+                    source[memory.predicted_field] = predicted
             source["embedding"] = [float(v) for v in vector]
             lines += orjson.dumps(source) + b"\n"
         reply = http.post(
@@ -105,9 +117,15 @@ def index_beir(
 async def _queries_through_proxy(
     proxy_url: str, index: str, data: BeirDataset, say: Callable[[str], None], limit: int
 ) -> None:
+    """The collection's queries through the proxy; a simulated user clicks the relevant hits.
+
+    Clicks go back alternately through ``/_ltrr/feedback`` and as UBI events to
+    ``ubi_events``, so both intake paths take part.
+    """
     recalls: list[float] = []
+    clicks = 0
     async with aiohttp.ClientSession() as session:
-        for query_id, text in list(data.queries.items())[:limit]:
+        for n, (query_id, text) in enumerate(list(data.queries.items())[:limit]):
             body = {"size": 10, "_source": ["title"], "ext": {"ltrr": {"query": text}}}
             async with session.post(f"{proxy_url}/{index}/_search", json=body) as reply:
                 payload = await reply.json()
@@ -120,15 +138,54 @@ async def _queries_through_proxy(
                 if info["included"]
             )
             relevant = data.qrels.get(query_id, {})
-            found = {h["_id"] for h in payload["hits"]["hits"]} & set(relevant)
+            hits = payload["hits"]["hits"]
+            found = {h["_id"] for h in hits} & set(relevant)
             if relevant:
                 recalls.append(len(found) / len(relevant))
-            top = payload["hits"]["hits"][0]["_source"]["title"] if payload["hits"]["hits"] else "-"
+            top = hits[0]["_source"]["title"] if hits else "-"
             say(f"q{query_id}: {text[:60]!r}")
             say(f"    asked {asked}; {len(found)}/{len(relevant)} relevant in top 10")
             say(f"    first: {top[:70]}")
+            for rank, hit in enumerate(hits, start=1):
+                if hit["_id"] not in relevant:
+                    continue
+                clicks += 1
+                await _click(session, proxy_url, ltrr["decision_id"], hit["_id"], rank, n % 2 == 1)
     if recalls:
         say(f"mean recall@10 over {len(recalls)} judged queries: {sum(recalls) / len(recalls):.3f}")
+    say(f"simulated user: {clicks} clicks on relevant hits, half as UBI events")
+
+
+async def _click(
+    session: aiohttp.ClientSession,
+    proxy_url: str,
+    decision_id: str,
+    doc_id: str,
+    rank: int,
+    ubi: bool,
+) -> None:
+    event: dict[str, Any]
+    if ubi:
+        event = {
+            "action_name": "click",
+            "query_id": decision_id,
+            "client_id": "ltrr-demo",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "event_attributes": {
+                "object": {"object_id": doc_id, "object_id_field": "_id"},
+                "position": {"ordinal": rank},
+            },
+        }
+        url = f"{proxy_url}/ubi_events/_doc"
+    else:
+        event = {
+            "decision_id": decision_id,
+            "events": [{"type": "click", "object_id": doc_id, "position": rank}],
+        }
+        url = f"{proxy_url}/_ltrr/feedback"
+    async with session.post(url, json=event) as reply:
+        if reply.status >= 300:
+            raise LtrrError(f"feedback answered {reply.status}: {await reply.text()}")
 
 
 async def run_demo(
@@ -140,6 +197,7 @@ async def run_demo(
     *,
     queries: int = 8,
     keep_serving: bool = True,
+    data_dir: Path,
 ) -> None:
     registry = CatalogRegistry([catalog_path], seed=0)
     registry.load_all()
@@ -151,7 +209,7 @@ async def run_demo(
     index = await asyncio.to_thread(
         index_beir, opensearch_url, runtime.catalog, data, embedder.embed_batch, say
     )
-    proxy = Proxy(registry, opensearch_url)
+    proxy = Proxy(registry, opensearch_url, data_dir=data_dir)
     runner = web.AppRunner(proxy.app(), access_log=None)
     await runner.setup()
     host, port = parse_listen(listen)
@@ -160,6 +218,15 @@ async def run_demo(
     say(f"proxy on {proxy_url} -> {opensearch_url}; catalog {catalog_path}")
     try:
         await _queries_through_proxy(proxy_url, index, data, say, queries)
+        await asyncio.sleep(3.0)  # shipping, memory and state run every second or two
+        if proxy.learner is not None:
+            learned = proxy.learner.snapshot()
+            say(
+                f"learned: policy version {runtime.policy.version()}, "
+                f"{learned['events_shipped']} events shipped to ltrr-events, "
+                f"{learned['decisions_logged']} decisions to ltrr-decisions, "
+                f"{learned['memory_pairs_written']} memory scores written"
+            )
         if keep_serving:
             say(
                 f"serving; try: curl -s {proxy_url}/{index}/_search -H 'Content-Type: "

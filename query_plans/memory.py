@@ -107,6 +107,33 @@ def predicted_q2e(
     return dict(ranked)
 
 
+def _texts(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def predicted_for(
+    source: Mapping[str, Any], name_fields: Sequence[str], phrase_fields: Sequence[str]
+) -> dict[str, float]:
+    """``predicted_q2e`` of a document, reading names and phrases from the catalog's fields
+    (top-level or dotted paths; a field may hold one string or a list)."""
+
+    def read(path: str) -> list[str]:
+        value: object = source
+        for part in path.split("."):
+            if not isinstance(value, Mapping):
+                return []
+            value = value.get(part)
+        return _texts(value)
+
+    names = [n for f in name_fields for n in read(f)]
+    phrases = [p for f in phrase_fields for p in read(f)]
+    return predicted_q2e(names, phrases)
+
+
 def decay_factor(elapsed_seconds: float, half_life_days: float) -> float:
     """How much of a count survives ``elapsed_seconds``; clocks that step back decay nothing."""
     if elapsed_seconds <= 0.0:

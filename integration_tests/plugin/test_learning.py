@@ -557,3 +557,40 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(client, start_proxy, make
     assert set(acked) <= set(found)  # every acknowledged event arrived
     assert len(found) == len(set(found))  # exactly once
     assert set(found) <= set(sent)  # and nothing that was never sent
+
+
+def test_catalog_change_keeps_other_arms_drops_removed_and_starts_added_at_the_prior(
+    client, start_proxy, make_target, tmp_path
+):
+    target, path = make_target(window=1.0)
+    data = tmp_path / "data"
+    with start_proxy([path], tmp_path / "v1.log", data_dir=data, merge_seconds=0.5) as v1:
+        simulate(v1.url, target, rounds=20, seed=8)
+        time.sleep(2.5)  # windows closed
+        before = wait_for(lambda: catalog_stats(v1.url, target)["policy_arms"])
+        time.sleep(1.2)  # merged
+    kept = before["by_name"]
+    assert kept["n"] > 0
+    # v2: by_tag removed, by_both added.
+    text = (
+        path.read_text()
+        .replace("name: by_tag", "name: by_both")
+        .replace("params: {fields: [tags]}", "params: {fields: [name, tags]}")
+    )
+    assert "by_both" in text
+    path.write_text(text)
+    with start_proxy([path], tmp_path / "v2.log", data_dir=data, merge_seconds=0.5) as v2:
+        arms = catalog_stats(v2.url, target)["policy_arms"]
+        assert arms["by_name"] == kept
+        n_features = len(search(v2.url, target, "fado", explain=True)["ext"]["ltrr"]["features"])
+        prior = {"n": 0, "b_abs_sum": 0.0, "a_trace": float(n_features)}  # ridge 1: A = I
+        assert arms["by_both"] == prior
+        client.indices.refresh(index="ltrr-state")
+        docs = client.search(
+            index="ltrr-state", body={"query": {"term": {"target": target}}, "size": 20}
+        )["hits"]["hits"]
+        stored = {d["_source"]["arm"]: d["_source"] for d in docs}
+        assert "by_tag" not in stored
+        assert stored["_catalog"]["arms"] == ["by_name", "by_both"]
+        assert stored["by_name"]["n"] == kept["n"]
+        assert "arms removed ['by_tag'] dropped" in (tmp_path / "v2.log").read_text()
