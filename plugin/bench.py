@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -161,6 +162,7 @@ async def _run(
         proxy_url = f"http://127.0.0.1:{port}"
         log = Path(tempfile.mkstemp(prefix="ltrr-bench-", suffix=".log")[1])
         log_file = log.open("wb")
+        data_dir = tempfile.mkdtemp(prefix="ltrr-bench-data-")
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -175,6 +177,8 @@ async def _run(
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "warning",
+                "--data-dir",  # learning is on, as in production; its files are thrown away
+                data_dir,
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -256,6 +260,7 @@ async def _run(
             process.terminate()
             process.wait(timeout=15)
             log_file.close()
+            shutil.rmtree(data_dir, ignore_errors=True)
     registry.close()
 
     paths = {name: _quantiles(values) for name, values in series.items()}

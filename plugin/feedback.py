@@ -311,6 +311,8 @@ def ubi_events(method: str, path: str, body: bytes, *, now: float) -> UbiExtract
     if route is None:
         return UbiExtract(events, skipped)
     items: list[_Doc | str]
+    if route.bulk and route.index != UBI_INDEX and UBI_INDEX.encode() not in body:
+        return UbiExtract(events, skipped)  # an ingestion bulk: a byte scan, not a parse
     if route.bulk:
         try:
             items = list(_bulk_items(body, route.index))

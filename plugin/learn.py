@@ -161,6 +161,9 @@ class Learner:
                 expires=now + window,
                 owner=True,
             )
+            reused = self._records.get(decision_id)
+            if reused is not None and reused.owner and not (reused.observed or reused.seen):
+                self._zero_reward(reused)  # a client reused its id: close the older window
             self._records[decision_id] = record
             heapq.heappush(self._expiry, (record.expires, decision_id))
             self._bound()
@@ -418,8 +421,12 @@ class Learner:
         if record is None or record.expires != expires:
             return 0  # already gone, or the id was reused by a newer decision
         del self._records[decision_id]
-        if not record.owner or record.observed:
-            return 0
+        if not record.owner or record.observed or record.seen:
+            return 0  # ``seen``: a first event is being made durable; it counts the context
+        return self._zero_reward(record)
+
+    def _zero_reward(self, record: DecisionRecord) -> int:
+        """No feedback in the window: every included arm observes reward 0 for this context."""
         runtime = self._runtime(record)
         if runtime is None:
             return 0
@@ -431,10 +438,10 @@ class Learner:
 
     def _bound(self) -> None:
         """Past ``max_decisions`` open windows, the oldest close early (memory stays bounded)."""
-        early = 0
+        before = len(self._records)
         while len(self._records) > self.max_decisions and self._expiry:
-            early += 1
             self._close_oldest()
+        early = before - len(self._records)
         if early:
             self.stats.count("windows_closed_early", early)
 

@@ -130,17 +130,23 @@ class MemoryUpdater:
                 written.append((doc_id, new))
             results = await bulk(self.transport, actions)
             retry: dict[str, str] = {}
+            refused: list[str] = []
             for (doc_id, new), (status, result) in zip(written, results, strict=True):
+                key = todo[doc_id]
                 if status in (200, 201):
-                    merged[todo[doc_id]] = new
+                    merged[key] = new
+                    del pending.keys[key]  # counted in ltrr-memory: never given back
                 elif status == 409:
-                    retry[doc_id] = todo[doc_id]
+                    retry[doc_id] = key
                 else:
-                    raise UpstreamError(f"memory write {doc_id}: {status} {result}")
+                    refused.append(f"{doc_id}: {status} {result}")
+            if refused:
+                await self._project(config, merged)
+                raise UpstreamError(f"memory writes refused: {'; '.join(refused)[:500]}")
             todo = retry
+        await self._project(config, merged)
         if todo:
             raise UpstreamError(f"memory merge still conflicting after {MAX_ATTEMPTS} attempts")
-        await self._project(config, merged)
 
     async def _project(self, config: MemoryConfig, merged: dict[str, KeyStats]) -> None:
         """Write each touched (query, entity) score onto the entity document."""
@@ -164,7 +170,12 @@ class MemoryUpdater:
                     {"doc": {config.field: features}},
                 )
             )
-        results = await bulk(self.transport, actions)
+        try:
+            results = await bulk(self.transport, actions)
+        except UpstreamError as exc:
+            # The counts are safe in ltrr-memory; the next merge of these keys rewrites them.
+            log.warning("memory scores not written (%d entities): %s", len(actions), exc)
+            return
         for (action, _), (status, result) in zip(actions, results, strict=True):
             if status == 404:
                 continue  # the entity was deleted meanwhile

@@ -132,15 +132,18 @@ class StateSync:
                     written.append((doc_id, doc))
                 results = await bulk(self.transport, actions, timeout=30.0)
                 retry: list[str] = []
+                refused: list[str] = []
                 for (doc_id, doc), (status, result) in zip(written, results, strict=True):
                     if status in (200, 201):
                         shared.install(ids[doc_id], doc)
                         tracked.versions[ids[doc_id]] = int(result.get("_seq_no", -1))
-                        deltas.pop(doc_id, None)
+                        deltas.pop(doc_id, None)  # written: never restored, never re-sent
                     elif status == 409:
                         retry.append(doc_id)
                     else:
-                        raise UpstreamError(f"state write {doc_id}: {status} {result}")
+                        refused.append(f"{doc_id}: {status} {result}")
+                if refused:  # every result was read first, so written deltas are not restored
+                    raise UpstreamError(f"state writes refused: {'; '.join(refused)[:500]}")
                 if not retry:
                     tracked.merges += 1
                     return

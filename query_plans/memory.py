@@ -7,7 +7,7 @@ query keys: ``predicted`` (from the entity's own metadata, written at index time
 that query, already ordered by score, inside the same ``_msearch`` as the other arms.
 
 Every query has two keys: the exact normalised text, and a "near" key that ignores word order,
-repeated words, spaces and punctuation ("Head, Radio" and "radiohead" share one), so a small
+repeated words and punctuation ("Punk, Daft!" and "daft punk" share one), so a small
 rewording still finds the memory.
 """
 

@@ -294,3 +294,28 @@ def proxy_client(proxy: Proxy) -> Iterator[OpenSearch]:
     os_client = OpenSearch(hosts=[proxy.url], timeout=60)
     yield os_client
     os_client.close()
+
+
+def _delete_matching(client: OpenSearch, index: str, query: dict) -> None:
+    """Search and bulk-delete (the node built here has no reindex module: no delete_by_query)."""
+    if not client.indices.exists(index=index):
+        return
+    while True:
+        client.indices.refresh(index=index)
+        hits = client.search(index=index, body={"query": query, "size": 1000, "_source": False})[
+            "hits"
+        ]["hits"]
+        if not hits:
+            return
+        actions = [{"delete": {"_index": index, "_id": h["_id"]}} for h in hits]
+        client.bulk(body=actions)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forget_test_learning(client: OpenSearch) -> Iterator[None]:
+    """The proxies log decisions, events, statistics and memory for the test targets into the
+    learning loop's own indices; remove what the tests wrote there, and their UBI events."""
+    yield
+    for index in ("ltrr-decisions", "ltrr-events", "ltrr-state", "ltrr-memory"):
+        _delete_matching(client, index, {"prefix": {"target": "ltrr-it-"}})
+    _delete_matching(client, "ubi_events", {"term": {"client_id.keyword": "simulated-user"}})

@@ -17,7 +17,7 @@ import orjson
 
 from ltrr.plugin.upstream import UpstreamReply
 
-Hook = Callable[[], UpstreamReply | None]
+Hook = Callable[[], object]  # a reply answers the request; anything else lets it through
 
 
 @dataclass(slots=True)
@@ -28,7 +28,7 @@ class StoredDoc:
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """What an ``update`` with ``{"doc": patch}`` makes of ``base``: objects merge, others replace."""
+    """What ``update`` with ``{"doc": patch}`` makes of ``base``: objects merge, others replace."""
     out = copy.deepcopy(dict(base))
     for key, value in patch.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
@@ -80,7 +80,7 @@ class FakeOpenSearch:
 
     def on_next(self, path_suffix: str, hook: Hook, *, times: int = 1) -> None:
         """Run ``hook`` before each of the next ``times`` requests whose path ends so; a hook
-        returning a reply answers the request with it (nothing is applied)."""
+        returning an ``UpstreamReply`` answers the request with it (nothing is applied)."""
         self._hooks.extend((path_suffix, hook) for _ in range(times))
 
     def fail_next(self, path_suffix: str, status: int = 500, *, times: int = 1) -> None:
@@ -107,7 +107,7 @@ class FakeOpenSearch:
             if path.endswith(suffix):
                 del self._hooks[i]
                 reply = hook()
-                if reply is not None:
+                if isinstance(reply, UpstreamReply):
                     return reply
                 break
         if method == "POST" and path == "/_bulk":
@@ -162,15 +162,15 @@ class FakeOpenSearch:
             return {**out, "status": forced, "error": _error("injected", "forced status")}
         docs = self.indices.setdefault(index, {})
         current = docs.get(doc_id)
-        if "if_seq_no" in meta or "if_primary_term" in meta:
-            if (
-                current is None
-                or current.seq_no != meta.get("if_seq_no")
-                or current.primary_term != meta.get("if_primary_term")
-            ):
-                reason = f"[{doc_id}]: version conflict, required seqNo [{meta.get('if_seq_no')}]"
-                error = _error("version_conflict_engine_exception", reason)
-                return {**out, "status": 409, "error": error}
+        guarded = "if_seq_no" in meta or "if_primary_term" in meta
+        if guarded and (
+            current is None
+            or current.seq_no != meta.get("if_seq_no")
+            or current.primary_term != meta.get("if_primary_term")
+        ):
+            reason = f"[{doc_id}]: version conflict, required seqNo [{meta.get('if_seq_no')}]"
+            error = _error("version_conflict_engine_exception", reason)
+            return {**out, "status": 409, "error": error}
         if op == "create" and current is not None:
             reason = f"[{doc_id}]: version conflict, document already exists"
             error = _error("version_conflict_engine_exception", reason)

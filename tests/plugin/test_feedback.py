@@ -589,8 +589,10 @@ def test_other_index_bulk_can_still_carry_ubi_lines():
 
 
 def test_bulk_without_index_anywhere_is_skipped():
-    extract = ubi_events("POST", "/_bulk", nd({"index": {}}, ubi_doc()), now=NOW)
-    assert extract == UbiExtract([], {"other index": 1})
+    raw = nd({"index": {}}, ubi_doc(), {"index": {"_index": UBI_INDEX}}, ubi_doc())
+    extract = ubi_events("POST", "/_bulk", raw, now=NOW)
+    assert extract.skipped == {"other index": 1}
+    assert len(extract.events) == 1
 
 
 def test_bulk_tolerates_crlf_and_blank_action_lines():
@@ -621,7 +623,7 @@ def test_null_meta_index_falls_back_to_the_url_index():
     raw = nd({"index": {"_index": None, "_id": None}}, ubi_doc())
     (event,) = ubi_events("POST", "/ubi_events/_bulk", raw, now=NOW).events
     assert len(event.event_id) == 32
-    assert ubi_events("POST", "/_bulk", raw, now=NOW).skipped == {"other index": 1}
+    assert ubi_events("POST", "/other/_bulk", raw, now=NOW) == UbiExtract([], {})
 
 
 def test_empty_bulk_extracts_nothing():
@@ -653,8 +655,13 @@ def test_empty_source_line_is_malformed_not_the_next_action():
     ],
 )
 def test_a_bulk_opensearch_rejects_whole_teaches_nothing(raw):
-    extract = ubi_events("POST", "/_bulk", raw, now=NOW)
+    extract = ubi_events("POST", "/ubi_events/_bulk", raw, now=NOW)
     assert extract == UbiExtract([], {"malformed bulk": 1})
+
+
+def test_an_ingestion_bulk_that_never_names_ubi_events_is_not_parsed():
+    raw = b"not json at all\n" + nd({"index": {"_index": "music"}}, {"name": "x"})
+    assert ubi_events("POST", "/_bulk", raw, now=NOW) == UbiExtract([], {})
 
 
 def test_bulk_with_a_bad_meta_id_is_skipped():
