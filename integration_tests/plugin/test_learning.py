@@ -189,6 +189,13 @@ def wait_for(condition, timeout: float = 20.0, interval: float = 0.2):
         time.sleep(interval)
 
 
+def settle(url: str, target: str) -> None:
+    """Wait until every decision's window has closed, then for two more state merges."""
+    wait_for(lambda: stats(url)["learning"]["decisions_pending"] == 0, timeout=30)
+    merges = stats(url)["learning"]["state"][target]["merges"]
+    wait_for(lambda: stats(url)["learning"]["state"][target]["merges"] >= merges + 2, timeout=30)
+
+
 def simulate(url: str, target: str, rounds: int, seed: int) -> list[tuple[str, dict]]:
     """Alternate entity and topic queries; the user clicks what the query meant, if shown.
 
@@ -460,10 +467,10 @@ def test_restart_resumes_the_same_policy(start_proxy, make_target, tmp_path):
     data = tmp_path / "data"
     with start_proxy([path], tmp_path / "a.log", data_dir=data, merge_seconds=0.5) as a:
         simulate(a.url, target, rounds=60, seed=5)
-        time.sleep(2.5)  # every window closed and swept
-        before = wait_for(lambda: catalog_stats(a.url, target)["policy_version"])
-        time.sleep(1.2)  # merged
+        settle(a.url, target)
+        before = catalog_stats(a.url, target)["policy_version"]
         probe_a = _probe(a.url, target)
+        a.process.kill()  # the probes' windows stay open: the stored state is the settled one
     with start_proxy([path], tmp_path / "b.log", data_dir=data) as b:
         assert catalog_stats(b.url, target)["policy_version"] == before
         probe_b = _probe(b.url, target)
@@ -566,9 +573,8 @@ def test_catalog_change_keeps_other_arms_drops_removed_and_starts_added_at_the_p
     data = tmp_path / "data"
     with start_proxy([path], tmp_path / "v1.log", data_dir=data, merge_seconds=0.5) as v1:
         simulate(v1.url, target, rounds=20, seed=8)
-        time.sleep(2.5)  # windows closed
-        before = wait_for(lambda: catalog_stats(v1.url, target)["policy_arms"])
-        time.sleep(1.2)  # merged
+        settle(v1.url, target)
+        before = catalog_stats(v1.url, target)["policy_arms"]
     kept = before["by_name"]
     assert kept["n"] > 0
     # v2: by_tag removed, by_both added.
