@@ -31,7 +31,6 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from ltrr.bandit.policies._ridge import RidgePolicy
 from ltrr.bandit.policies.base import Policy
 from ltrr.plugin.bulk import EVENTS_INDEX
 from ltrr.plugin.catalogs import CatalogRegistry, CatalogRuntime
@@ -274,8 +273,9 @@ def _free_port() -> int:
 
 def _arm_counts(policy: Policy) -> tuple[int, ...]:
     """Updates learned per arm (monotonic), so a replica's progress is compared arm by arm."""
-    if isinstance(policy, RidgePolicy):
-        return tuple(int(c) for c in policy.stats.counts)
+    summary = policy.summary()
+    if summary:
+        return tuple(int(arm["n"]) for arm in summary.values())
     return (policy.version(),)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,12 +32,13 @@ from ltrr.plugin.passthrough import forward
 from ltrr.plugin.respond import DECISION_HEADER
 from ltrr.plugin.search import SearchPath
 from ltrr.plugin.stats import Stats
-from ltrr.plugin.upstream import AiohttpTransport, make_session
+from ltrr.plugin.upstream import AiohttpTransport, WithHeaders, make_session
 from ltrr.query_plans.templates import TemplateRenderer
 
 log = logging.getLogger("ltrr.server")
 
 MSEARCH_PATHS = ("/_msearch", "/_msearch/template")
+OWN_AUTHORIZATION_ENV = "LTRR_OPENSEARCH_AUTHORIZATION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +122,19 @@ class Proxy:
     async def _start(self, _app: web.Application) -> None:
         self._session = make_session()
         transport = AiohttpTransport(self.base_url, self._session)
+        # The proxy's own reads and writes (the learning loop's indices, the warm-up below) go
+        # as itself: LTRR_OPENSEARCH_AUTHORIZATION, when set, is their Authorization header.
+        own = os.environ.get(OWN_AUTHORIZATION_ENV)
+        internal = WithHeaders(transport, {"Authorization": own} if own else {})
         # Entity dictionaries load before the first search, so that a restarted proxy's first
-        # decisions see the same features as its last ones did (a secured cluster refuses this
-        # credential-less read; the first caller's search then loads it, as before).
+        # decisions see the same features as its last ones did.
         for runtime in self.registry.runtimes():
             target = runtime.catalog.targets[0]
             if runtime.entities is not None and not any(c in target for c in "*,"):
-                await runtime.entities.refresh(transport, target, {})
+                await runtime.entities.refresh(internal, target, {})
         if self.data_dir is not None:
             self.learner = Learner(
-                transport,
+                internal,
                 self.registry,
                 self.data_dir,
                 self.stats,

@@ -93,3 +93,24 @@ class AiohttpTransport:
             raise UpstreamTimeout(f"{method} {path} took longer than {timeout}s") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{method} {path}: {exc}") from exc
+
+
+class WithHeaders:
+    """A transport that adds fixed headers: the proxy's own identity for its own writes."""
+
+    def __init__(self, inner: Transport, headers: Mapping[str, str]) -> None:
+        self.inner = inner
+        self.headers = dict(headers)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | None,
+    ) -> UpstreamReply:
+        return await self.inner.request(
+            method, path, headers={**headers, **self.headers}, body=body, timeout=timeout
+        )
