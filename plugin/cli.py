@@ -100,6 +100,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory_predict(args: argparse.Namespace) -> int:
+    from ltrr.plugin.predict import predict_memory
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done}/{total} documents", end="", file=sys.stderr, flush=True)
+
+    counts = predict_memory(args.catalog, args.opensearch, progress=progress)
+    print(file=sys.stderr)
+    print(
+        f"{counts['updated']} of {counts['documents']} documents got predicted Q2E scores "
+        f"({counts['without_metadata']} had no name or phrase to predict from)"
+    )
+    return 0
+
+
 def _bench_feedback(args: argparse.Namespace) -> int:
     from ltrr.plugin.bench_feedback import FeedbackBenchConfig, feedback, format_report
 
@@ -234,6 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=9200, help="local node port (default 9200)")
     demo.add_argument("--listen", default="127.0.0.1:9250", help="proxy HOST:PORT")
     demo.set_defaults(handler=_demo)
+
+    memory = commands.add_parser("memory", help="the memory (query -> entity) index")
+    memory_actions = memory.add_subparsers(dest="action", required=True)
+    predict = memory_actions.add_parser(
+        "predict",
+        help="write index-time predicted Q2E scores on an existing index",
+        description="Read every document of the catalog's target once and write its predicted "
+        "query -> entity scores (from the catalog's memory.name_fields and phrase_fields) into "
+        "memory.predicted_field, adding the rank_features mappings if they are missing.",
+    )
+    predict.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    predict.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    predict.set_defaults(handler=_memory_predict)
 
     bench = commands.add_parser("bench", help="benchmarks that print numbers")
     bench_actions = bench.add_subparsers(dest="action", required=True)

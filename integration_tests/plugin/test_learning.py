@@ -600,3 +600,32 @@ def test_catalog_change_keeps_other_arms_drops_removed_and_starts_added_at_the_p
         assert stored["_catalog"]["arms"] == ["by_name", "by_both"]
         assert stored["by_name"]["n"] == kept["n"]
         assert "arms removed ['by_tag'] dropped" in (tmp_path / "v2.log").read_text()
+
+
+def test_memory_predict_fills_an_index_loaded_without_it(
+    client, opensearch_url, start_proxy, tmp_path
+):
+    from ltrr.plugin.predict import predict_memory
+
+    name = f"ltrr-it-learn-{uuid.uuid4().hex[:8]}"
+    plain = {k: v for k, v in MAPPING["mappings"]["properties"].items() if k in ("name", "tags")}
+    client.indices.create(index=name, body={**MAPPING, "mappings": {"properties": plain}})
+    try:
+        for doc_id, artist, tags in ARTISTS:
+            client.index(index=name, id=doc_id, body={"name": artist, "tags": tags})
+        client.index(index=name, id="no-metadata", body={"other": 1})
+        client.indices.refresh(index=name)
+        path = tmp_path / "catalog.yml"
+        path.write_text(catalog(name, "{name: static}", memory_arm=True))
+        counts = predict_memory(path, opensearch_url)
+        assert counts == {"documents": 17, "updated": 16, "without_metadata": 1}
+        mapping = client.indices.get_mapping(index=name)[name]["mappings"]["properties"]
+        assert mapping["ltrr_q2e"] == mapping["ltrr_q2e_predicted"] == {"type": "rank_features"}
+        doc_id, artist, tags = ARTISTS[3]
+        source = client.get(index=name, id=doc_id)["_source"]
+        assert source["ltrr_q2e_predicted"] == predicted_q2e([artist], tags)
+        with start_proxy([path], tmp_path / "proxy.log") as proxy:
+            answer = search(proxy.url, name, artist.upper(), explain=True)
+            assert _memory_rank(answer, doc_id) == 1
+    finally:
+        client.indices.delete(index=name, ignore_unavailable=True)
