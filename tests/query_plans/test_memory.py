@@ -7,6 +7,7 @@ from ltrr.query_plans.memory import (
     keys,
     name_variants,
     near_key,
+    predicted_for,
     predicted_q2e,
     rank_feature_value,
     split_ref,
@@ -75,3 +76,14 @@ def test_rank_feature_values_are_positive_and_finite():
     assert rank_feature_value(1e-12) == 1e-6
     assert rank_feature_value(0.25) == 0.25
     assert split_ref("music/ac/dc") == ("music", "ac/dc")
+
+
+def test_predicted_for_reads_names_and_phrases_from_the_catalogs_fields():
+    source = {
+        "name": "The Beatles",
+        "meta": {"aliases": ["Fab Four"], "genre": 7},
+        "tags": ["pop", None, "rock"],
+    }
+    got = predicted_for(source, ["name", "meta.aliases", "missing"], ["tags", "meta.genre"])
+    assert got == predicted_q2e(["The Beatles", "Fab Four"], ["pop", "rock"])
+    assert predicted_for({"other": 1}, ["name"], ["tags"]) == {}
