@@ -87,6 +87,17 @@ class Versioned:
     primary_term: int
 
 
+def guarded(index: str, doc_id: str, current: Versioned | None) -> dict[str, Any]:
+    """The bulk action that writes ``doc_id`` only if nobody wrote it since ``current`` was
+    read: ``create`` when it did not exist, else ``index`` quoting its sequence number."""
+    meta: dict[str, Any] = {"_index": index, "_id": doc_id}
+    if current is None:
+        return {"create": meta}
+    meta["if_seq_no"] = current.seq_no
+    meta["if_primary_term"] = current.primary_term
+    return {"index": meta}
+
+
 async def ensure_indices(transport: Transport, names: Sequence[str] = tuple(INDEX_BODIES)) -> None:
     """Create the learning loop's indices that do not exist yet (a race with a replica is fine)."""
     for name in names:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltrr.plugin.bulk import MEMORY_INDEX, bulk, mget
+from ltrr.plugin.bulk import MEMORY_INDEX, bulk, guarded, mget
 from ltrr.plugin.upstream import Transport, UpstreamError
 from ltrr.query_plans.catalog import MemoryConfig
 from ltrr.query_plans.memory import KeyStats, near_key, rank_feature_value, split_ref
@@ -120,13 +120,7 @@ class MemoryUpdater:
                 base = KeyStats.from_json(current.source) if current else KeyStats(updated=now)
                 new = base.merged(delta, now, config.half_life_days)
                 doc = {"target": target, "key": key, **new.to_json()}
-                meta: dict[str, Any] = {"_index": MEMORY_INDEX, "_id": doc_id}
-                if current is None:
-                    actions.append(({"create": meta}, doc))
-                else:
-                    meta["if_seq_no"] = current.seq_no
-                    meta["if_primary_term"] = current.primary_term
-                    actions.append(({"index": meta}, doc))
+                actions.append((guarded(MEMORY_INDEX, doc_id, current), doc))
                 written.append((doc_id, new))
             results = await bulk(self.transport, actions)
             retry: dict[str, str] = {}

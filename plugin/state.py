@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ltrr.bandit.state import Delta, SharedStatistics, shared_statistics
-from ltrr.plugin.bulk import STATE_INDEX, bulk, mget
+from ltrr.plugin.bulk import STATE_INDEX, bulk, guarded, mget
 from ltrr.plugin.catalogs import CatalogRuntime
 from ltrr.plugin.upstream import Transport, UpstreamError
 
@@ -122,13 +122,7 @@ class StateSync:
                         continue  # never learned anywhere: the prior is already in place
                     doc = shared.merged(current.source if current else None, delta)
                     doc.update({"target": target, "arm": arm})
-                    meta: dict[str, Any] = {"_index": STATE_INDEX, "_id": doc_id}
-                    if current is None:
-                        actions.append(({"create": meta}, doc))
-                    else:
-                        meta["if_seq_no"] = current.seq_no
-                        meta["if_primary_term"] = current.primary_term
-                        actions.append(({"index": meta}, doc))
+                    actions.append((guarded(STATE_INDEX, doc_id, current), doc))
                     written.append((doc_id, doc))
                 results = await bulk(self.transport, actions, timeout=30.0)
                 retry: list[str] = []

@@ -152,15 +152,23 @@ class RidgePolicy(Policy):
             raise ValueError(f"expected a vector of {self.n_features} features, got {x.shape}")
         return self.stats.moments(x)
 
-    def update(self, arm: str, x: Vector, reward: float) -> None:
-        """Learn one reward; a non-finite input would poison the statistics forever, so refuse."""
+    def _checked(self, arm: str, x: Vector, reward: float) -> tuple[int, Vector]:
+        """A non-finite input would poison the statistics forever, so refuse it."""
         index = self._index[arm]
         vector = np.asarray(x, dtype=np.float64)
         if vector.shape != (self.n_features,):
             raise ValueError(f"expected a vector of {self.n_features} features, got {x.shape}")
         if not math.isfinite(reward) or not np.isfinite(vector).all():
             raise ValueError("rewards and features must be finite")
+        return index, vector
+
+    def update(self, arm: str, x: Vector, reward: float) -> None:
+        index, vector = self._checked(arm, x, reward)
         self.stats.update(index, vector, float(reward))
+
+    def add_reward(self, arm: str, x: Vector, reward: float) -> None:
+        index, vector = self._checked(arm, x, reward)
+        self.stats.add_reward(index, vector, float(reward))
 
     def version(self) -> int:
         return int(self.stats.counts.sum())
@@ -175,15 +183,6 @@ class RidgePolicy(Policy):
             }
             for i, arm in enumerate(self.arms)
         }
-
-    def add_reward(self, arm: str, x: Vector, reward: float) -> None:
-        index = self._index[arm]
-        vector = np.asarray(x, dtype=np.float64)
-        if vector.shape != (self.n_features,):
-            raise ValueError(f"expected a vector of {self.n_features} features, got {x.shape}")
-        if not math.isfinite(reward) or not np.isfinite(vector).all():
-            raise ValueError("rewards and features must be finite")
-        self.stats.add_reward(index, vector, float(reward))
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "ridge": self.config.ridge, **self.stats.state()}
