@@ -133,13 +133,17 @@ class Proxy:
             if runtime.entities is not None and not any(c in target for c in "*,"):
                 await runtime.entities.refresh(internal, target, {})
         if self.data_dir is not None:
-            self.learner = Learner(
-                internal,
-                self.registry,
-                self.data_dir,
-                self.stats,
-                state_interval=self.state_interval,
-            )
+            try:
+                self.learner = Learner(
+                    internal,
+                    self.registry,
+                    self.data_dir,
+                    self.stats,
+                    state_interval=self.state_interval,
+                )
+            except BaseException:  # a locked data directory, say: the session must not leak
+                await self._session.close()
+                raise
             await self.learner.start()
         self._search = SearchPath(
             transport, self.pages, self.renderer, self.stats, learner=self.learner
