@@ -190,6 +190,7 @@ class Learner:
                         "size": c.size,
                         "propensity": c.propensity,
                         "score": c.score,
+                        "ok": c.arm in results,  # a failed arm is no evidence either way
                         "results": sorted(results.get(c.arm, ())),
                     }
                     for c in decision.choices
@@ -234,7 +235,7 @@ class Learner:
             target=doc["target"],
             feature_names=tuple(doc["feature_names"]),
             x=np.asarray(doc["features"], dtype=np.float64),
-            included=tuple(a for a, info in arms.items() if info["included"] and info["results"]),
+            included=tuple(a for a, info in arms.items() if info["included"] and info["ok"]),
             results={a: frozenset(info["results"]) for a, info in arms.items()},
             returned={doc_id: index for index, doc_id in doc["returned"]},
             query_key=exact_key(doc["query"]),

@@ -267,9 +267,11 @@ def test_record_keeps_the_decision_and_queues_its_document(learner, runtime):
         "size": 3,
         "propensity": 0.75,
         "score": 0.25,
+        "ok": True,
         "results": ["1", "2"],
     }
     assert doc["arms"]["b"]["results"] == []  # it failed: no results, no zero reward
+    assert doc["arms"]["b"]["ok"] is False
     assert learner.memory.pending_keys() == 1
 
 
