@@ -72,3 +72,20 @@ class PayloadTooLarge(HttpError):
 
     status = 413
     error_type = "content_too_long_exception"
+
+
+class UnknownDecision(BadRequest):
+    """Feedback for a decision this proxy never made, or whose window has closed."""
+
+    error_type = "illegal_argument_exception"
+
+
+class InvalidEvent(BadRequest):
+    """A feedback event its decision or catalog cannot take (type, object, count)."""
+
+    error_type = "illegal_argument_exception"
+
+
+class EventLogError(LtrrError):
+    """The durable event log cannot be used safely: locked elsewhere, corrupt, closed, or a
+    write failed."""

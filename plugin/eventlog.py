@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ltrr.plugin.errors import LtrrError
+from ltrr.plugin.errors import EventLogError
 
 log = logging.getLogger("ltrr.eventlog")
 
@@ -34,10 +34,6 @@ _SEGMENT_RE = re.compile(r"events-(\d{12})\.log")
 _CHECKPOINT = "checkpoint.json"
 _CHECKPOINT_TMP = "checkpoint.json.tmp"
 _LOCK = "lock"
-
-
-class EventLogError(LtrrError):
-    """The log cannot be used safely: locked elsewhere, corrupt, closed, or a write failed."""
 
 
 @dataclass(frozen=True, order=True, slots=True)

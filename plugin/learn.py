@@ -39,7 +39,7 @@ from ltrr.bandit.decision import Decision
 from ltrr.bandit.rewards import arm_rewards, position_factor
 from ltrr.plugin.bulk import DECISIONS_INDEX, EVENTS_INDEX, BulkQueue, bulk, ensure_indices
 from ltrr.plugin.catalogs import CatalogRegistry, CatalogRuntime
-from ltrr.plugin.errors import BadRequest
+from ltrr.plugin.errors import InvalidEvent, UnknownDecision
 from ltrr.plugin.eventlog import EventLog
 from ltrr.plugin.feedback import FeedbackEvent, parse_feedback, ubi_events
 from ltrr.plugin.memory import MemoryUpdater
@@ -55,16 +55,6 @@ log = logging.getLogger("ltrr.learn")
 MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once it is known
 SHIP_BATCH = 2000
 Vector = npt.NDArray[np.float64]
-
-
-class UnknownDecision(BadRequest):
-    """Feedback for a decision this proxy never made, or whose window has closed."""
-
-    error_type = "illegal_argument_exception"
-
-
-class InvalidEvent(BadRequest):
-    error_type = "illegal_argument_exception"
 
 
 @dataclass(slots=True)

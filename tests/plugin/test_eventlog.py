@@ -16,7 +16,8 @@ from collections import defaultdict
 
 import pytest
 
-from ltrr.plugin.eventlog import EventLog, EventLogError, Position
+from ltrr.plugin.errors import EventLogError
+from ltrr.plugin.eventlog import EventLog, Position
 
 
 def frame(payload):

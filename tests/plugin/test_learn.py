@@ -11,8 +11,8 @@ import pytest
 
 from ltrr.bandit.decision import ArmChoice, Decision
 from ltrr.plugin.catalogs import CatalogRegistry
-from ltrr.plugin.errors import BadRequest
-from ltrr.plugin.learn import InvalidEvent, Learner, UnknownDecision
+from ltrr.plugin.errors import BadRequest, InvalidEvent, UnknownDecision
+from ltrr.plugin.learn import Learner
 from ltrr.plugin.retrieve import ArmResult, Retrieval
 from ltrr.plugin.stats import Stats
 from ltrr.plugin.upstream import UpstreamError, UpstreamReply
