@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.node import LocalNode, NodeConfig
+from ltrr.plugin.simulate.lineup import DEFAULT_LINEUP
 
 
 def _say(message: str) -> None:
@@ -130,6 +131,76 @@ def _bench_feedback(args: argparse.Namespace) -> int:
     )
     print(format_report(feedback(config)))
     return 0
+
+
+def _data_load(args: argparse.Namespace) -> int:
+    from ltrr.plugin.data.beir import read_beir
+
+    data = read_beir(args.path, args.split)
+    for key, value in data.summary().items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def _data_build(args: argparse.Namespace) -> int:
+    from ltrr.plugin.data.music import build_music
+
+    if args.source is None:
+        raise LtrrError(
+            "where are the HetRec Last.fm 2K files? pass --source DIR_OR_ZIP or set "
+            "LTRR_LASTFM_SOURCE (the official file is hetrec2011-lastfm-2k.zip from GroupLens)"
+        )
+    summary = build_music(args.source, args.out, seed=args.seed)
+    print(f"music benchmark written to {args.out}")
+    for key in ("documents", "queries_by_intent", "judgments_by_grade"):
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
+    return 0
+
+
+def _data_index(args: argparse.Namespace) -> int:
+    from ltrr.plugin.data.beir import read_beir
+    from ltrr.plugin.simulate.run import prepare_index
+    from ltrr.query_plans.catalog import load_catalog
+
+    catalog = load_catalog(args.catalog)
+    data = read_beir(args.dataset)
+    prepare_index(args.opensearch, catalog, data, _say, progress=True, checkpoint=args.checkpoint)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ltrr.plugin.simulate.report import save_runs, simulation_report
+    from ltrr.plugin.simulate.run import SimulationConfig, simulate
+    from ltrr.plugin.simulate.summary import format_table, summarize
+
+    config = SimulationConfig(
+        catalog=args.catalog,
+        dataset=args.dataset,
+        sessions=args.sessions,
+        policies=tuple(args.policy),
+        seed=args.seed,
+        click_model=args.click_model,
+        k=args.k,
+        opensearch=args.opensearch,
+        listen=args.listen,
+        work_dir=args.work_dir,
+    )
+    result = asyncio.run(simulate(config, _say))
+    save_runs(result.runs, args.work_dir / "runs.json")
+    print(format_table(summarize(result.runs, _oracle(result.runs)), args.k))
+    if args.report is not None:
+        path = simulation_report(
+            result.runs, args.report, k=args.k, oracle=_oracle(result.runs), notes=result.notes
+        )
+        print(f"report: {path}")
+    return 0
+
+
+def _oracle(runs: Sequence[object]) -> str | None:
+    return "oracle" if any(getattr(r, "name", None) == "oracle" for r in runs) else None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -249,6 +320,86 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=9200, help="local node port (default 9200)")
     demo.add_argument("--listen", default="127.0.0.1:9250", help="proxy HOST:PORT")
     demo.set_defaults(handler=_demo)
+
+    data = commands.add_parser("data", help="datasets: load, build, index")
+    data_actions = data.add_subparsers(dest="action", required=True)
+    load = data_actions.add_parser(
+        "load",
+        help="read and check a dataset, and print what it holds",
+        description="Read a dataset in BEIR layout (corpus.jsonl, queries.jsonl, qrels/*.tsv; "
+        "graded or binary labels), check every line and print a summary.",
+    )
+    load.add_argument("format", choices=["beir"])
+    load.add_argument("path", type=Path, metavar="PATH")
+    load.add_argument("--split", default=None, help="qrels split (default: test)")
+    load.set_defaults(handler=_data_load)
+    build = data_actions.add_parser(
+        "build",
+        help="derive a benchmark from public data (music: HetRec Last.fm 2K)",
+        description="Derive the music search benchmark (artists; entity, topic and head "
+        "queries; graded judgments) from the HetRec 2011 Last.fm 2K files, in BEIR layout.",
+    )
+    build.add_argument("benchmark", choices=["music"])
+    build.add_argument("out", type=Path, metavar="OUT", help="output folder")
+    build.add_argument(
+        "--source",
+        type=Path,
+        default=os.environ.get("LTRR_LASTFM_SOURCE") or None,
+        metavar="DIR_OR_ZIP",
+        help="the HetRec files (default: $LTRR_LASTFM_SOURCE)",
+    )
+    build.add_argument("--seed", type=int, default=13)
+    build.set_defaults(handler=_data_build)
+    index = data_actions.add_parser(
+        "index",
+        help="create a catalog's index and load a dataset into it (resumable)",
+        description="Create the index from the catalog's index: block, embed the documents with "
+        "the catalog's model in batches, and bulk-load them with a progress bar. A checkpoint "
+        "lets an interrupted load resume where it stopped.",
+    )
+    index.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    index.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
+    index.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    index.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="resume file (default ~/.local/state/ltrr/index/<index>.json)",
+    )
+    index.set_defaults(handler=_data_index)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="simulated users through the real proxy, one run per policy, and a report",
+        description="Send one seeded stream of simulated sessions through a real proxy to the "
+        "real node, once per policy (each on its own copy of the index); clicks from a click "
+        "model go back as UBI events. Prints a table and can write an HTML report.",
+    )
+    sim.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    sim.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
+    sim.add_argument("--sessions", type=int, default=1000, metavar="N")
+    sim.add_argument(
+        "--policy",
+        nargs="+",
+        default=list(DEFAULT_LINEUP),
+        metavar="P",
+        help="linucb thompson epsilon_greedy only:ARM only:* static full oracle "
+        "(default: all of them)",
+    )
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument(
+        "--click-model",
+        default="pbm",
+        metavar="SPEC",
+        help="pbm[:eta=1,noise=0.05] or cascade[:continue=0,abandon=0,noise=0.05]",
+    )
+    sim.add_argument("--k", type=int, default=100, help="recall@K of the fused candidates")
+    sim.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    sim.add_argument("--listen", default="127.0.0.1:9260", help="the proxy's HOST:PORT")
+    sim.add_argument("--work-dir", type=Path, default=Path("build/simulate"), metavar="DIR")
+    sim.add_argument("--report", type=Path, default=None, metavar="HTML")
+    sim.set_defaults(handler=_simulate)
 
     memory = commands.add_parser("memory", help="the memory (query -> entity) index")
     memory_actions = memory.add_subparsers(dest="action", required=True)

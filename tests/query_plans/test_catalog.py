@@ -718,7 +718,7 @@ def shared_model(monkeypatch):
 def test_music_example_loads(shared_model):
     catalog = load_catalog(EXAMPLES / "music.yml")
     assert catalog.targets == ("music",)
-    assert [a.name for a in catalog.arms] == ["lexical", "name_fuzzy", "dense", "popular", "memory"]
+    assert [a.name for a in catalog.arms] == ["lexical", "name_ngram", "dense", "popular", "memory"]
     assert catalog.budget == 120
     assert catalog.policy.name == "linucb"
     assert catalog.fusion.method == "rrf"
@@ -726,8 +726,8 @@ def test_music_example_loads(shared_model):
     assert catalog.rerank.model == "music_ltr"
     assert catalog.embedding == EmbeddingConfig(model=shared_model)
     assert [f.arm for f in catalog.fallback] == ["lexical", "popular"]
-    assert [c.name for c in catalog.features.context] == ["segment", "locale"]
-    assert catalog.arm("name_fuzzy").params["fuzziness"] == "AUTO"
+    assert [c.name for c in catalog.features.context] == ["segment", "locale", "daypart"]
+    assert catalog.arm("name_ngram").params["fields"] == ["name.trigrams"]
     assert catalog.index_body is not None
     assert "popularity" in catalog.index_body["mappings"]["properties"]
 

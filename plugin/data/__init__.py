@@ -1,0 +1,1 @@
+"""Datasets for search-ops tooling: BEIR collections, the music benchmark, indexing."""

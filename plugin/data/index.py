@@ -1,0 +1,194 @@
+"""``ltrr data index``: create a catalog's index, embed the corpus in batches, bulk-load it.
+
+A checkpoint file records how many documents OpenSearch has acknowledged for exactly this
+corpus, catalog mapping and model. An interrupted load resumes after the last acknowledged
+batch (bulk writes by ``_id`` are idempotent, so a batch sent twice is harmless); anything that
+changed starts over with a fresh index, so a half-old index is never taken for a complete one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import requests
+
+from ltrr.plugin.errors import LtrrError
+from ltrr.query_plans.catalog import Catalog
+from ltrr.query_plans.memory import predicted_for
+
+# Documents per embedding call and bulk request: large enough that the embedder can group texts
+# of similar length (the padding cost), small enough to checkpoint and show progress often.
+BATCH = 512
+
+Embed = Callable[[list[str]], npt.NDArray[np.float32]]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexResult:
+    index: str
+    documents: int
+    sent: int  # documents sent by this run (0 when the index was already complete)
+    resumed_from: int
+    seconds: float
+
+
+def default_checkpoint(index: str) -> Path:
+    root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return root / "ltrr" / "index" / f"{index}.json"
+
+
+def embedded_text(doc: Mapping[str, Any]) -> str:
+    """What the vector arm embeds: the BEIR convention, title then text."""
+    return f"{doc.get('title', '')} {doc.get('text', '')}".strip()
+
+
+def vector_field(catalog: Catalog) -> str | None:
+    """The knn field the catalog's vector arms search, if any."""
+    for arm in catalog.arms:
+        if arm.needs_vector:
+            return str(arm.params.get("field", "embedding"))
+    return None
+
+
+def fingerprint(catalog: Catalog, corpus: Sequence[Mapping[str, Any]]) -> str:
+    """Changes whenever the documents, the index definition or the embedding model change."""
+    h = hashlib.sha256()
+    h.update(orjson.dumps(dict(catalog.index_body or {}), option=orjson.OPT_SORT_KEYS))
+    h.update(str(catalog.embedding.model if catalog.embedding else "").encode())
+    for doc in corpus:
+        h.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+    return h.hexdigest()
+
+
+def document_source(catalog: Catalog, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields the mapping declares, plus the memory's index-time predictions."""
+    properties = (catalog.index_body or {}).get("mappings", {}).get("properties", {})
+    source = {k: v for k, v in doc.items() if k != "_id" and (not properties or k in properties)}
+    memory = catalog.memory
+    if memory is not None:
+        predicted = predicted_for(doc, memory.name_fields, memory.phrase_fields)
+        if predicted:
+            source[memory.predicted_field] = predicted
+    return source
+
+
+def _batches(items: Sequence[Mapping[str, Any]], start: int, size: int) -> Iterator[range]:
+    for first in range(start, len(items), size):
+        yield range(first, min(first + size, len(items)))
+
+
+class _Checkpoint:
+    def __init__(self, path: Path, index: str, digest: str) -> None:
+        self.path = path
+        self.index = index
+        self.digest = digest
+
+    def done(self) -> int:
+        try:
+            raw = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return 0
+        if raw.get("index") != self.index or raw.get("fingerprint") != self.digest:
+            return 0
+        return int(raw.get("done", 0))
+
+    def save(self, done: int, total: int) -> None:
+        """Atomically, so a crash mid-write leaves the previous checkpoint, never a torn one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        payload = {"index": self.index, "fingerprint": self.digest, "done": done, "total": total}
+        tmp.write_bytes(orjson.dumps(payload))
+        os.replace(tmp, self.path)
+
+
+def index_corpus(
+    url: str,
+    catalog: Catalog,
+    corpus: Sequence[Mapping[str, Any]],
+    embed: Embed | None,
+    *,
+    checkpoint: Path | None = None,
+    index: str | None = None,
+    batch: int = BATCH,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> IndexResult:
+    """Load ``corpus`` into the catalog's first target (or ``index``), resuming if possible."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    name = index or catalog.targets[0]
+    field = vector_field(catalog)
+    if field is not None and embed is None:
+        raise LtrrError(f"catalog {catalog.path} has a vector arm: an embedding model is needed")
+    ids = [str(doc.get("_id", "")) for doc in corpus]
+    if not all(ids):
+        raise LtrrError("every document needs an _id")
+    mark = _Checkpoint(checkpoint or default_checkpoint(name), name, fingerprint(catalog, corpus))
+    http = requests.Session()
+    exists = http.head(f"{url}/{name}", timeout=30).status_code == 200
+    done = mark.done() if exists else 0
+    if done >= len(corpus):
+        count = http.get(f"{url}/{name}/_count", timeout=30).json().get("count")
+        if count == len(corpus):
+            say(f"index {name}: {count} documents already loaded")
+            return IndexResult(name, len(corpus), 0, done, time.perf_counter() - started)
+        done = 0  # the checkpoint says complete, the index disagrees: start over
+    if done == 0:
+        http.delete(f"{url}/{name}", timeout=60)
+        created = http.put(f"{url}/{name}", json=dict(catalog.index_body or {}), timeout=60)
+        if created.status_code != 200:
+            raise LtrrError(f"could not create index {name}: {created.text[:500]}")
+        mark.save(0, len(corpus))
+    else:
+        say(f"index {name}: resuming after {done} of {len(corpus)} acknowledged documents")
+    resumed_from = done
+    bar = tqdm(
+        total=len(corpus), initial=done, unit="doc", desc=f"indexing {name}", disable=not progress
+    )
+    try:
+        for chunk in _batches(corpus, done, batch):
+            docs = [corpus[i] for i in chunk]
+            vectors = embed([embedded_text(d) for d in docs]) if field and embed else None
+            lines = bytearray()
+            for n, doc in enumerate(docs):
+                source = document_source(catalog, doc)
+                if vectors is not None and field is not None:
+                    source[field] = vectors[n].tolist()
+                lines += orjson.dumps({"index": {"_index": name, "_id": ids[chunk[n]]}}) + b"\n"
+                lines += orjson.dumps(source) + b"\n"
+            reply = http.post(
+                f"{url}/_bulk",
+                data=bytes(lines),
+                headers={"Content-Type": "application/x-ndjson"},
+                timeout=300,
+            )
+            body = reply.json() if reply.headers.get("content-type", "").startswith("app") else {}
+            if reply.status_code != 200 or body.get("errors"):
+                raise LtrrError(f"bulk load into {name} failed: {_first_error(body, reply.text)}")
+            done = chunk.stop
+            mark.save(done, len(corpus))
+            bar.update(len(docs))
+    finally:
+        bar.close()
+    http.post(f"{url}/{name}/_refresh", timeout=120)
+    seconds = time.perf_counter() - started
+    say(f"index {name}: loaded {done - resumed_from} documents in {seconds:.1f} s")
+    return IndexResult(name, len(corpus), done - resumed_from, resumed_from, seconds)
+
+
+def _first_error(body: Mapping[str, Any], text: str) -> str:
+    for item in body.get("items", ()):
+        for action in item.values():
+            if action.get("error"):
+                return f"document {action.get('_id')}: {orjson.dumps(action['error']).decode()}"
+    return text[:500]

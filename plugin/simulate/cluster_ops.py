@@ -1,0 +1,112 @@
+"""The index housekeeping a simulation needs: one fresh copy of the index per contender.
+
+Copies are made with ``_clone`` (hard-linked segments: seconds, not a re-index), which needs
+the source write-blocked for the moment of the copy. What earlier runs left in the shared
+``ltrr-state`` and ``ltrr-memory`` indices for a copy's name is forgotten first, so every run
+starts from the same prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import requests
+
+from ltrr.plugin.bulk import MEMORY_INDEX, STATE_INDEX
+from ltrr.plugin.errors import LtrrError
+
+
+def _check(reply: requests.Response, what: str) -> dict[str, Any]:
+    if reply.status_code >= 300:
+        raise LtrrError(f"{what}: OpenSearch answered {reply.status_code}: {reply.text[:400]}")
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def clone_index(http: requests.Session, url: str, source: str, targets: Sequence[str]) -> None:
+    """Fresh copies of ``source`` named ``targets`` (existing ones are replaced)."""
+    for target in targets:
+        if http.head(f"{url}/{target}", timeout=30).status_code == 200:
+            _check(http.delete(f"{url}/{target}", timeout=60), f"delete {target}")
+    _check(
+        http.put(f"{url}/{source}/_settings", json={"index.blocks.write": True}, timeout=60),
+        f"write-block {source}",
+    )
+    try:
+        for target in targets:
+            _check(
+                http.post(
+                    f"{url}/{source}/_clone/{target}",
+                    json={"settings": {"index.blocks.write": None}},
+                    timeout=120,
+                ),
+                f"clone {source} to {target}",
+            )
+        _check(
+            http.get(
+                f"{url}/_cluster/health/{','.join(targets)}",
+                params={"wait_for_status": "yellow", "timeout": "60s"},
+                timeout=90,
+            ),
+            "wait for the copies",
+        )
+    finally:
+        http.put(f"{url}/{source}/_settings", json={"index.blocks.write": None}, timeout=60)
+
+
+def drop_indices(http: requests.Session, url: str, names: Sequence[str]) -> None:
+    for name in names:
+        http.delete(f"{url}/{name}", timeout=60)
+
+
+def forget_targets(http: requests.Session, url: str, targets: Sequence[str]) -> int:
+    """Delete the shared state and memory documents of ``targets``; returns how many.
+
+    The node may lack the reindex module (no ``_delete_by_query``), so this searches and
+    bulk-deletes, which works everywhere.
+    """
+    removed = 0
+    for index in (STATE_INDEX, MEMORY_INDEX):
+        if http.head(f"{url}/{index}", timeout=30).status_code != 200:
+            continue
+        http.post(f"{url}/{index}/_refresh", timeout=60)
+        while True:
+            found = _check(
+                http.post(
+                    f"{url}/{index}/_search",
+                    json={
+                        "size": 5000,
+                        "_source": False,
+                        "query": {
+                            "bool": {
+                                "should": [
+                                    {"terms": {"target": list(targets)}},
+                                    {"ids": {"values": [f"{t}:_catalog" for t in targets]}},
+                                ]
+                            }
+                        },
+                    },
+                    timeout=60,
+                ),
+                f"search {index}",
+            )
+            hits = found["hits"]["hits"]
+            if not hits:
+                break
+            lines = b"".join(
+                orjson.dumps({"delete": {"_index": index, "_id": h["_id"]}}) + b"\n" for h in hits
+            )
+            _check(
+                http.post(
+                    f"{url}/_bulk",
+                    params={"refresh": "true"},
+                    data=lines,
+                    headers={"Content-Type": "application/x-ndjson"},
+                    timeout=120,
+                ),
+                f"delete from {index}",
+            )
+            removed += len(hits)
+    return removed

@@ -1,0 +1,123 @@
+"""The policies a simulation compares, each turned into a variant of the catalog under test.
+
+Every variant serves its own copy of the index (``<target>-sim-<policy>``), so that what one
+policy teaches the memory arm, and the bandit state kept per target, never leaks into
+another's run. Only the ``policy``, ``budget``, ``target`` and ``rerank`` sections change:
+the arms, templates, fusion and feedback are the catalog's own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ltrr.plugin.errors import LtrrError
+from ltrr.query_plans.catalog import Catalog
+
+LEARNERS = ("linucb", "thompson", "epsilon_greedy")
+DEFAULT_LINEUP = (*LEARNERS, "only:*", "static", "full", "oracle")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """One contender. ``include`` is the static arm set; ``per_intent`` is the oracle's."""
+
+    name: str
+    description: str
+    learning: bool
+    budget: int
+    include: tuple[str, ...] = ()
+    per_intent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+
+def full_budget(catalog: Catalog) -> int:
+    return sum(arm.max_size for arm in catalog.arms)
+
+
+def expand(catalog: Catalog, names: Sequence[str]) -> list[PolicySpec]:
+    """Policy names as the CLI takes them: learners, ``only:ARM`` (``only:*`` = each arm),
+    ``static`` (all arms at the catalog's budget), ``full`` (all arms at max size) and
+    ``oracle`` (resolved later, once the best arm set per intent is known)."""
+    arms = [arm.name for arm in catalog.arms]
+    specs: list[PolicySpec] = []
+    for name in names:
+        if name in LEARNERS:
+            specs.append(
+                PolicySpec(name, f"{name}, learning online", True, catalog.budget),
+            )
+        elif name == "only:*":
+            specs.extend(expand(catalog, [f"only:{arm}" for arm in arms]))
+        elif name.startswith("only:"):
+            arm = name.partition(":")[2]
+            if arm not in arms:
+                raise LtrrError(f"policy {name!r}: no arm {arm!r}; arms are {', '.join(arms)}")
+            size = catalog.arm(arm).max_size
+            specs.append(PolicySpec(name, f"{arm} alone, {size} candidates", False, size, (arm,)))
+        elif name == "static":
+            specs.append(
+                PolicySpec(
+                    name, f"all arms, fused, {catalog.budget} candidates", False, catalog.budget
+                )
+            )
+        elif name == "full":
+            total = full_budget(catalog)
+            specs.append(
+                PolicySpec(name, f"all arms at full size, {total} candidates", False, total)
+            )
+        elif name == "oracle":
+            specs.append(PolicySpec(name, "best arm set per intent", False, catalog.budget))
+        else:
+            known = ", ".join([*LEARNERS, "only:ARM", "only:*", "static", "full", "oracle"])
+            raise LtrrError(f"unknown policy {name!r}; one of {known}")
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise LtrrError(f"policy {spec.name!r} is listed twice")
+        seen.add(spec.name)
+    return specs
+
+
+def variant_target(base: str, spec: PolicySpec, intent: str | None = None) -> str:
+    suffix = f"-{intent}" if intent else ""
+    return f"{base}-sim-{spec.slug}{suffix}"
+
+
+def write_variant(
+    catalog: Catalog,
+    spec: PolicySpec,
+    folder: Path,
+    *,
+    target: str,
+    include: Sequence[str] = (),
+    keep_rerank: bool,
+) -> Path:
+    """The catalog file for one contender; templates are pinned to absolute paths."""
+    raw: dict[str, Any] = yaml.safe_load(catalog.path.read_text(encoding="utf-8"))
+    raw["target"] = target
+    raw["budget"] = spec.budget
+    policy = dict(raw.get("policy") or {})
+    if spec.learning:
+        policy["name"] = spec.name
+    else:
+        policy = {"name": "static"}
+        if include:
+            policy["include"] = list(include)
+    raw["policy"] = policy
+    for arm_raw, arm in zip(raw["arms"], catalog.arms, strict=True):
+        arm_raw["template"] = str(arm.template)
+    if not keep_rerank:
+        raw.pop("rerank", None)
+    # The catalog's relative paths (the embedding model, say) stay relative to its folder.
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{target}.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path

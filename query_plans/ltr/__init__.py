@@ -1,0 +1,1 @@
+"""Learning-to-rank: featuresets from a catalog, judgments, training, model export."""
