@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PACKAGE_DIRS := $(shell find plugin bandit query_plans templates -type d -not -name __pycache__)
 # Where the demo's data and the sentence model live; override for files elsewhere.
 SHARED ?= ../shared
-DATASET ?= $(SHARED)/datasets/cacm
+LASTFM ?= $(SHARED)/datasets/lastfm-hetrec2k
 export LTRR_MODEL_DIR ?= $(abspath $(SHARED)/models/all-MiniLM-L6-v2-onnx)
 
 .PHONY: demo test lint format clean
@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml $(PACKAGE_DIRS)
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/ltrr demo --catalog query_plans/catalogs/beir.yml --dataset $(DATASET)
+	$(BIN)/ltrr demo --source $(LASTFM) $(DEMO_ARGS)
 
 test: $(BIN)/.installed
 	$(BIN)/pytest

@@ -5,6 +5,12 @@ otherwise: "the expected result was present in the set that strategy produced". 
 rerank decide the order the user saw, but an object the arm did not retrieve could not have
 been shown because of it, and an object it did retrieve counts whatever its fused rank.
 
+That rule cannot tell a useful arm from a redundant one: when every arm finds the object, every
+arm is paid, and a learner keeps asking all of them. The ``unique`` rule pays an arm only when
+the object would not have been a candidate without it (no other included arm retrieved it), so
+arms that merely repeat what another found earn nothing, fall below their cost and are
+dropped, and the arm that alone finds the objects users engage with is the one that learns.
+
 Optionally the weight is divided by the position-based model's examination probability
 (1/rank)^eta, capped at ``max_factor``: a click at rank 8 says more about the candidate set
 than one at rank 1, where users click almost regardless of what is there.
@@ -27,6 +33,13 @@ def arm_rewards(
     included: Iterable[str],
     engaged: str,
     reward: float,
+    *,
+    unique: bool = False,
 ) -> dict[str, float]:
-    """Per included arm: ``reward`` if ``engaged`` is in its own results, else 0."""
-    return {arm: (reward if engaged in results.get(arm, ()) else 0.0) for arm in included}
+    """Per included arm: ``reward`` if ``engaged`` is in its own results, else 0; with
+    ``unique``, only when no other included arm retrieved it either."""
+    arms = list(included)
+    holders = [arm for arm in arms if engaged in results.get(arm, ())]
+    if unique and len(holders) > 1:
+        holders = []
+    return {arm: (reward if arm in holders else 0.0) for arm in arms}

@@ -45,6 +45,7 @@ INDEX_BODIES: Mapping[str, Mapping[str, Any]] = {
                 "catalog": _KEYWORD,
                 "position": {"type": "integer"},
                 "value": {"type": "double"},
+                "base_weight": {"type": "double"},
                 "weight": {"type": "double"},
                 "timestamp": _DATE,
                 "received": _DATE,
@@ -103,6 +104,11 @@ async def ensure_indices(transport: Transport, names: Sequence[str] = tuple(INDE
     for name in names:
         reply = await transport.request("HEAD", f"/{name}", headers={}, body=None, timeout=10.0)
         if reply.status == 200:
+            # Fields added since the index was made: adding to a mapping is idempotent.
+            mapping = {"properties": INDEX_BODIES[name]["mappings"]["properties"]}
+            await transport.request(
+                "PUT", f"/{name}/_mapping", headers=JSON, body=orjson.dumps(mapping), timeout=30.0
+            )
             continue
         reply = await transport.request(
             "PUT", f"/{name}", headers=JSON, body=orjson.dumps(INDEX_BODIES[name]), timeout=30.0

@@ -7,7 +7,6 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -187,6 +186,7 @@ def _simulate(args: argparse.Namespace) -> int:
         opensearch=args.opensearch,
         listen=args.listen,
         work_dir=args.work_dir,
+        record_candidates=args.record_candidates,
     )
     result = asyncio.run(simulate(config, _say))
     save_runs(result.runs, args.work_dir / "runs.json")
@@ -203,24 +203,80 @@ def _oracle(runs: Sequence[object]) -> str | None:
     return "oracle" if any(getattr(r, "name", None) == "oracle" for r in runs) else None
 
 
+def _ope(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ope import format_table, run_ope
+
+    result = run_ope(
+        args.decisions,
+        target_catalog=args.target_catalog,
+        target_policy=args.target_policy,
+        opensearch=args.opensearch,
+        seed=args.seed,
+        report=args.report,
+        clip=args.clip,
+        logged_target=args.logged_target,
+    )
+    print(format_table(result))
+    if args.report is not None:
+        print(f"report: {args.report}")
+    return 0
+
+
+def _ltr_train(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ltr import format_result, train_ltr
+
+    if args.judgments == "qrels" and args.dataset is None:
+        raise LtrrError("--judgments qrels needs --dataset (a BEIR folder with qrels)")
+    result = train_ltr(
+        args.catalog,
+        args.dataset,
+        opensearch=args.opensearch,
+        judgments=args.judgments,
+        depth=args.depth,
+        folds=args.folds,
+        out=args.out,
+        seed=args.seed,
+        report=args.report,
+    )
+    print(format_result(result))
+    if args.rerank_runs is not None:
+        from ltrr.plugin.ltr import format_rerank, rerank_runs
+        from ltrr.plugin.simulate.report import load_runs
+
+        print(format_rerank(rerank_runs(result, load_runs(args.rerank_runs))))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ltrr.plugin.demo import run_demo
+    from ltrr.plugin.demo import DemoConfig, run_demo
 
+    if args.source is None:
+        raise LtrrError(
+            "where are the HetRec Last.fm 2K files? pass --source DIR_OR_ZIP or set "
+            "LTRR_LASTFM_SOURCE (the official file is hetrec2011-lastfm-2k.zip from GroupLens)"
+        )
     node = LocalNode(NodeConfig(port=args.port))
     node.up(say=_say)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            run_demo(
-                args.catalog,
-                args.dataset,
-                node.url,
-                args.listen,
-                _say,
-                data_dir=default_data_dir(args.listen),
-            )
-        )
+    config = DemoConfig(
+        catalog=args.catalog,
+        source=args.source,
+        opensearch=node.url,
+        out=args.out,
+        sessions=args.sessions,
+        seed=args.seed,
+        listen=args.listen,
+        serve=args.serve,
+    )
+    sim = asyncio.run(run_demo(config, _say))
+    if sim.proxy is not None:
+        try:
+            sim.proxy.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sim.proxy.stop()
     return 0
 
 
@@ -311,14 +367,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="the end-to-end demo: local node, a BEIR corpus, the proxy, sample queries",
-        description="Start the local node, index a BEIR-layout corpus with embeddings, run its "
-        "queries through the proxy, then keep serving until Ctrl-C.",
+        help="the end-to-end demo: local node, the music benchmark, the proxy, simulated "
+        "users, a report",
+        description="Start the local node, derive and index the music benchmark (HetRec "
+        "Last.fm 2K), start the proxy, simulate sessions through it once per policy, and write "
+        "an HTML report; --serve keeps the proxy up afterwards.",
     )
-    demo.add_argument("--catalog", required=True, type=Path, metavar="PATH")
-    demo.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
+    demo.add_argument(
+        "--catalog",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "query_plans" / "catalogs" / "music.yml",
+        metavar="PATH",
+        help="the strategy catalog (default: the packaged music.yml)",
+    )
+    demo.add_argument(
+        "--source",
+        type=Path,
+        default=os.environ.get("LTRR_LASTFM_SOURCE") or None,
+        metavar="DIR_OR_ZIP",
+        help="the HetRec Last.fm 2K files (default: $LTRR_LASTFM_SOURCE)",
+    )
+    demo.add_argument("--sessions", type=int, default=3000, metavar="N")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--out", type=Path, default=Path("build/demo"), metavar="DIR")
     demo.add_argument("--port", type=int, default=9200, help="local node port (default 9200)")
     demo.add_argument("--listen", default="127.0.0.1:9250", help="proxy HOST:PORT")
+    demo.add_argument("--serve", action="store_true", help="keep the proxy up afterwards")
     demo.set_defaults(handler=_demo)
 
     data = commands.add_parser("data", help="datasets: load, build, index")
@@ -399,7 +473,71 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--listen", default="127.0.0.1:9260", help="the proxy's HOST:PORT")
     sim.add_argument("--work-dir", type=Path, default=Path("build/simulate"), metavar="DIR")
     sim.add_argument("--report", type=Path, default=None, metavar="HTML")
+    sim.add_argument(
+        "--record-candidates",
+        action="store_true",
+        help="keep each session's fused top-K ids in runs.json (for ltr train --rerank-runs)",
+    )
     sim.set_defaults(handler=_simulate)
+
+    ope = commands.add_parser(
+        "ope",
+        help="estimate a policy's value from logged decisions (IPS, SNIPS, doubly robust)",
+        description="Off-policy evaluation: from logged decisions (the ltrr-decisions index, "
+        "or a JSONL file with a reward per decision), estimate what a target policy would have "
+        "earned, with bootstrap confidence intervals and the effective sample size.",
+    )
+    ope.add_argument(
+        "--decisions", required=True, metavar="INDEX_OR_FILE", help="e.g. ltrr-decisions"
+    )
+    ope.add_argument("--target-catalog", required=True, type=Path, metavar="PATH")
+    ope.add_argument(
+        "--target-policy",
+        default=None,
+        metavar="P",
+        help="override the catalog's policy: static, static:ARM,ARM, linucb, thompson, "
+        "epsilon_greedy",
+    )
+    ope.add_argument(
+        "--logged-target",
+        default=None,
+        metavar="NAME",
+        help="read the decisions logged for this target (default: the catalog's)",
+    )
+    ope.add_argument("--opensearch", default=None, metavar="URL")
+    ope.add_argument("--clip", type=float, default=None, help="cap importance weights")
+    ope.add_argument("--seed", type=int, default=7)
+    ope.add_argument("--report", type=Path, default=None, metavar="HTML")
+    ope.set_defaults(handler=_ope)
+
+    ltr = commands.add_parser("ltr", help="learning-to-rank models for the rerank")
+    ltr_actions = ltr.add_subparsers(dest="action", required=True)
+    train = ltr_actions.add_parser(
+        "train",
+        help="featureset from the catalog, judgments, LambdaMART vs linear, upload",
+        description="Build the LTR featureset from the catalog, collect judgments (qrels, or "
+        "clicks through COEC or a PBM estimate), log feature values on the node, compare "
+        "LambdaMART (xgboost) and a linear model by cross-validated nDCG@10, and upload the "
+        "winner with _createmodel (written to --out when the LTR plugin is absent).",
+    )
+    train.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    train.add_argument("--dataset", type=Path, default=None, metavar="PATH", help="BEIR folder")
+    train.add_argument("--judgments", choices=["qrels", "coec", "pbm"], default="qrels")
+    train.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    train.add_argument("--depth", type=int, default=100, help="candidates per arm and query")
+    train.add_argument("--folds", type=int, default=5)
+    train.add_argument("--out", type=Path, default=Path("build/ltr"), metavar="DIR")
+    train.add_argument("--seed", type=int, default=7)
+    train.add_argument("--report", type=Path, default=None, metavar="HTML")
+    train.add_argument(
+        "--rerank-runs",
+        type=Path,
+        default=None,
+        metavar="RUNS_JSON",
+        help="also rerank the candidates a simulation recorded (simulate --record-candidates) "
+        "with the winner's out-of-fold scores, and print nDCG@10 before and after",
+    )
+    train.set_defaults(handler=_ltr_train)
 
     memory = commands.add_parser("memory", help="the memory (query -> entity) index")
     memory_actions = memory.add_subparsers(dest="action", required=True)

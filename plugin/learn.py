@@ -79,7 +79,8 @@ class DecisionRecord:
 @dataclass(frozen=True, slots=True)
 class _Accepted:
     event: FeedbackEvent
-    weight: float
+    value: float  # the catalog's weight for the event type (logged as ``base_weight``)
+    weight: float  # ``value`` after position debiasing: what the arms and the memory earn
     rewards: dict[str, float]
 
 
@@ -329,13 +330,20 @@ class Learner:
         record: DecisionRecord, runtime: CatalogRuntime, event: FeedbackEvent
     ) -> _Accepted:
         feedback = runtime.catalog.feedback
-        weight = float(feedback.events[event.type])
+        value = float(feedback.events[event.type])
+        weight = value
         if feedback.debias is not None:
             weight *= position_factor(
                 event.position, feedback.debias.eta, feedback.debias.max_factor
             )
-        rewards = arm_rewards(record.results, record.included, event.object_id, weight)
-        return _Accepted(event, weight, rewards)
+        rewards = arm_rewards(
+            record.results,
+            record.included,
+            event.object_id,
+            weight,
+            unique=feedback.credit == "unique",
+        )
+        return _Accepted(event, value, weight, rewards)
 
     async def _commit(
         self, record: DecisionRecord, runtime: CatalogRuntime, accepted: list[_Accepted]
@@ -355,6 +363,7 @@ class Learner:
                     **item.event.to_json(),
                     "target": record.target,
                     "catalog": runtime.catalog.digest,
+                    "base_weight": item.value,
                     "weight": item.weight,
                     "rewards": item.rewards,
                     "received": received,

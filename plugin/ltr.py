@@ -33,6 +33,7 @@ from ltrr.plugin.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.retrieve import read_arm
+from ltrr.plugin.simulate.results import PolicyRun
 from ltrr.query_plans.catalog import Catalog, CatalogError, load_catalog
 from ltrr.query_plans.fusion import get_fusion
 from ltrr.query_plans.ltr.export import createmodel_body, createmodel_path, model_definition
@@ -55,6 +56,7 @@ from ltrr.query_plans.ltr.train import (
     train_final,
     winner,
 )
+from ltrr.query_plans.metrics import ndcg_at_k
 from ltrr.query_plans.plan import SearchInput, build_plan
 from ltrr.query_plans.templates import TemplateRenderer
 
@@ -579,3 +581,63 @@ def _write_report(result: LtrResult, path: Path) -> None:
     r.paragraph(result.upload_message)
     r.paragraph(result.catalog_change)
     r.write(path)
+
+
+@dataclass(frozen=True, slots=True)
+class RerankedRun:
+    policy: str
+    sessions: int
+    ndcg_fused: float
+    ndcg_reranked: float
+    unscored: int  # candidates the model had no held-out score for (kept after, fused order)
+
+
+def rerank_runs(result: LtrResult, runs: Sequence[PolicyRun]) -> list[RerankedRun]:
+    """nDCG@10 of each run's recorded candidates, as fused and as the LTR model would order them.
+
+    The scores are the winner's out-of-fold ones: each query is scored by a model that never
+    saw its judgments, so the gain is what a rerank would bring to unseen queries.
+    """
+    scores = dict(
+        zip(
+            zip(result.training.query_ids, result.training.doc_ids, strict=True),
+            result.cv.models[result.winner].oof_scores.tolist(),
+            strict=True,
+        )
+    )
+    judged = result.training.judged
+    out: list[RerankedRun] = []
+    for run in runs:
+        sessions = [s for s in run.sessions if s.candidates and s.query_id in judged]
+        if not sessions:
+            continue
+        fused = reranked = 0.0
+        unscored = 0
+        for s in sessions:
+            grades = judged[s.query_id]
+            fused += ndcg_at_k(s.candidates, grades, 10)
+            known = [d for d in s.candidates if (s.query_id, d) in scores]
+            unscored += len(s.candidates) - len(known)
+            known.sort(key=lambda d: -scores[(s.query_id, d)])
+            rest = [d for d in s.candidates if (s.query_id, d) not in scores]
+            reranked += ndcg_at_k(known + rest, grades, 10)
+        out.append(
+            RerankedRun(
+                run.name, len(sessions), fused / len(sessions), reranked / len(sessions), unscored
+            )
+        )
+    if not out:
+        raise LtrrError(
+            "no recorded candidates for the judged queries: run `ltrr simulate` with "
+            "--record-candidates on the same dataset"
+        )
+    return out
+
+
+def format_rerank(rows: Sequence[RerankedRun]) -> str:
+    lines = [f"{'policy':<16} {'sessions':>8} {'nDCG@10 fused':>14} {'+ LTR rerank':>13}"]
+    for r in rows:
+        lines.append(
+            f"{r.policy:<16} {r.sessions:>8} {r.ndcg_fused:>14.3f} {r.ndcg_reranked:>13.3f}"
+        )
+    return "\n".join(lines)

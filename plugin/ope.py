@@ -149,14 +149,15 @@ def _post(
 
 
 def _rewards(http: requests.Session, url: str, ids: Sequence[str]) -> dict[str, float]:
-    """Per decision, the sum of its events' weights (absent: no feedback, reward 0)."""
+    """Per decision, the sum of its events' catalog weights, before position debiasing (the
+    value of what the user did, not what the arms were paid); no feedback is reward 0."""
     body = {
         "size": 0,
         "query": {"terms": {"decision_id": list(ids)}},
         "aggs": {
             "decisions": {
                 "terms": {"field": "decision_id", "size": len(ids)},
-                "aggs": {"reward": {"sum": {"field": "weight"}}},
+                "aggs": {"reward": {"sum": {"field": "base_weight"}}},
             }
         },
     }
@@ -263,14 +264,18 @@ def run_ope(
     report: Path | None,
     clip: float | None = None,
     resamples: int = 1000,
+    logged_target: str | None = None,
     session: requests.Session | None = None,
 ) -> OpeResult:
     """Estimate the target's value on the logged decisions; write an HTML report if asked.
 
     ``decisions`` is a JSONL file when such a file exists, else the name of the decisions
-    index on ``opensearch``. ``session`` is injected by tests (no network).
+    index on ``opensearch``. ``logged_target`` selects the decisions logged for another
+    target than the catalog's (a copy the simulator served, say). ``session`` is injected by
+    tests (no network).
     """
     target = _build_target(target_catalog, target_policy, seed)
+    key = logged_target or target.key
     http = session if session is not None else requests.Session()
     state_arms: tuple[str, ...] = ()
     if opensearch is not None:
@@ -284,7 +289,7 @@ def run_ope(
             "give the cluster's URL with --opensearch"
         )
     else:
-        documents = _from_index(http, opensearch, decisions, target.key)
+        documents = _from_index(http, opensearch, decisions, key)
 
     read = skipped = ignored = 0
     logged: list[LoggedDecision] = []
@@ -292,7 +297,7 @@ def run_ope(
     policies: Counter[str] = Counter()
     for where, doc in documents:
         read += 1
-        if doc.get("target", target.key) != target.key:
+        if doc.get("target", key) != key:
             ignored += 1
             continue
         if doc.get("features") is None or not doc.get("learnable", True):
@@ -304,7 +309,7 @@ def run_ope(
     if not logged:
         raise LtrrError(
             f"no decision to evaluate in {decisions}: {read} read, {skipped} without features "
-            f"or not learnable, {ignored} for targets other than {target.key!r}"
+            f"or not learnable, {ignored} for targets other than {key!r}"
         )
     try:
         evaluation = evaluate(

@@ -149,6 +149,10 @@ class FeedbackConfig:
     window_seconds: float = 1800.0
     debias: DebiasConfig | None = None
     max_events: int = 1000
+    # Which included arms earn an event: every arm that retrieved the object ("presence"), or
+    # only an arm without which it would not have been a candidate ("unique"); see
+    # ltrr.bandit.rewards.
+    credit: str = "presence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +241,8 @@ _FEATURE_KEYS = (
     "hash_buckets",
 )
 _INDEX_KEYS = ("settings", "mappings", "aliases")
-_FEEDBACK_KEYS = ("events", "window_seconds", "debias", "max_events")
+_FEEDBACK_KEYS = ("events", "window_seconds", "debias", "max_events", "credit")
+CREDIT_RULES = ("presence", "unique")
 _DEBIAS_KEYS = ("eta", "max_factor")
 _MEMORY_KEYS = (
     "field",
@@ -974,15 +979,22 @@ class _CatalogParser(_Reader):
             lambda n, k: self.integer(n, k, 1, MAX_FEEDBACK_EVENTS),
             d.max_events,
         )
+        credit = self.optional(
+            fields, "credit", key, lambda n, k: self.choice(n, k, CREDIT_RULES), d.credit
+        )
         debias: DebiasConfig | None = None
-        ok = True
+        ok = credit is not None
         if "debias" in fields and not _is_null(fields["debias"].value):
             debias = self.debias(fields["debias"].value)
-            ok = debias is not None
-        if not ok or events is None or window is None or max_events is None:
+            ok = ok and debias is not None
+        if not ok or events is None or window is None or max_events is None or credit is None:
             return None
         return FeedbackConfig(
-            events=events, window_seconds=window, debias=debias, max_events=max_events
+            events=events,
+            window_seconds=window,
+            debias=debias,
+            max_events=max_events,
+            credit=credit,
         )
 
     def events(self, node: Node, key: str) -> Mapping[str, float] | None:

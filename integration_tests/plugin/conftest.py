@@ -318,4 +318,5 @@ def _forget_test_learning(client: OpenSearch) -> Iterator[None]:
     yield
     for index in ("ltrr-decisions", "ltrr-events", "ltrr-state", "ltrr-memory"):
         _delete_matching(client, index, {"prefix": {"target": "ltrr-it-"}})
-    _delete_matching(client, "ubi_events", {"term": {"client_id.keyword": "simulated-user"}})
+    for client_id in ("simulated-user", "ltrr-simulator"):
+        _delete_matching(client, "ubi_events", {"term": {"client_id.keyword": client_id}})

@@ -60,10 +60,20 @@ def vector_field(catalog: Catalog) -> str | None:
 
 
 def fingerprint(catalog: Catalog, corpus: Sequence[Mapping[str, Any]]) -> str:
-    """Changes whenever the documents, the index definition or the embedding model change."""
+    """Changes whenever the documents, the index definition or the embedding model change,
+    or anything else that changes what is written: the memory's predicted field and sources,
+    the vector field."""
     h = hashlib.sha256()
     h.update(orjson.dumps(dict(catalog.index_body or {}), option=orjson.OPT_SORT_KEYS))
     h.update(str(catalog.embedding.model if catalog.embedding else "").encode())
+    memory = catalog.memory
+    written = {
+        "vector_field": vector_field(catalog),
+        "memory": [memory.predicted_field, memory.name_fields, memory.phrase_fields]
+        if memory is not None
+        else None,
+    }
+    h.update(orjson.dumps(written, option=orjson.OPT_SORT_KEYS))
     for doc in corpus:
         h.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
     return h.hexdigest()
@@ -96,6 +106,8 @@ class _Checkpoint:
         try:
             raw = orjson.loads(self.path.read_bytes())
         except (OSError, orjson.JSONDecodeError):
+            return 0
+        if not isinstance(raw, dict):
             return 0
         if raw.get("index") != self.index or raw.get("fingerprint") != self.digest:
             return 0

@@ -39,7 +39,7 @@ def clone_index(http: requests.Session, url: str, source: str, targets: Sequence
             _check(
                 http.post(
                     f"{url}/{source}/_clone/{target}",
-                    json={"settings": {"index.blocks.write": None}},
+                    json={"settings": {"index.blocks.write": None, "index.number_of_replicas": 0}},
                     timeout=120,
                 ),
                 f"clone {source} to {target}",
@@ -98,7 +98,7 @@ def forget_targets(http: requests.Session, url: str, targets: Sequence[str]) -> 
             lines = b"".join(
                 orjson.dumps({"delete": {"_index": index, "_id": h["_id"]}}) + b"\n" for h in hits
             )
-            _check(
+            deleted = _check(
                 http.post(
                     f"{url}/_bulk",
                     params={"refresh": "true"},
@@ -108,5 +108,16 @@ def forget_targets(http: requests.Session, url: str, targets: Sequence[str]) -> 
                 ),
                 f"delete from {index}",
             )
+            if deleted.get("errors"):
+                # A document that cannot be deleted would be found again: fail, never spin.
+                raise LtrrError(f"delete from {index}: {_first_error(deleted)}")
             removed += len(hits)
     return removed
+
+
+def _first_error(body: dict[str, Any]) -> str:
+    for item in body.get("items", ()):
+        for action in item.values():
+            if action.get("error"):
+                return f"document {action.get('_id')}: {orjson.dumps(action['error']).decode()}"
+    return "the bulk request reported errors"

@@ -114,9 +114,12 @@ def write_variant(
     raw["policy"] = policy
     for arm_raw, arm in zip(raw["arms"], catalog.arms, strict=True):
         arm_raw["template"] = str(arm.template)
+    if catalog.embedding is not None and isinstance(raw.get("embedding"), dict):
+        # The variant lives in ``folder``, not beside the catalog: a relative model path would
+        # be resolved against the wrong folder, so it is pinned like the templates.
+        raw["embedding"]["model"] = str(catalog.embedding.model)
     if not keep_rerank:
         raw.pop("rerank", None)
-    # The catalog's relative paths (the embedding model, say) stay relative to its folder.
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{target}.yml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")

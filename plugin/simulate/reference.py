@@ -55,10 +55,10 @@ def _search_all(
 
 
 def logged_updates(
-    url: str, target: str, since: float
+    url: str, target: str, since: float, *, session: requests.Session | None = None
 ) -> tuple[list[str], list[tuple[np.ndarray, dict[str, float]]]]:
     """(arm names, [(context, {included arm: summed reward})]) in decision order."""
-    http = requests.Session()
+    http = session if session is not None else requests.Session()
     for index in (DECISIONS_INDEX, EVENTS_INDEX):
         http.post(f"{url}/{index}/_refresh", timeout=60)
     decisions = _search_all(
@@ -126,9 +126,13 @@ def compare(
             decisions.append(arm)
             rewards.append(reward)
             contexts.append(x)
+    if not decisions:
+        raise LtrrError("the logged LinUCB decisions include no arm to replay")
     reference.fit(decisions, rewards, np.vstack(contexts))
     xs = np.vstack([x for x, _ in updates])
     expected = reference.predict_expectations(xs)
+    if isinstance(expected, dict):  # MABWiser answers a single context with one dict
+        expected = [expected]
     theirs = np.array([[row[a] for a in arms] for row in expected], dtype=np.float64)
     mine = np.vstack([ours.probabilities(x)[1] for x in xs])
     cost = np.asarray(costs, dtype=np.float64)

@@ -20,7 +20,10 @@ class SessionRecord:
     - ``recall``: recall@K of the fused candidate set (None for a query with no relevant);
     - ``ndcg``: nDCG@10 of the page shown (after rerank, when there is one);
     - ``retrieved``: candidates asked for across the included arms (the sum of their sizes);
-    - ``arms``: the included arms, in catalog order.
+    - ``arms``: the included arms, in catalog order;
+    - ``query_id``: the dataset's id of the query;
+    - ``candidates``: the fused top-K ids, kept only when the simulation was asked to (an
+      offline rerank reads them; 3,000 sessions x 100 ids are too many to keep by default).
     """
 
     session: int
@@ -33,6 +36,8 @@ class SessionRecord:
     retrieved: int
     arms: tuple[str, ...]
     latency_ms: float
+    query_id: str = ""
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -55,7 +60,10 @@ class PolicyRun:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> PolicyRun:
         sessions = [
-            SessionRecord(**{**s, "arms": tuple(s["arms"])}) for s in raw.get("sessions", ())
+            SessionRecord(
+                **{**s, "arms": tuple(s["arms"]), "candidates": tuple(s.get("candidates", ()))}
+            )
+            for s in raw.get("sessions", ())
         ]
         return cls(raw["name"], raw["description"], bool(raw["learning"]), sessions)
 

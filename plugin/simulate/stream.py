@@ -60,7 +60,7 @@ def session_stream(
     weights = np.array([float(q.meta.get("weight", 1.0)) for q in queries], dtype=np.float64)
     if (weights < 0).any() or weights.sum() <= 0:
         raise LtrrError(f"{data.path}: query weights must be >= 0 and not all 0")
-    picks = np.random.default_rng([seed, 0x5EED]).choice(
+    picks = np.random.default_rng([seed, 0x5EED, 0]).choice(
         len(queries), size=sessions, p=weights / weights.sum()
     )
     population = UserPopulation(users, seed, STREAM_START)

@@ -36,3 +36,25 @@ def test_an_included_arm_that_failed_earns_nothing():
         "lexical": 1.0,
         "dense": 0.0,
     }
+
+
+def test_unique_credit_pays_only_the_arm_without_which_the_object_was_missing():
+    results = {"lexical": {"d1", "d2"}, "dense": {"d2", "d3"}, "popular": {"d9"}}
+    included = ["lexical", "dense", "popular"]
+    # d2 was found by two arms: either alone would have made it a candidate, so neither earns.
+    assert arm_rewards(results, included, "d2", 2.0, unique=True) == {
+        "lexical": 0.0,
+        "dense": 0.0,
+        "popular": 0.0,
+    }
+    # d3 only by dense: without dense it would not have been shown.
+    assert arm_rewards(results, included, "d3", 2.0, unique=True) == {
+        "lexical": 0.0,
+        "dense": 2.0,
+        "popular": 0.0,
+    }
+    # An arm not included does not make another arm's find redundant.
+    assert arm_rewards(results, ["lexical", "popular"], "d2", 1.0, unique=True) == {
+        "lexical": 1.0,
+        "popular": 0.0,
+    }

@@ -309,6 +309,7 @@ def test_click_rewards_only_the_arm_that_retrieved_the_object(learner, runtime, 
         "source": "api",
         "target": "music",
         "catalog": runtime.catalog.digest,
+        "base_weight": 1.0,  # the catalog's weight for a click
         "weight": 2.0,  # 1.0 x min(4, 2 ** 1)
         "rewards": {"a": 2.0, "b": 0.0},  # "1" was retrieved by a only
         "received": T0 + 3,
@@ -331,6 +332,7 @@ def test_later_events_only_add_to_b(learner, runtime, clock):
     feedback(learner, "d1", event("click", "2", position=9))  # both: 1 x min(4, 9) = 4
     assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[6.0 * X, 10.0 * X], counts=[1, 1])
     assert [e["weight"] for e in logged(learner)] == [2.0, 6.0, 4.0]
+    assert [e["base_weight"] for e in logged(learner)] == [1.0, 2.0, 1.0]  # not debiased
     assert runtime.policy.version() == 2
 
 

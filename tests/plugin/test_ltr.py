@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import orjson
 import pytest
 
@@ -197,3 +198,32 @@ def test_qrels_need_a_dataset(tmp_path):
             report=None,
             session=PluginCluster(),  # type: ignore[arg-type]
         )
+
+
+def test_rerank_runs_orders_recorded_candidates_by_held_out_scores():
+    from types import SimpleNamespace
+
+    from ltrr.plugin.ltr import rerank_runs
+    from ltrr.plugin.simulate.results import PolicyRun, SessionRecord
+
+    training = SimpleNamespace(
+        query_ids=("q1", "q1", "q1"),
+        doc_ids=("a", "b", "c"),
+        judged={"q1": {"c": 1}},
+    )
+    cv = SimpleNamespace(models={"linear": SimpleNamespace(oof_scores=np.array([0.1, 0.2, 0.9]))})
+    result = SimpleNamespace(training=training, cv=cv, winner="linear")
+
+    def session(i, candidates):
+        return SessionRecord(
+            i, "all", "q", 0.0, 0.0, None, 0.0, 3, ("lexical",), 1.0, "q1", candidates
+        )
+
+    run = PolicyRun("linucb", "", True, [session(0, ("a", "b", "c", "z"))])
+    (row,) = rerank_runs(result, [run])
+    # Fused: the one relevant doc c at rank 3: nDCG = (1/log2(4)) / (1/log2(2)) = 0.5.
+    # Reranked by score c (0.9), b, a, then z (unscored, kept last): c at rank 1, nDCG 1.
+    assert row.ndcg_fused == pytest.approx(0.5)
+    assert row.ndcg_reranked == pytest.approx(1.0)
+    assert row.unscored == 1
+    assert row.sessions == 1

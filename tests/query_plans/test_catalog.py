@@ -1238,6 +1238,7 @@ def test_music_example_feedback_and_memory(shared_model):
         window_seconds=1800.0,
         debias=DebiasConfig(eta=1.0, max_factor=10.0),
         max_events=1000,
+        credit="unique",
     )
     assert catalog.memory == MemoryConfig(name_fields=("name",), phrase_fields=("tags",))
     assert catalog.arm("memory").params == {}
@@ -1252,7 +1253,11 @@ def test_music_example_feedback_and_memory(shared_model):
 def test_beir_example_feedback_and_memory(shared_model):
     catalog = load_catalog(EXAMPLES / "beir.yml")
     assert catalog.feedback == FeedbackConfig(
-        events={"click": 1.0}, window_seconds=1800.0, debias=None, max_events=1000
+        events={"click": 1.0},
+        window_seconds=1800.0,
+        debias=None,
+        max_events=1000,
+        credit="unique",
     )
     assert catalog.memory == MemoryConfig(name_fields=("title",), phrase_fields=())
     assert catalog.arm("memory").params == {}
@@ -1261,3 +1266,15 @@ def test_beir_example_feedback_and_memory(shared_model):
     assert properties["ltrr_q2e"] == {"type": "rank_features"}
     assert properties["ltrr_q2e_predicted"] == {"type": "rank_features"}
     assert "ltrr_memory" not in properties
+
+
+def test_feedback_credit_rule(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text(MINIMAL + "feedback:\n  credit: unique\n")
+    assert load_catalog(path).feedback.credit == "unique"
+    path.write_text(MINIMAL + "feedback:\n  events: {click: 1}\n")
+    assert load_catalog(path).feedback.credit == "presence"  # the default
+    path.write_text(MINIMAL + "feedback:\n  credit: shared\n")
+    errors = validate_catalog(path)
+    assert [e.key for e in errors] == ["feedback.credit"]
+    assert "unknown value 'shared'" in str(errors[0])
