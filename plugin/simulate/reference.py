@@ -109,7 +109,12 @@ def compare(
     costs: Sequence[float],
 ) -> ReferenceCheck:
     """Replay ``updates`` into both implementations; compare their bounds on every context."""
-    from mabwiser.mab import MAB, LearningPolicy
+    try:
+        from mabwiser.mab import MAB, LearningPolicy
+    except ImportError:
+        raise LtrrError(
+            "the reference check needs MABWiser (pip install mabwiser; `make` installs it)"
+        ) from None
 
     if not updates:
         raise LtrrError("no logged LinUCB decisions to replay")
