@@ -190,6 +190,17 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     result = asyncio.run(simulate(config, _say))
     save_runs(result.runs, args.work_dir / "runs.json")
+    if "linucb" in result.targets:
+        from ltrr.plugin.simulate.reference import reference_note
+
+        try:
+            line = reference_note(
+                args.catalog, args.opensearch, result.targets["linucb"][0], result.started
+            )
+        except LtrrError as exc:
+            line = f"Reference check not made: {exc}"
+        _say(line)
+        result.notes.append(line)
     print(format_table(summarize(result.runs, _oracle(result.runs)), args.k))
     if args.report is not None:
         path = simulation_report(

@@ -21,7 +21,6 @@ from ltrr.plugin.simulate.lineup import DEFAULT_LINEUP
 from ltrr.plugin.simulate.report import save_runs, simulation_report
 from ltrr.plugin.simulate.run import Simulation, SimulationConfig, simulate
 from ltrr.plugin.simulate.summary import format_table, summarize
-from ltrr.query_plans.catalog import load_catalog
 
 EXAMPLE_QUERIES = ("radiohead", "the beatles", "jazz", "female vocalists", "metalica")
 
@@ -39,23 +38,10 @@ class DemoConfig:
 
 
 def _notes_for_reference(sim: Simulation, config: DemoConfig, say: Callable[[str], None]) -> str:
-    """Our LinUCB against MABWiser's on the learner's logged decisions, in one sentence."""
     targets = sim.targets.get("linucb")
     if not targets:
         return ""
-    catalog = load_catalog(config.catalog)
-    arms, updates = reference.logged_updates(config.opensearch, targets[0], sim.started)
-    costs = [catalog.arm(a).cost for a in arms]
-    check = reference.compare(
-        arms, updates, alpha=catalog.policy.alpha, ridge=catalog.policy.ridge, costs=costs
-    )
-    line = (
-        f"Reference check: {check.decisions} logged LinUCB decisions ({check.updates} arm "
-        f"updates) replayed into our LinUCB and into MABWiser's LinUCB (alpha "
-        f"{catalog.policy.alpha}, ridge {catalog.policy.ridge}): upper confidence bounds agree to "
-        f"{check.max_abs_difference:.1e}; same best arm on {check.same_best_arm:.1%} of the "
-        f"contexts, same side of the arm's cost on {check.same_inclusion:.1%}."
-    )
+    line = reference.reference_note(config.catalog, config.opensearch, targets[0], sim.started)
     say(line)
     return line
 
@@ -112,14 +98,14 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None]) -> Simulation
     sim = await simulate(sim_config, say)
     save_runs(sim.runs, config.out / "runs.json")
     notes = list(sim.notes)
-    try:
-        for step in (_notes_for_reference, _notes_for_ope):
+    for step in (_notes_for_reference, _notes_for_ope):
+        try:
             line = await asyncio.to_thread(step, sim, config, say)
-            if line:
-                notes.append(line)
-    except LtrrError as exc:  # the report still has the simulation; say what is missing
-        notes.append(f"Not measured: {exc}")
-        say(f"not measured: {exc}")
+        except LtrrError as exc:  # the report still has the simulation; say what is missing
+            line = f"Not measured ({step.__name__.removeprefix('_notes_for_')}): {exc}"
+            say(line)
+        if line:
+            notes.append(line)
     oracle = "oracle" if any(r.name == "oracle" for r in sim.runs) else None
     report = simulation_report(
         sim.runs,

@@ -61,14 +61,20 @@ def drop_indices(http: requests.Session, url: str, names: Sequence[str]) -> None
         http.delete(f"{url}/{name}", timeout=60)
 
 
-def forget_targets(http: requests.Session, url: str, targets: Sequence[str]) -> int:
-    """Delete the shared state and memory documents of ``targets``; returns how many.
+def forget_targets(
+    http: requests.Session,
+    url: str,
+    targets: Sequence[str],
+    indices: Sequence[str] = (STATE_INDEX, MEMORY_INDEX),
+) -> int:
+    """Delete the documents of ``targets`` from the learning loop's ``indices`` (by default
+    the shared state and the memory); returns how many.
 
     The node may lack the reindex module (no ``_delete_by_query``), so this searches and
     bulk-deletes, which works everywhere.
     """
     removed = 0
-    for index in (STATE_INDEX, MEMORY_INDEX):
+    for index in indices:
         if http.head(f"{url}/{index}", timeout=30).status_code != 200:
             continue
         http.post(f"{url}/{index}/_refresh", timeout=60)

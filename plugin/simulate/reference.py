@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import PolicyConfig
 from ltrr.plugin.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.errors import LtrrError
+from ltrr.query_plans.catalog import load_catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,10 @@ def logged_updates(
         DECISIONS_INDEX,
         {
             "bool": {
-                "filter": [{"term": {"target": target}}, {"range": {"timestamp": {"gte": since}}}]
+                "filter": [
+                    {"term": {"target": target}},
+                    {"range": {"timestamp": {"gte": int(since)}}},
+                ]
             }
         },
         [{"timestamp": "asc"}, {"decision_id": "asc"}],
@@ -159,4 +164,22 @@ def to_json(check: ReferenceCheck) -> bytes:
             "same_best_arm": check.same_best_arm,
             "same_inclusion": check.same_inclusion,
         }
+    )
+
+
+def reference_note(catalog_path: Path, opensearch: str, target: str, since: float) -> str:
+    """The check on a simulation's LinUCB copy, in one sentence for the report and terminal."""
+    catalog = load_catalog(catalog_path)
+    arms, updates = logged_updates(opensearch, target, since)
+    costs = [catalog.arm(a).cost for a in arms]
+    check = compare(
+        arms, updates, alpha=catalog.policy.alpha, ridge=catalog.policy.ridge, costs=costs
+    )
+    return (
+        f"Reference check: {check.decisions} logged LinUCB decisions ({check.updates} arm "
+        f"updates) replayed into our LinUCB and into MABWiser's LinUCB (alpha "
+        f"{catalog.policy.alpha}, ridge {catalog.policy.ridge}): their upper confidence bounds "
+        f"differ by at most {check.max_abs_difference:.1e}; same best arm on "
+        f"{check.same_best_arm:.1%} of the contexts, same side of the arm's cost on "
+        f"{check.same_inclusion:.1%}."
     )

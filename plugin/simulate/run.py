@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 import requests
 
+from ltrr.plugin.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
 from ltrr.plugin.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.data.beir import BeirDataset, read_beir
 from ltrr.plugin.data.index import index_corpus
@@ -38,6 +39,7 @@ from ltrr.query_plans.fusion.base import ArmHit
 from ltrr.query_plans.metrics import grades_for, ndcg_at_k, recall_at_k
 
 UBI_CLIENT = "ltrr-simulator"
+LOOP_INDICES = (STATE_INDEX, MEMORY_INDEX, DECISIONS_INDEX, EVENTS_INDEX)
 RETRIES = 2
 
 
@@ -316,7 +318,9 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     http = requests.Session()
     say(f"copying {base} for {len(copies)} contenders (clone: shared segments)")
     await asyncio.to_thread(cluster_ops.clone_index, http, url, base, copies)
-    await asyncio.to_thread(cluster_ops.forget_targets, http, url, copies)
+    # Earlier runs' statistics, memory and logs for these copies: a run starts from the prior,
+    # and its decision log (which the reference check and ope read) holds only this run.
+    await asyncio.to_thread(cluster_ops.forget_targets, http, url, copies, LOOP_INDICES)
 
     def write_all(oracle_sets: Mapping[str, tuple[str, ...]]) -> list[Path]:
         paths = []

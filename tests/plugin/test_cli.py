@@ -61,3 +61,48 @@ def test_serve_refuses_a_bad_catalog_before_listening(tmp_path, capsys):
     code = main(["serve", "--catalog", str(bad), "--opensearch", "http://127.0.0.1:1"])
     assert code == 1
     assert capsys.readouterr().err.startswith(f"ltrr: error: {bad}:2: budget:")
+
+
+def test_simulate_defaults_to_the_whole_line_up():
+    args = build_parser().parse_args(["simulate", "--catalog", "c.yml", "--dataset", "d"])
+    assert args.policy == [
+        "linucb",
+        "thompson",
+        "epsilon_greedy",
+        "only:*",
+        "static",
+        "full",
+        "oracle",
+    ]
+    assert (args.sessions, args.click_model, args.k, args.seed) == (1000, "pbm", 100, 7)
+
+
+def test_demo_defaults_to_the_packaged_music_catalog():
+    args = build_parser().parse_args(["demo"])
+    assert args.catalog.name == "music.yml"
+    assert args.catalog.is_file()
+    assert (args.sessions, args.serve) == (3000, False)
+
+
+def test_demo_and_build_say_where_the_lastfm_files_should_come_from(monkeypatch, capsys):
+    monkeypatch.delenv("LTRR_LASTFM_SOURCE", raising=False)
+    assert main(["data", "build", "music", "out"]) == 1
+    assert "LTRR_LASTFM_SOURCE" in capsys.readouterr().err
+    assert main(["demo"]) == 1
+    assert "hetrec2011-lastfm-2k.zip" in capsys.readouterr().err
+
+
+def test_data_load_prints_the_summary(tmp_path, capsys):
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "title": "t", "text": "x"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "x"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\n")
+    assert main(["data", "load", "beir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "documents: 1" in out
+    assert "judged_queries: 1" in out
+
+
+def test_ltr_train_with_qrels_needs_a_dataset(capsys):
+    assert main(["ltr", "train", "--catalog", "c.yml"]) == 1
+    assert "--judgments qrels needs --dataset" in capsys.readouterr().err
