@@ -132,6 +132,14 @@ def _bench_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_source(args: argparse.Namespace) -> None:
+    if args.source is None:
+        raise LtrrError(
+            "where are the HetRec Last.fm 2K files? pass --source DIR_OR_ZIP or set "
+            "LTRR_LASTFM_SOURCE (the official file is hetrec2011-lastfm-2k.zip from GroupLens)"
+        )
+
+
 def _data_load(args: argparse.Namespace) -> int:
     from ltrr.plugin.data.beir import read_beir
 
@@ -144,11 +152,7 @@ def _data_load(args: argparse.Namespace) -> int:
 def _data_build(args: argparse.Namespace) -> int:
     from ltrr.plugin.data.music import build_music
 
-    if args.source is None:
-        raise LtrrError(
-            "where are the HetRec Last.fm 2K files? pass --source DIR_OR_ZIP or set "
-            "LTRR_LASTFM_SOURCE (the official file is hetrec2011-lastfm-2k.zip from GroupLens)"
-        )
+    _require_source(args)
     summary = build_music(args.source, args.out, seed=args.seed)
     print(f"music benchmark written to {args.out}")
     for key in ("documents", "queries_by_intent", "judgments_by_grade"):
@@ -263,11 +267,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from ltrr.plugin.demo import DemoConfig, run_demo
 
-    if args.source is None:
-        raise LtrrError(
-            "where are the HetRec Last.fm 2K files? pass --source DIR_OR_ZIP or set "
-            "LTRR_LASTFM_SOURCE (the official file is hetrec2011-lastfm-2k.zip from GroupLens)"
-        )
+    _require_source(args)
     node = LocalNode(NodeConfig(port=args.port))
     node.up(say=_say)
     config = DemoConfig(

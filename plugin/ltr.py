@@ -31,6 +31,7 @@ import yaml
 from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.cluster import LTR_PLUGIN, ClusterInfo
+from ltrr.plugin.data.index import catalog_embedder
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.retrieve import read_arm
 from ltrr.plugin.simulate.results import PolicyRun
@@ -234,17 +235,7 @@ def _candidates(
     renderer = TemplateRenderer()
     fusion = get_fusion(catalog.fusion)
     sizes = {arm.name: min(depth, arm.max_size) for arm in catalog.arms}
-    embedder = None
-    if any(arm.needs_vector for arm in catalog.arms):
-        from ltrr.query_plans.embed import Embedder
-
-        if catalog.embedding is None:
-            raise LtrrError(f"{catalog.path}: vector arms need an embedding section")
-        embedder = Embedder(
-            catalog.embedding.model,
-            max_length=catalog.embedding.max_length,
-            cache_size=catalog.embedding.cache_size,
-        )
+    embedder = catalog_embedder(catalog)
     out: dict[str, list[str]] = {}
     try:
         for qid, text in queries.items():

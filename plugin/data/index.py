@@ -23,6 +23,7 @@ import requests
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.query_plans.catalog import Catalog
+from ltrr.query_plans.embed import Embedder
 from ltrr.query_plans.memory import predicted_for
 
 # Documents per embedding call and bulk request: large enough that the embedder can group texts
@@ -39,6 +40,19 @@ class IndexResult:
     sent: int  # documents sent by this run (0 when the index was already complete)
     resumed_from: int
     seconds: float
+
+
+def catalog_embedder(catalog: Catalog) -> Embedder | None:
+    """The catalog's sentence model, when one of its arms searches by vector."""
+    if not any(arm.needs_vector for arm in catalog.arms):
+        return None
+    if catalog.embedding is None:
+        raise LtrrError(f"{catalog.path}: a vector arm needs an embedding section")
+    return Embedder(
+        catalog.embedding.model,
+        max_length=catalog.embedding.max_length,
+        cache_size=catalog.embedding.cache_size,
+    )
 
 
 def default_checkpoint(index: str) -> Path:

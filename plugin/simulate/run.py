@@ -26,7 +26,7 @@ import requests
 from ltrr.plugin.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
 from ltrr.plugin.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.data.beir import BeirDataset, read_beir
-from ltrr.plugin.data.index import index_corpus
+from ltrr.plugin.data.index import catalog_embedder, index_corpus
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.simulate import cluster_ops, lineup, oracle
 from ltrr.plugin.simulate.clicks import ClickModel, from_spec
@@ -252,21 +252,15 @@ def prepare_index(
     checkpoint: Path | None = None,
 ) -> str:
     """The catalog's index, loaded from the dataset unless it already holds exactly it."""
-    embed = None
-    if any(arm.needs_vector for arm in catalog.arms):
-        from ltrr.query_plans.embed import Embedder
-
-        if catalog.embedding is None:
-            raise LtrrError(f"{catalog.path}: a vector arm needs an embedding section")
-        embedder = Embedder(
-            catalog.embedding.model,
-            max_length=catalog.embedding.max_length,
-            cache_size=catalog.embedding.cache_size,
+    embedder = catalog_embedder(catalog)
+    embed = embedder.embed_batch if embedder is not None else None
+    try:
+        result = index_corpus(
+            url, catalog, data.corpus, embed, checkpoint=checkpoint, say=say, progress=progress
         )
-        embed = embedder.embed_batch
-    result = index_corpus(
-        url, catalog, data.corpus, embed, checkpoint=checkpoint, say=say, progress=progress
-    )
+    finally:
+        if embedder is not None:
+            embedder.close()
     return result.index
 
 
