@@ -71,7 +71,6 @@ class Simulation:
     oracle_sets: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     targets: dict[str, list[str]] = field(default_factory=dict)  # policy -> served copies
-    proxy_url: str = ""
     started: float = 0.0
     proxy: ProxyProcess | None = None  # still serving when the config said keep_serving
 
@@ -391,7 +390,6 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         oracle_sets=oracle_sets,
         notes=notes,
         targets={c.spec.name: list(c.targets.values()) for c in contenders},
-        proxy_url=proxy.url,
         started=started,
         proxy=proxy if config.keep_serving else None,
     )
