@@ -31,7 +31,7 @@ from ltrr.plugin.retrieve import Retrieval, retrieve
 from ltrr.plugin.stats import Stats
 from ltrr.plugin.upstream import Transport, UpstreamError
 from ltrr.query_plans.catalog import Catalog
-from ltrr.query_plans.fusion import get_fusion
+from ltrr.query_plans.fusion import get_fusion, policy_weights
 from ltrr.query_plans.plan import SearchInput, build_plan
 from ltrr.query_plans.rerank import (
     RankedHit,
@@ -291,7 +291,10 @@ class SearchPath:
         # fuse
         t0 = time.perf_counter()
         fusion = get_fusion(catalog.fusion)
-        fused = fusion({a: r.hits for a, r in succeeded.items()}, catalog.fusion.weights)
+        weights = catalog.fusion.weights
+        if catalog.fusion.by_policy:
+            weights = policy_weights(weights, {c.arm: c.score for c in decision.included})
+        fused = fusion({a: r.hits for a, r in succeeded.items()}, weights)
         timings["fuse"] = (time.perf_counter() - t0) * 1000
 
         # rerank

@@ -76,6 +76,9 @@ class FusionConfig:
     k: int = 60
     norm: str = "minmax"
     weights: Mapping[str, float] = field(default_factory=dict)
+    # Scale each arm's weight by the policy's score for it in this search, so that the arms
+    # the policy expects most from for this context lead the fused page.
+    by_policy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -887,10 +890,11 @@ class _CatalogParser(_Reader):
 
     def fusion(self, node: Node, arms: Mapping[str, _ArmEntry] | None) -> FusionConfig | None:
         key = "fusion"
-        fields = self.mapping(node, key, ("method", "k", "norm", "weights"))
+        fields = self.mapping(node, key, ("method", "k", "norm", "weights", "by_policy"))
         if fields is None:
             return None
         d = FusionConfig()
+        by_policy = self.optional(fields, "by_policy", key, self.boolean, d.by_policy)
         method = self.optional(
             fields, "method", key, lambda n, k: self.choice(n, k, FUSION_METHODS), d.method
         )
@@ -919,9 +923,15 @@ class _CatalogParser(_Reader):
                     ok = False
                 else:
                     weights[arm] = weight
-        if not ok or method is None or k is None or norm is None:
+        if not ok or method is None or k is None or norm is None or by_policy is None:
             return None
-        return FusionConfig(method=method, k=k, norm=norm, weights=MappingProxyType(weights))
+        return FusionConfig(
+            method=method,
+            k=k,
+            norm=norm,
+            weights=MappingProxyType(weights),
+            by_policy=by_policy,
+        )
 
     def rerank(self, node: Node) -> RerankConfig | None:
         key = "rerank"

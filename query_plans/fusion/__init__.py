@@ -10,6 +10,7 @@ from ltrr.query_plans.fusion.combmnz import combmnz
 from ltrr.query_plans.fusion.combsum import combsum
 from ltrr.query_plans.fusion.normalize import get_normalizer, minmax, zscore
 from ltrr.query_plans.fusion.rrf import rrf
+from ltrr.query_plans.fusion.weights import policy_weights
 
 if TYPE_CHECKING:
     # Type-only, so that catalog.py may one day validate methods here without an import cycle.
@@ -24,6 +25,7 @@ __all__ = [
     "combsum",
     "get_fusion",
     "minmax",
+    "policy_weights",
     "rrf",
     "zscore",
 ]

@@ -246,3 +246,21 @@ def test_rerank_orders_by_the_model_and_slices_after(tmp_path):
     assert [h["_ltrr"]["ltr_score"] for h in page] == [5.0, 1.0]
     assert answer.body["ext"]["ltrr"]["rerank"] == {"model": "m1", "status": "ok"}
     assert answer.body["_shards"]["total"] == 3  # two arms plus the rerank
+
+
+def test_by_policy_fusion_scales_each_arm_by_its_score(tmp_path, monkeypatch):
+    import numpy as np
+
+    path = tmp_path / "music.yml"
+    path.write_text(CATALOG.replace("fusion: {method: rrf, k: 60}", "fusion: {by_policy: true}"))
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    scores = (np.array([1.0, 1.0]), np.array([0.1, 2.0]))
+    monkeypatch.setattr(runtime.policy, "probabilities", lambda _x: scores)
+    fake = FakeOpenSearch({"name": hits("1", "2", "3"), "tags": hits("3", "4")})
+    answer = run(fake, runtime, SearchRequest("music", "x", size=10))
+    # RRF (k 60) with weights a = 1 x 0.1, b = 1 x 2.0: "3" = 0.1/63 + 2/61 = 0.0344,
+    # "4" = 2/62 = 0.0323, "1" = 0.1/61 = 0.0016, "2" = 0.1/62 = 0.0016. With the catalog's
+    # own equal weights the order was 3, 1, 2, 4 (the first test).
+    assert [h["_id"] for h in answer.body["hits"]["hits"]] == ["3", "4", "1", "2"]

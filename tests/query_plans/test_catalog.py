@@ -1238,8 +1238,9 @@ def test_music_example_feedback_and_memory(shared_model):
         window_seconds=1800.0,
         debias=DebiasConfig(eta=1.0, max_factor=10.0),
         max_events=1000,
-        credit="unique",
+        credit="presence",
     )
+    assert catalog.fusion.by_policy is True
     assert catalog.memory == MemoryConfig(name_fields=("name",), phrase_fields=("tags",))
     assert catalog.arm("memory").params == {}
     assert catalog.arm("memory").template == BUILTIN / "memory.json.j2"
@@ -1278,3 +1279,13 @@ def test_feedback_credit_rule(tmp_path):
     errors = validate_catalog(path)
     assert [e.key for e in errors] == ["feedback.credit"]
     assert "unknown value 'shared'" in str(errors[0])
+
+
+def test_fusion_by_policy(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text(MINIMAL + "fusion: {by_policy: true}\n")
+    assert load_catalog(path).fusion.by_policy is True
+    path.write_text(MINIMAL + "fusion: {method: rrf}\n")
+    assert load_catalog(path).fusion.by_policy is False  # the default
+    path.write_text(MINIMAL + "fusion: {by_policy: sometimes}\n")
+    assert [e.key for e in validate_catalog(path)] == ["fusion.by_policy"]
