@@ -71,7 +71,7 @@ def _notes_for_ope(sim: Simulation, config: DemoConfig, say: Callable[[str], Non
         f"Off-policy: from LinUCB's {result.evaluation.n} logged decisions, the static plan "
         f"(all arms) is estimated at {'; '.join(parts)} clicks per search (95% bootstrap "
         f"intervals); measured on-policy by the simulator: {on_policy:.3f}. Details: "
-        f"{config.out / 'ope.html'}."
+        f"{config.out / 'ope.html'}." + "".join(f" Caveat: {c}." for c in result.caveats)
     )
     say(line)
     return line

@@ -58,6 +58,16 @@ class OpeResult:
     state_arms: tuple[str, ...]  # arms whose statistics came from ltrr-state
     seed: int
     report: Path | None = None
+    caveats: tuple[str, ...] = ()
+
+
+# The action here is the arm set. Under by_policy fusion the page also depends on the logging
+# policy's scores, so a set's logged reward is not what another policy would get from it.
+BY_POLICY_CAVEAT = (
+    "the catalog fuses by policy scores (fusion.by_policy): each logged page was ordered by the "
+    "logging policy's scores, so a set's reward depends on more than the set, and estimates "
+    "for a policy that scores differently are biased by that difference"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +339,7 @@ def run_ope(
         state_arms=state_arms,
         seed=seed,
         report=report,
+        caveats=(BY_POLICY_CAVEAT,) if target.catalog.fusion.by_policy else (),
     )
     if report is not None:
         _write_report(result, report)
@@ -378,6 +389,7 @@ def format_table(result: OpeResult) -> str:
         "logged policies: "
         + ", ".join(f"{name} {count:,}" for name, count in result.logged_policies.items()),
         f"target statistics: {_state_line(result)}",
+        *(f"caveat: {c}" for c in result.caveats),
     ]
     if result.report is not None:
         lines.append(f"report: {result.report}")
@@ -406,6 +418,8 @@ def _write_report(result: OpeResult, path: Path) -> None:
         f"target {result.target} · policy {result.policy} · {result.source}",
     )
     page.verdict(_verdict(result))
+    for caveat in result.caveats:
+        page.paragraph(f"Caveat: {caveat}.")
     page.heading("Estimates")
     rows: list[list[object]] = [[e.name, e.value, e.low, e.high, e.ess, e.n] for e in _rows(result)]
     page.table(

@@ -348,3 +348,15 @@ def test_state_for_another_layout_is_not_used(log, catalog):
     cluster = FakeCluster(state={"music:lexical": stale, "music:popular": theta_state(-100.0)})
     result = run(log, catalog, policy="linucb", opensearch="http://os:9200", session=cluster)
     assert result.state_arms == ("popular",)
+
+
+def test_policy_scored_fusion_is_flagged(log, tmp_path):
+    path = tmp_path / "by_policy.yml"
+    path.write_text(CATALOG + "fusion: {by_policy: true}\n")
+    result = run(log, path)
+    assert result.caveats == (ope.BY_POLICY_CAVEAT,)
+    assert "caveat: the catalog fuses by policy scores" in format_table(result)
+
+
+def test_fixed_fusion_has_no_caveat(log, catalog):
+    assert run(log, catalog).caveats == ()
