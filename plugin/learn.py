@@ -529,5 +529,7 @@ class Learner:
             "decisions_dropped": self.decisions.dropped,
             "memory_pending_keys": self.memory.pending_keys(),
             "memory_pairs_written": self.memory.pairs_written,
+            "memory_pairs_refused": self.memory.pairs_refused,
+            "memory_refused_because": self.memory.refused_because,
             "state": self.state.snapshot(),
         }

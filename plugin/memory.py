@@ -18,18 +18,55 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltrr.plugin.bulk import MEMORY_INDEX, bulk, guarded, mget
+from ltrr.plugin.bulk import JSON, MEMORY_INDEX, bulk, guarded, mget
 from ltrr.plugin.upstream import Transport, UpstreamError
-from ltrr.query_plans.catalog import MemoryConfig
-from ltrr.query_plans.memory import KeyStats, near_key, rank_feature_value, split_ref
+from ltrr.query_plans.catalog import Catalog, CatalogError, MemoryConfig
+from ltrr.query_plans.memory import (
+    KeyStats,
+    near_key,
+    rank_feature_value,
+    source_loss,
+    split_ref,
+)
 
 log = logging.getLogger("ltrr.memory")
 
 MAX_ATTEMPTS = 8
+# How long an entity index's mapping is trusted to keep _source whole before it is read again.
+MAPPING_TTL_SECONDS = 60.0
+
+
+async def check_sources(transport: Transport, catalogs: Sequence[Catalog]) -> None:
+    """Refuse to serve a catalog whose memory would write to documents that lose a field.
+
+    An index that does not exist yet is checked again before the memory's first write to it.
+    """
+    for catalog in catalogs:
+        if catalog.memory is None:
+            continue
+        for target in catalog.targets:
+            reply = await transport.request(
+                "GET", f"/{target}/_mapping", headers=JSON, body=None, timeout=10.0
+            )
+            if reply.status == 404:
+                continue
+            if reply.status != 200:
+                raise UpstreamError(f"GET /{target}/_mapping answered {reply.status}")
+            for index, entry in sorted(reply.json().items()):
+                lost = source_loss(entry.get("mappings") or {})
+                if lost is not None:
+                    raise CatalogError(
+                        str(catalog.path),
+                        None,
+                        "memory",
+                        f"index {index} keeps {lost} out of _source, so the memory's partial"
+                        " updates would drop it from every document they touch; keep _source"
+                        " whole and filter at query time with the catalog's `source:`",
+                    )
 
 
 def memory_doc_id(target: str, key: str) -> str:
@@ -51,7 +88,11 @@ class MemoryUpdater:
         self._pending: dict[str, _Pending] = {}
         self.flushes = 0
         self.pairs_written = 0
+        # Scores not written because the entity index keeps a field out of _source.
+        self.pairs_refused = 0
+        self.refused_because: str | None = None
         self.last_error: str | None = None
+        self._mapping_checked: dict[str, tuple[float, str | None]] = {}
 
     def _stats(self, target: str, config: MemoryConfig, key: str) -> KeyStats:
         pending = self._pending.get(target)
@@ -158,12 +199,19 @@ class MemoryUpdater:
         actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for ref, features in per_entity.items():
             index, doc_id = split_ref(ref)
+            lost = await self._source_loss(index)
+            if lost is not None:
+                self.pairs_refused += 1
+                self.refused_because = f"{index} keeps {lost} out of _source"
+                continue
             actions.append(
                 (
                     {"update": {"_index": index, "_id": doc_id, "retry_on_conflict": 3}},
                     {"doc": {config.field: features}},
                 )
             )
+        if not actions:
+            return
         try:
             results = await bulk(self.transport, actions)
         except UpstreamError as exc:
@@ -177,3 +225,29 @@ class MemoryUpdater:
                 log.warning("memory score not written to %s: %s", action["update"], result)
             else:
                 self.pairs_written += 1
+
+    async def _source_loss(self, index: str) -> str | None:
+        """Why a partial update of ``index`` would lose a field, or None when it cannot.
+
+        OpenSearch rebuilds an updated document from ``_source``; the mapping is read again
+        every ``MAPPING_TTL_SECONDS``, and one that cannot be read counts as unsafe.
+        """
+        now = self.clock()
+        cached = self._mapping_checked.get(index)
+        if cached is not None and now - cached[0] < MAPPING_TTL_SECONDS:
+            return cached[1]
+        try:
+            reply = await self.transport.request(
+                "GET", f"/{index}/_mapping", headers=JSON, body=None, timeout=10.0
+            )
+        except UpstreamError as exc:
+            return f"an unknown set of fields (its mapping could not be read: {exc})"
+        if reply.status != 200:
+            return f"an unknown set of fields (its mapping answered {reply.status})"
+        lost: str | None = None
+        for entry in reply.json().values():
+            lost = lost or source_loss(entry.get("mappings") or {})
+        self._mapping_checked[index] = (now, lost)
+        if lost is not None:
+            log.error("memory will not write to %s: it keeps %s out of _source", index, lost)
+        return lost

@@ -17,9 +17,23 @@ import requests
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.query_plans.catalog import load_catalog
-from ltrr.query_plans.memory import predicted_for
+from ltrr.query_plans.memory import predicted_for, source_loss
 
 PAGE = 500
+
+
+def _ensure_whole_source(http: requests.Session, url: str, target: str) -> None:
+    """Partial updates are rebuilt from ``_source``: a field kept out of it would be lost."""
+    reply = http.get(f"{url}/{target}/_mapping", timeout=30)
+    if reply.status_code != 200:
+        raise LtrrError(f"reading the mapping of {target} failed: {reply.text[:300]}")
+    for index, entry in sorted(reply.json().items()):
+        lost = source_loss(entry.get("mappings") or {})
+        if lost is not None:
+            raise LtrrError(
+                f"{index} keeps {lost} out of _source: writing predictions with partial updates"
+                " would drop it from every document; keep _source whole (filter at query time)"
+            )
 
 
 def _ensure_mapping(http: requests.Session, url: str, target: str, names: list[str]) -> None:
@@ -61,6 +75,7 @@ def predict_memory(
     url = opensearch_url.rstrip("/")
     http = requests.Session()
     http.headers.update({"Content-Type": "application/json", **(headers or {})})
+    _ensure_whole_source(http, url, target)
     _ensure_mapping(http, url, target, [memory.field, memory.predicted_field])
     fields = [*memory.name_fields, *memory.phrase_fields]
     reply = http.post(

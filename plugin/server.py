@@ -27,6 +27,7 @@ from ltrr.plugin.errors import BadRequest, HttpError, PayloadTooLarge
 from ltrr.plugin.feedback import is_ubi_write
 from ltrr.plugin.intercept import SEARCH_PATH, PassThrough, caller_headers, parse_search, strip_ltrr
 from ltrr.plugin.learn import Learner
+from ltrr.plugin.memory import check_sources
 from ltrr.plugin.pages import PageCache
 from ltrr.plugin.passthrough import forward
 from ltrr.plugin.respond import DECISION_HEADER
@@ -134,6 +135,7 @@ class Proxy:
                 await runtime.entities.refresh(internal, target, {})
         if self.data_dir is not None:
             try:
+                await check_sources(internal, [r.catalog for r in self.registry.runtimes()])
                 self.learner = Learner(
                     internal,
                     self.registry,

@@ -31,6 +31,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 import ltrr.templates
 from ltrr.bandit.decision import ArmSpec
 from ltrr.bandit.policies.base import PolicyConfig, PolicyConfigError, parse_policy_config
+from ltrr.query_plans.memory import source_loss
 from ltrr.query_plans.templates import TemplateError, TemplateRenderer
 
 DEFAULT_DEADLINE_MS = 1000
@@ -196,6 +197,9 @@ class Catalog:
     digest: str = ""
     # The optional ``index:`` block (settings, mappings, aliases) used to create the index.
     index_body: Mapping[str, Any] | None = None
+    # The ``_source`` every arm asks for when the caller names none: what keeps vectors off the
+    # wire, at query time, without keeping them out of the stored document.
+    source: Any = None
 
     def arm(self, name: str) -> Arm:
         for a in self.arms:
@@ -233,6 +237,7 @@ _TOP_KEYS = (
     "memory",
     "fallback",
     "index",
+    "source",
 )
 _TOP_REQUIRED = ("target", "budget", "policy", "arms", "fallback")
 _ARM_KEYS = ("name", "template", "params", "size", "cost", "needs_vector", "index")
@@ -595,6 +600,9 @@ class _CatalogParser(_Reader):
         memory = self.memory(present["memory"]) if "memory" in present else None
         fallback = self.fallback(present["fallback"], names) if "fallback" in present else None
         index_body = self.index_body(present["index"]) if "index" in present else None
+        source = self.source(present["source"]) if "source" in present else None
+        if memory is not None and index_body is not None and "index" in present:
+            self.check_source_whole(index_body, present["index"])
 
         if entries is not None and "budget" in present and budget is not None:
             self.check_budget(entries, budget, present["budget"])
@@ -613,6 +621,7 @@ class _CatalogParser(_Reader):
             or fusion is None
             or feedback is None
             or fallback is None
+            or source is _BAD
         ):
             return None
         digest = self.digest(raw, arms)
@@ -635,6 +644,7 @@ class _CatalogParser(_Reader):
             deadline_ms=deadline_ms,
             digest=digest,
             index_body=index_body,
+            source=source,
         )
 
     # -- sections ---------------------------------------------------------------------------
@@ -1208,7 +1218,56 @@ class _CatalogParser(_Reader):
             body[name] = dict(value)
         return MappingProxyType(body)
 
+    def source(self, node: Node) -> Any:
+        """An OpenSearch ``_source`` value: a boolean, a field pattern or a list of them, or a
+        mapping of ``includes`` and ``excludes``."""
+        key = "source"
+        value = self.plain(node, key)
+        if value is _BAD:
+            return _BAD
+
+        def patterns(v: Any) -> bool:
+            return isinstance(v, str) or (
+                isinstance(v, list) and all(isinstance(p, str) for p in v)
+            )
+
+        if isinstance(value, bool) or patterns(value):
+            return value
+        if (
+            isinstance(value, dict)
+            and value
+            and set(value) <= {"includes", "excludes"}
+            and all(patterns(v) for v in value.values())
+        ):
+            return value
+        self.fail(
+            node,
+            key,
+            "must be a _source value: true/false, field patterns, or"
+            " {includes: [...], excludes: [...]}",
+        )
+        return _BAD
+
     # -- checks across sections -------------------------------------------------------------
+
+    def check_source_whole(self, index_body: Mapping[str, Any], node: Node) -> None:
+        """The memory writes partial updates, which OpenSearch rebuilds from ``_source``."""
+        mappings = index_body.get("mappings")
+        lost = source_loss(mappings) if isinstance(mappings, Mapping) else None
+        if lost is None:
+            return
+        where = node
+        for name in ("mappings", "_source"):
+            if not isinstance(where, MappingNode):
+                break
+            where = next((v for k, v in where.value if k.value == name), where)
+        self.fail(
+            where,
+            "index.mappings._source",
+            f"keeps {lost} out of _source, so the memory's partial updates would drop it from"
+            " every document they touch; keep _source whole and filter at query time with"
+            " the catalog's `source:` (e.g. source: {excludes: [embedding]})",
+        )
 
     def check_budget(self, entries: Sequence[_ArmEntry], budget: int, node: Node) -> None:
         minimums = [(e.arm.name, e.arm.min_size) for e in entries if e.arm and e.arm.min_size]

@@ -208,3 +208,24 @@ def entity_ref(index: str, doc_id: str) -> str:
 def split_ref(ref: str) -> tuple[str, str]:
     index, _, doc_id = ref.partition("/")
     return index, doc_id
+
+
+def source_loss(mappings: Mapping[str, Any]) -> str | None:
+    """What a partial ``_update`` of a document of this mapping would drop, or None.
+
+    OpenSearch rebuilds an updated document from its ``_source``, so any field kept out of it
+    (an excluded vector, say) is silently gone after the memory writes a score. The memory only
+    writes to documents whose ``_source`` is whole; this says which field stands in the way.
+    """
+    source = mappings.get("_source")
+    if not isinstance(source, Mapping):
+        return None
+    if source.get("enabled") is False or str(source.get("enabled")).lower() == "false":
+        return "every field (mappings._source.enabled is false)"
+    excludes = _texts(source.get("excludes"))
+    if excludes:
+        return f"{', '.join(excludes)} (mappings._source.excludes)"
+    includes = _texts(source.get("includes"))
+    if includes and "*" not in includes:
+        return f"every field outside {', '.join(includes)} (mappings._source.includes)"
+    return None

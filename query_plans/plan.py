@@ -135,7 +135,8 @@ def build_plan(
         }
         if request.post_filter is not None:
             body["post_filter"] = request.post_filter
-        if request.source is not None:
-            body["_source"] = request.source
+        source = request.source if request.source is not None else catalog.source
+        if source is not None:
+            body["_source"] = source
         searches.append(ArmSearch(arm.name, arm.index or request.target, body))
     return Plan(tuple(searches), failures)

@@ -73,7 +73,6 @@ def _free_port() -> int:
 MAPPING = {
     "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "knn": True}},
     "mappings": {
-        "_source": {"excludes": ["embedding"]},
         "properties": {
             "name": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
             "tags": {"type": "text"},
@@ -124,6 +123,7 @@ arms:
 {extra_arm}fusion: {{method: rrf, k: 60}}
 {rerank}fallback:
   - {{arm: lexical, size: 5}}
+source: {{excludes: [embedding]}}
 """
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,6 +23,8 @@ import requests
 from opensearchpy import OpenSearch
 
 from ltrr.query_plans.memory import predicted_q2e
+
+from .conftest import model_dir
 
 FIRST = ["zorblat", "quintrel", "mavoric", "pellucid", "tarnow", "vesper", "ombrio", "kelvane"]
 LAST = ["dumont", "ferraway", "glisk", "hollund"]
@@ -627,5 +631,175 @@ def test_memory_predict_fills_an_index_loaded_without_it(
         with start_proxy([path], tmp_path / "proxy.log") as proxy:
             answer = search(proxy.url, name, artist.upper(), explain=True)
             assert _memory_rank(answer, doc_id) == 1
+    finally:
+        client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def _vector_catalog(target: str) -> str:
+    return f"""\
+target: {target}
+budget: 30
+deadline_ms: 5000
+embedding:
+  model: ${{LTRR_MODEL_DIR}}
+policy: {{name: static}}
+arms:
+  - name: by_name
+    template: multi_match.json.j2
+    params: {{fields: [name]}}
+    size: {{min: 10, max: 10}}
+  - name: dense
+    template: knn.json.j2
+    params: {{field: embedding}}
+    needs_vector: true
+    size: {{min: 10, max: 10}}
+  - name: memory
+    template: memory.json.j2
+    size: {{min: 10, max: 10}}
+fusion: {{method: rrf, k: 60}}
+fallback:
+  - {{arm: by_name, size: 10}}
+feedback:
+  events: {{click: 1.0}}
+  window_seconds: 3
+memory:
+  name_fields: [name]
+  phrase_fields: [tags]
+  flush_seconds: 0.5
+source: {{excludes: [embedding]}}
+"""
+
+
+VECTOR_MAPPING = {
+    "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "knn": True}},
+    "mappings": {
+        "properties": {
+            **MAPPING["mappings"]["properties"],
+            "embedding": {
+                "type": "knn_vector",
+                "dimension": 384,
+                "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"},
+            },
+        }
+    },
+}
+
+
+def test_memory_writes_keep_every_field_and_the_dense_arm_still_finds_them(
+    client, start_proxy, embed, tmp_path
+):
+    name = f"ltrr-it-learn-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=name, body=VECTOR_MAPPING)
+    try:
+        originals = {}
+        for doc_id, artist, tags in ARTISTS:
+            originals[doc_id] = {
+                "name": artist,
+                "tags": tags,
+                "embedding": embed(f"{artist} {' '.join(tags)}"),
+                "ltrr_q2e_predicted": predicted_q2e([artist], tags),
+            }
+            client.index(index=name, id=doc_id, body=originals[doc_id])
+        client.indices.refresh(index=name)
+        path = tmp_path / "vectors.yml"
+        path.write_text(_vector_catalog(name))
+        clicked = [doc_id for doc_id, _, _ in ARTISTS[:8]]
+        with start_proxy([path], tmp_path / "proxy.log") as proxy:
+            for i, (doc_id, artist, _) in enumerate(ARTISTS[:8]):
+                answer = search(proxy.url, name, artist)
+                assert "embedding" not in answer["hits"]["hits"][0]["_source"]  # off the wire
+                ids = [h["_id"] for h in answer["hits"]["hits"]]
+                rank = ids.index(doc_id) + 1
+                decision_id = answer["ext"]["ltrr"]["decision_id"]
+                if i % 2 == 0:  # both intake paths
+                    response = feedback(
+                        proxy.url,
+                        decision_id,
+                        [{"type": "click", "object_id": doc_id, "position": rank}],
+                    )
+                    assert response.status_code == 202, response.text
+                else:
+                    ubi_click(proxy.url, decision_id, doc_id, rank)
+
+            def learned_all() -> bool:
+                client.indices.refresh(index=name)
+                docs = client.mget(index=name, body={"ids": clicked})["docs"]
+                return all(d["_source"].get("ltrr_q2e") for d in docs)
+
+            wait_for(learned_all, timeout=30)
+            learning = stats(proxy.url)["learning"]
+            assert learning["memory_pairs_written"] >= len(clicked)
+            assert learning["memory_pairs_refused"] == 0
+
+            client.indices.refresh(index=name)
+            for doc_id, original in originals.items():
+                source = client.get(index=name, id=doc_id)["_source"]
+                learned = source.pop("ltrr_q2e", None)
+                assert (learned is not None) == (doc_id in clicked), doc_id
+                assert set(source) == set(original), doc_id  # every field is still there
+                assert source["name"] == original["name"]
+                assert source["tags"] == original["tags"]
+                assert source["ltrr_q2e_predicted"] == pytest.approx(original["ltrr_q2e_predicted"])
+                assert source["embedding"] == pytest.approx(original["embedding"])
+            for doc_id in clicked:
+                # The index still holds each updated document's vector: its own finds it first.
+                own = client.search(
+                    index=name,
+                    body={
+                        "size": 1,
+                        "_source": False,
+                        "query": {
+                            "knn": {"embedding": {"vector": originals[doc_id]["embedding"], "k": 1}}
+                        },
+                    },
+                )["hits"]["hits"]
+                assert [h["_id"] for h in own] == [doc_id]
+                artist = originals[doc_id]["name"]
+                answer = search(
+                    proxy.url, name, f"{artist} {' '.join(originals[doc_id]['tags'])}", explain=True
+                )
+                hit = next(h for h in answer["hits"]["hits"] if h["_id"] == doc_id)
+                assert "dense" in {p["arm"] for p in hit["_ltrr"]["provenance"]}, hit
+    finally:
+        client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_a_catalog_whose_memory_would_lose_a_field_is_refused_at_start(
+    client, opensearch_url, tmp_path
+):
+    name = f"ltrr-it-learn-{uuid.uuid4().hex[:8]}"
+    lossy = {
+        **VECTOR_MAPPING,
+        "mappings": {**VECTOR_MAPPING["mappings"], "_source": {"excludes": ["embedding"]}},
+    }
+    client.indices.create(index=name, body=lossy)
+    try:
+        path = tmp_path / "lossy.yml"
+        path.write_text(_vector_catalog(name))
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ltrr.plugin.cli",
+                "serve",
+                "--catalog",
+                str(path),
+                "--opensearch",
+                opensearch_url,
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "LTRR_MODEL_DIR": str(model_dir())},
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert (
+            f"index {name} keeps embedding (mappings._source.excludes) out of _source"
+            in done.stderr
+        )
     finally:
         client.indices.delete(index=name, ignore_unavailable=True)

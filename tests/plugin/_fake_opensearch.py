@@ -54,6 +54,8 @@ class FakeOpenSearch:
         self.seq_no = -1  # the last one given out
         self.primary_term = primary_term
         self.requests: list[tuple[str, str]] = []
+        # Each index's mapping as GET _mapping shows it (an index is known once written to).
+        self.mappings: dict[str, dict[str, Any]] = {}
         self._hooks: list[tuple[str, Hook]] = []
         self._forced: dict[tuple[str, str], int] = {}
 
@@ -115,7 +117,15 @@ class FakeOpenSearch:
             return self._bulk(body or b"")
         if method == "POST" and path.endswith("/_mget"):
             return self._mget(path.strip("/").split("/")[0], orjson.loads(body or b"{}"))
+        if method == "GET" and path.endswith("/_mapping"):
+            return self._mapping(path.strip("/").split("/")[0])
         return _reply(400, {"error": _error("unsupported", f"{method} {path}"), "status": 400})
+
+    def _mapping(self, index: str) -> UpstreamReply:
+        if index not in self.indices and index not in self.mappings:
+            reason = f"no such index [{index}]"
+            return _reply(404, {"error": _error("index_not_found_exception", reason)})
+        return _reply(200, {index: {"mappings": self.mappings.get(index, {})}})
 
     def _mget(self, index: str, body: Mapping[str, Any]) -> UpstreamReply:
         if index not in self.indices:

@@ -8,9 +8,15 @@ import hashlib
 import pytest
 
 from ltrr.plugin.bulk import MEMORY_INDEX
-from ltrr.plugin.memory import MAX_ATTEMPTS, MemoryUpdater, memory_doc_id
+from ltrr.plugin.memory import (
+    MAPPING_TTL_SECONDS,
+    MAX_ATTEMPTS,
+    MemoryUpdater,
+    check_sources,
+    memory_doc_id,
+)
 from ltrr.plugin.upstream import UpstreamError
-from ltrr.query_plans.catalog import MemoryConfig
+from ltrr.query_plans.catalog import CatalogError, MemoryConfig, load_catalog
 from ltrr.query_plans.memory import keys
 from tests.plugin._fake_opensearch import FakeOpenSearch
 
@@ -310,3 +316,78 @@ def test_a_deleted_entity_is_skipped():
 
     flush(updater)
     assert memory_doc(store, KEY)["searches"] == 1.0
+
+
+def test_no_score_is_written_to_an_index_that_keeps_a_field_out_of_source():
+    # A partial update is rebuilt from _source: the excluded vector would be gone.
+    store = with_entities(SONG)
+    store.mappings["music"] = {"_source": {"excludes": ["embedding"]}}
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 1, [(SONG, 1.0)])
+
+    flush(updater)
+
+    assert entity(store, SONG) == {"name": "entity 42", "ltrr_q2e": {"kept": 0.5}}
+    assert memory_doc(store, KEY)["engaged"] == {SONG: 1.0}  # the counts are kept
+    assert updater.pairs_written == 0
+    assert updater.pairs_refused == 1
+    assert (
+        updater.refused_because
+        == "music keeps embedding (mappings._source.excludes) out of _source"
+    )
+    assert store.count("/_bulk") == 1  # the merge only
+
+
+def test_the_mapping_is_read_once_a_minute_and_a_fixed_one_is_written_to():
+    store = with_entities(SONG)
+    store.mappings["music"] = {"_source": {"enabled": False}}
+    clock = Clock()
+    updater = MemoryUpdater(store, clock=clock)
+    record(updater, KEY, 1, [(SONG, 1.0)])
+    flush(updater)
+    record(updater, KEY, 1, [(SONG, 1.0)])
+    flush(updater)
+    assert store.count("/music/_mapping") == 1
+    assert updater.pairs_refused == 2
+
+    store.mappings["music"] = {}  # source made whole (a re-created index, say)
+    clock.now += MAPPING_TTL_SECONDS
+    record(updater, KEY, 1, [(SONG, 1.0)])
+    flush(updater)
+    assert store.count("/music/_mapping") == 2
+    assert updater.pairs_written == 1
+    # 3 engagements over 3 searches, 3 / (3 + 5), the first two decayed by a minute's worth
+    scores = entity(store, SONG)["ltrr_q2e"]
+    assert scores[KEY] == scores[NEAR] == pytest.approx(0.375, rel=1e-3)
+
+
+def test_an_unreadable_mapping_counts_as_unsafe():
+    store = with_entities(SONG)
+    store.fail_next("/music/_mapping", 503)
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 1, [(SONG, 1.0)])
+    flush(updater)
+    assert entity(store, SONG) == {"name": "entity 42", "ltrr_q2e": {"kept": 0.5}}
+    assert updater.pairs_refused == 1
+    assert "answered 503" in (updater.refused_because or "")
+
+
+def _catalog(tmp_path, memory=True):
+    text = (
+        "target: music\nbudget: 10\npolicy: {name: static}\narms:\n"
+        "  - {name: lexical, template: multi_match.json.j2, params: {fields: [name]},"
+        " size: {max: 10}}\nfallback: [{arm: lexical, size: 5}]\n"
+        + ("memory: {}\n" if memory else "")
+    )
+    path = tmp_path / "c.yml"
+    path.write_text(text)
+    return load_catalog(path)
+
+
+def test_a_served_catalog_whose_index_would_lose_a_field_is_refused(tmp_path):
+    store = with_entities(SONG)
+    store.mappings["music"] = {"_source": {"excludes": ["embedding"]}}
+    with pytest.raises(CatalogError, match="index music keeps embedding"):
+        asyncio.run(check_sources(store, [_catalog(tmp_path)]))
+    asyncio.run(check_sources(store, [_catalog(tmp_path, memory=False)]))  # no memory: no writes
+    asyncio.run(check_sources(FakeOpenSearch(), [_catalog(tmp_path)]))  # not created yet

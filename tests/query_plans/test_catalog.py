@@ -1289,3 +1289,68 @@ def test_fusion_by_policy(tmp_path):
     assert load_catalog(path).fusion.by_policy is False  # the default
     path.write_text(MINIMAL + "fusion: {by_policy: sometimes}\n")
     assert [e.key for e in validate_catalog(path)] == ["fusion.by_policy"]
+
+
+# -- whole documents: the memory never writes where a partial update would drop a field ------
+
+LOSSY_INDEX = """\
+memory: {}
+index:
+  mappings:
+    _source: {excludes: [embedding]}
+    properties: {name: {type: text}}
+"""
+
+
+def test_a_memory_with_an_index_that_keeps_a_field_out_of_source_is_refused(tmp_path):
+    error = only_error(write(tmp_path, minimal(append=LOSSY_INDEX)))
+    assert error.key == "index.mappings._source"
+    assert error.line == 18  # the _source line: MINIMAL has 14 lines, the block starts at 15
+    assert "keeps embedding (mappings._source.excludes) out of _source" in error.message
+    assert "source: {excludes: [embedding]}" in error.message
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ("{enabled: false}", "every field (mappings._source.enabled is false)"),
+        ("{includes: [name]}", "every field outside name (mappings._source.includes)"),
+    ],
+)
+def test_disabled_or_partial_source_is_refused_with_a_memory(tmp_path, source, named):
+    text = minimal(append=LOSSY_INDEX.replace("{excludes: [embedding]}", source))
+    assert named in only_error(write(tmp_path, text)).message
+
+
+def test_the_same_index_block_without_a_memory_loads(tmp_path):
+    catalog = load_catalog(write(tmp_path, minimal(append=LOSSY_INDEX.replace("memory: {}\n", ""))))
+    assert catalog.memory is None
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("{excludes: [embedding]}", {"excludes": ["embedding"]}),
+        ("[name, tags]", ["name", "tags"]),
+        ("false", False),
+        ("'name*'", "name*"),
+    ],
+)
+def test_source_is_an_opensearch_source_value(tmp_path, value, parsed):
+    catalog = load_catalog(write(tmp_path, minimal(append=f"source: {value}\n")))
+    assert catalog.source == parsed
+
+
+@pytest.mark.parametrize("value", ["{exclude: [embedding]}", "{excludes: [1]}", "{}", "3"])
+def test_a_source_that_opensearch_would_not_take_is_refused(tmp_path, value):
+    error = only_error(write(tmp_path, minimal(append=f"source: {value}\n")))
+    assert error.key == "source"
+    assert error.line == 15
+
+
+def test_the_examples_keep_source_whole_and_filter_vectors_at_query_time(shared_model):
+    for name in ("music.yml", "beir.yml"):
+        catalog = load_catalog(EXAMPLES / name)
+        assert catalog.index_body is not None
+        assert "_source" not in catalog.index_body["mappings"]
+        assert catalog.source == {"excludes": ["embedding"]}

@@ -10,6 +10,7 @@ from ltrr.query_plans.memory import (
     predicted_for,
     predicted_q2e,
     rank_feature_value,
+    source_loss,
     split_ref,
 )
 
@@ -87,3 +88,24 @@ def test_predicted_for_reads_names_and_phrases_from_the_catalogs_fields():
     got = predicted_for(source, ["name", "meta.aliases", "missing"], ["tags", "meta.genre"])
     assert got == predicted_q2e(["The Beatles", "Fab Four"], ["pop", "rock"])
     assert predicted_for({"other": 1}, ["name"], ["tags"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("mappings", "lost"),
+    [
+        ({}, None),
+        ({"_source": {"enabled": True}}, None),
+        ({"_source": {"includes": ["*"]}}, None),
+        ({"_source": {"excludes": []}}, None),
+        ({"_source": {"enabled": False}}, "every field (mappings._source.enabled is false)"),
+        ({"_source": {"enabled": "false"}}, "every field (mappings._source.enabled is false)"),
+        ({"_source": {"excludes": ["embedding"]}}, "embedding (mappings._source.excludes)"),
+        ({"_source": {"excludes": "vec*"}}, "vec* (mappings._source.excludes)"),
+        (
+            {"_source": {"includes": ["name", "tags"]}},
+            "every field outside name, tags (mappings._source.includes)",
+        ),
+    ],
+)
+def test_source_loss_names_what_a_partial_update_would_drop(mappings, lost):
+    assert source_loss(mappings) == lost

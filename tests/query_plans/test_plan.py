@@ -109,3 +109,29 @@ def test_a_vector_arm_without_a_vector_and_a_broken_template_fail_alone(tmp_path
     assert [s.arm for s in result.searches] == ["lexical"]
     assert result.failures["dense"] == "no query vector"
     assert "missing" in result.failures["broken"]
+
+
+def test_the_catalogs_source_applies_when_the_caller_names_none(tmp_path):
+    text = CATALOG + "source: {excludes: [embedding]}\n"
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.onnx").write_bytes(b"")
+    (model / "tokenizer.json").write_text("{}")
+    path = tmp_path / "music.yml"
+    path.write_text(text.replace("MODEL", str(model)).replace("broken.json.j2", "knn.json.j2"))
+    filtered = load_catalog(path)
+    base = {"target": "music", "query": "daft punk", "query_norm": "daft punk"}
+
+    def sources(**request):
+        result = build_plan(
+            filtered,
+            {"lexical": 2},
+            SearchInput(**base, **request),
+            TemplateRenderer(),
+            timeout_ms=250,
+        )
+        return [b.get("_source", "absent") for _, b in bodies(result)]
+
+    assert sources() == [{"excludes": ["embedding"]}]
+    assert sources(source=["name"]) == [["name"]]  # the caller's own choice wins
+    assert sources(source=True) == [True]
