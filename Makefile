@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 # The package folders are mapped under the `ltrr` namespace through a link tree (setuptools'
 # strict editable mode), so adding or removing a module re-runs the install.
 PACKAGE_DIRS := $(shell find plugin bandit query_plans templates -type d -not -name __pycache__)
-# Where the demo's data and the sentence model live; override for files elsewhere.
+# Where the demo's data, the sentence model and extra plugins live; override for files elsewhere.
 SHARED ?= ../shared
 LASTFM ?= $(SHARED)/datasets/lastfm-hetrec2k
 export LTRR_MODEL_DIR ?= $(abspath $(SHARED)/models/all-MiniLM-L6-v2-onnx)
+# Plugin zips Maven Central does not serve (the LTR plugin), installed into the local node.
+export LTRR_PLUGIN_DIR ?= $(abspath $(SHARED)/plugins)
 
 .PHONY: demo test lint format clean
 

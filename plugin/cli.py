@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.node import LocalNode, NodeConfig
@@ -22,7 +23,10 @@ def _say(message: str) -> None:
 
 
 def _opensearch(args: argparse.Namespace) -> int:
-    node = LocalNode(NodeConfig(port=args.port, heap=getattr(args, "heap", "1g")))
+    options: dict[str, Any] = {"port": args.port, "heap": getattr(args, "heap", "1g")}
+    if getattr(args, "plugin_dir", None) is not None:
+        options["plugin_dir"] = args.plugin_dir
+    node = LocalNode(NodeConfig(**options))
     if args.action == "up":
         node.up(say=_say)
         print(node.status())
@@ -316,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             action.add_argument(
                 "--heap", default="1g", help="JVM heap, e.g. 512m or 2g (default 1g)"
+            )
+            action.add_argument(
+                "--plugin-dir",
+                type=Path,
+                default=None,
+                metavar="DIR",
+                help="folder with plugin zips Maven Central does not serve (the LTR plugin's "
+                "opensearch-ltr-2.19.1.0.zip, with its .sha256); default $LTRR_PLUGIN_DIR",
             )
         if name == "logs":
             action.add_argument(

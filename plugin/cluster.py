@@ -17,6 +17,7 @@ from ltrr.plugin.errors import ClusterUnavailable, PluginNotInstalled
 # Names as a cluster lists them in _cat/plugins.
 KNN_PLUGIN = "opensearch-knn"
 LTR_PLUGIN = "opensearch-ltr"
+NEURAL_PLUGIN = "opensearch-neural-search"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,11 @@ class ClusterInfo:
     def require(self, name: str) -> None:
         """Raise a clear error when a feature's plugin is absent."""
         if not self.has_plugin(name):
-            what = {LTR_PLUGIN: "LTR plugin", KNN_PLUGIN: "k-NN plugin"}.get(name, name)
+            what = {
+                LTR_PLUGIN: "LTR plugin",
+                KNN_PLUGIN: "k-NN plugin",
+                NEURAL_PLUGIN: "neural-search plugin",
+            }.get(name, name)
             raise PluginNotInstalled(
                 f"{what} not installed: {self.url} lists plugins {sorted(self.plugins) or 'none'}"
             )
@@ -72,7 +77,7 @@ class ClusterInfo:
             f"modules:      {', '.join(self.modules) or 'none'}",
             "plugins:      " + (", ".join(f"{n} {v}" for n, v in self.plugins.items()) or "none"),
         ]
-        for name, what in ((KNN_PLUGIN, "k-NN"), (LTR_PLUGIN, "LTR")):
+        for name, what in ((KNN_PLUGIN, "k-NN"), (NEURAL_PLUGIN, "neural"), (LTR_PLUGIN, "LTR")):
             state = "installed" if self.has_plugin(name) else f"{what} plugin not installed"
             lines.append(f"{what + ':':<14}{state}")
         return "\n".join(lines)

@@ -62,25 +62,34 @@ class LocalNode:
         if pid is not None:
             say(f"OpenSearch already running at {config.url} (pid {pid})")
             process.wait_green(config, None, config.start_timeout)
+            process.settle_single_node(config)
             return ClusterInfo.fetch(config.url)
         if _port_taken(config.port):
             raise PortInUse(
                 f"something this tool did not start listens at {config.url}; stop it, pick "
                 "another --port, or point OPENSEARCH_URL at it to use it as it is"
             )
+        if _port_taken(config.transport_port):
+            raise PortInUse(
+                f"port {config.transport_port}, this node's transport port (--port + 100), is "
+                "taken; stop what listens there or pick another --port"
+            )
         began = time.monotonic()
         java_home = find_java_home()
-        artifacts = fetch_artifacts(config.cache_dir, say=say)
+        artifacts = fetch_artifacts(config.cache_dir, config.plugin_dir, say=say)
+        for name, reason in artifacts.missing.items():
+            say(f"{name} not installed: {reason}")
         if assemble(artifacts, config.home, java_home):
             say(f"Assembled OpenSearch in {config.home}")
-            for name, reason in artifacts.missing.items():
-                say(f"{name} is not installed: Maven Central does not serve it.")
-                say(f"  {reason.splitlines()[0]}")
-                say(f"  to install it anyway, put its zip in {artifacts.root / 'plugins'}")
         for folder in (config.data, config.logs):
             folder.mkdir(parents=True, exist_ok=True)
         configure(
-            config.home, port=config.port, data=config.data, logs=config.logs, heap=config.heap
+            config.home,
+            port=config.port,
+            transport_port=config.transport_port,
+            data=config.data,
+            logs=config.logs,
+            heap=config.heap,
         )
         user = process.node_user()
         if user is not None:
@@ -92,7 +101,8 @@ class LocalNode:
             + (f" as {user}" if user else "")
         )
         process.wait_green(config, self._proc, config.start_timeout)
-        say(f"OpenSearch is green after {time.monotonic() - began:.1f}s")
+        process.settle_single_node(config)
+        say(f"OpenSearch is up after {time.monotonic() - began:.1f}s")
         return ClusterInfo.fetch(config.url)
 
     def down(self, say: Say = _quiet) -> bool:

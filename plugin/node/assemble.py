@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 from ltrr.plugin.errors import ProvisionError
-from ltrr.plugin.node.bom import MODULES, OPENSEARCH_VERSION
-from ltrr.plugin.node.fetch import Artifacts
+from ltrr.plugin.node.bom import MODULES, OPENSEARCH_VERSION, PLUGINS
+from ltrr.plugin.node.fetch import Artifacts, sha256_of
 
 _MARKER = ".ltrr-assembled.json"
 
@@ -25,7 +25,7 @@ def assemble(artifacts: Artifacts, home: Path, java_home: Path) -> bool:
     fingerprint = {
         "opensearch": OPENSEARCH_VERSION,
         "modules": sorted(artifacts.modules),
-        "plugins": sorted(str(p) for p in artifacts.plugins.values()),
+        "plugins": {name: sha256_of(path) for name, path in sorted(artifacts.plugins.items())},
     }
     marker = home / _MARKER
     if marker.is_file() and json.loads(marker.read_text()) == fingerprint:
@@ -45,25 +45,27 @@ def assemble(artifacts: Artifacts, home: Path, java_home: Path) -> bool:
         policy = module.policy()
         if policy is not None:
             (folder / "plugin-security.policy").write_text(policy)
-    for name, zip_path in sorted(artifacts.plugins.items()):
-        _install_plugin(staging, name, zip_path, java_home)
+    for plugin in PLUGINS:  # in order: a plugin's parents are installed before it
+        if plugin.name in artifacts.plugins:
+            _install_plugin(staging, plugin.name, artifacts.plugins[plugin.name], java_home)
     (staging / _MARKER).write_text(json.dumps(fingerprint, indent=2) + "\n")
     staging.rename(home)
     return True
 
 
-def configure(home: Path, *, port: int, data: Path, logs: Path, heap: str) -> None:
+def configure(
+    home: Path, *, port: int, transport_port: int, data: Path, logs: Path, heap: str
+) -> None:
     """Write a single-node, loopback-only configuration; rewritten on every start."""
     settings = {
         "cluster.name": "ltrr-local",
         "node.name": "ltrr-local-1",
         "network.host": "127.0.0.1",
         "http.port": port,
+        "transport.port": transport_port,
         "discovery.type": "single-node",
         "path.data": str(data),
         "path.logs": str(logs),
-        # One node can never place a replica: without this every new index stays yellow.
-        "cluster.default_number_of_replicas": 0,
         "action.auto_create_index": True,
     }
     text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())

@@ -33,6 +33,17 @@ def default_state_dir() -> Path:
     return Path(base) / "ltrr"
 
 
+def default_plugin_dir() -> Path | None:
+    """Where plugin zips that Maven Central does not serve are found (``LTRR_PLUGIN_DIR``)."""
+    value = os.environ.get("LTRR_PLUGIN_DIR")
+    return Path(value) if value else None
+
+
+# The transport port sits this far above the HTTP port, as 9300 does above 9200: pinned, so
+# that a second node's HTTP port can never collide with the first node's transport.
+TRANSPORT_OFFSET = 100
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     port: int = 9200
@@ -40,14 +51,21 @@ class NodeConfig:
     start_timeout: float = 180.0
     cache_dir: Path = field(default_factory=default_cache_dir)
     state_dir: Path = field(default_factory=default_state_dir)
+    plugin_dir: Path | None = field(default_factory=default_plugin_dir)
 
     def __post_init__(self) -> None:
-        if not 1024 <= self.port <= 65535:
-            raise ValueError(f"port must be between 1024 and 65535, not {self.port}")
+        if not 1024 <= self.port <= 65535 - TRANSPORT_OFFSET:
+            raise ValueError(
+                f"port must be between 1024 and {65535 - TRANSPORT_OFFSET}, not {self.port}"
+            )
         if not _HEAP.match(self.heap):
             raise ValueError(f"heap must look like 512m or 2g, not {self.heap!r}")
         if self.start_timeout <= 0:
             raise ValueError(f"start_timeout must be positive, not {self.start_timeout}")
+
+    @property
+    def transport_port(self) -> int:
+        return self.port + TRANSPORT_OFFSET
 
     @property
     def url(self) -> str:

@@ -1,13 +1,15 @@
-"""Download the bill of materials from Maven Central once, into a cache that later runs reuse.
+"""Gather the bill of materials into a cache that later runs reuse.
 
-Maven itself does the downloading (checksums, mirrors and proxies from the user's
-``settings.xml`` all apply). Its local repository lives inside our cache folder, so deleting
-that one folder is a true cold start, and a second ``up`` never touches the network.
+Maven itself downloads what Maven Central serves (checksums, mirrors and proxies from the
+user's ``settings.xml`` all apply); its local repository lives inside our cache folder, so
+deleting that one folder is a true cold start, and a second ``up`` never touches the network.
+Plugins that Maven Central does not serve are taken from the plugin folder the user names, and
+checked against the ``.sha256`` file beside them.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -20,14 +22,13 @@ from ltrr.plugin.node.bom import DISTRIBUTION, MODULES, OPENSEARCH_VERSION, PLUG
 from ltrr.plugin.node.lock import exclusive
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
-_MANIFEST = "manifest.json"
 
 Runner = Callable[[list[str], Path], subprocess.CompletedProcess[str]]
 
 
 @dataclass(frozen=True)
 class Artifacts:
-    """Where each fetched file sits in the cache, and why an optional plugin is absent."""
+    """Where each file sits, and, for a plugin that is not there, one line saying why."""
 
     root: Path
     distribution: Path
@@ -40,22 +41,76 @@ def cache_root(cache_dir: Path) -> Path:
     return cache_dir / f"opensearch-{OPENSEARCH_VERSION}"
 
 
+def _expected(root: Path) -> list[Path]:
+    files = [root / "distribution" / DISTRIBUTION.filename]
+    files += [root / "modules" / m.name / jar.filename for m in MODULES for jar in m.jars]
+    files += [root / "plugins" / p.zip.filename for p in PLUGINS if p.from_maven]
+    return files
+
+
 def fetch_artifacts(
-    cache_dir: Path, *, run: Runner | None = None, say: Callable[[str], None] = print
+    cache_dir: Path,
+    plugin_dir: Path | None = None,
+    *,
+    run: Runner | None = None,
+    say: Callable[[str], None] = print,
 ) -> Artifacts:
-    """Return the cached artifacts, downloading them first if this cache has never been filled."""
+    """The cached artifacts, downloading first whatever the cache lacks (all of it, once)."""
     root = cache_root(cache_dir)
     with exclusive(root.with_name(root.name + ".lock")):
-        if not (root / _MANIFEST).is_file():
+        if not all(path.is_file() for path in _expected(root)):
             _download(root, run or _run_maven, say)
-    return _load(root)
+    missing: dict[str, str] = {}
+    plugins: dict[str, Path] = {}
+    for plugin in PLUGINS:
+        if plugin.from_maven:
+            plugins[plugin.name] = root / "plugins" / plugin.zip.filename
+            continue
+        found = _from_folder(plugin.zip.filename, plugin_dir)
+        if isinstance(found, Path):
+            plugins[plugin.name] = found
+        else:
+            missing[plugin.name] = found
+    modules = {
+        module.name: [root / "modules" / module.name / jar.filename for jar in module.jars]
+        for module in MODULES
+    }
+    return Artifacts(root, root / "distribution" / DISTRIBUTION.filename, modules, plugins, missing)
+
+
+def _from_folder(filename: str, folder: Path | None) -> Path | str:
+    """The verified zip, or the one line that says why it is not installed."""
+    hint = "set LTRR_PLUGIN_DIR (or --plugin-dir) to the folder that holds it"
+    if folder is None:
+        return f"no plugin folder given, so {filename} was not looked for; {hint}"
+    path = folder / filename
+    if not path.is_file():
+        return f"{filename} is not in {folder}; {hint}"
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file():
+        words = sidecar.read_text().split()
+        expected = words[0].lower() if words else ""
+        actual = sha256_of(path)
+        if actual != expected:
+            raise ProvisionError(
+                f"{path} has sha256 {actual}, but {sidecar.name} says {expected or '(empty)'}:"
+                " the file is damaged or not the one published; refusing to install it"
+            )
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _download(root: Path, run: Runner, say: Callable[[str], None]) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    say(f"Fetching OpenSearch {OPENSEARCH_VERSION} from Maven Central into {root} (first run)")
-    # The POM sits in a folder of its own: in ``root`` it would also steer the single-artifact
-    # copies below, which must run as Maven's standalone project.
+    say(f"Fetching OpenSearch {OPENSEARCH_VERSION} from Maven Central into {root}")
+    # The POM sits in a folder of its own, away from the artifacts it copies.
     pom = root / "pom" / "pom.xml"
     pom.parent.mkdir(exist_ok=True)
     pom.write_text(_pom(root))
@@ -64,35 +119,9 @@ def _download(root: Path, run: Runner, say: Callable[[str], None]) -> None:
         raise ProvisionError(
             "Maven could not fetch the OpenSearch artifacts:\n" + _maven_errors(done)
         )
-    missing: dict[str, str] = {}
-    for plugin in PLUGINS:
-        if plugin.required:
-            continue
-        done = run(_copy_one(plugin.zip, root / "plugins"), root)
-        if done.returncode != 0:
-            missing[plugin.name] = _maven_errors(done)
-    (root / _MANIFEST).write_text(json.dumps({"missing": missing}, indent=2) + "\n")
-
-
-def _load(root: Path) -> Artifacts:
-    """Read the cache as it is now; a plugin zip dropped in by hand counts as present."""
-    missing: dict[str, str] = json.loads((root / _MANIFEST).read_text())["missing"]
-    plugins: dict[str, Path] = {}
-    for plugin in PLUGINS:
-        path = root / "plugins" / plugin.zip.filename
-        if path.is_file():
-            plugins[plugin.name] = path
-            missing.pop(plugin.name, None)
-        elif plugin.required:
-            raise ProvisionError(f"{path} is missing from the cache; delete {root} and run again")
-    modules = {
-        module.name: [root / "modules" / module.name / jar.filename for jar in module.jars]
-        for module in MODULES
-    }
-    absent = [str(p) for paths in modules.values() for p in paths if not p.is_file()]
+    absent = [str(p) for p in _expected(root) if not p.is_file()]
     if absent:
-        raise ProvisionError(f"{absent[0]} is missing from the cache; delete {root} and run again")
-    return Artifacts(root, root / "distribution" / DISTRIBUTION.filename, modules, plugins, missing)
+        raise ProvisionError(f"Maven finished, but {absent[0]} is missing; delete {root} and retry")
 
 
 def _item(artifact: Artifact, into: Path) -> str:
@@ -108,10 +137,10 @@ def _item(artifact: Artifact, into: Path) -> str:
 
 
 def _pom(root: Path) -> str:
-    """A throwaway POM whose only job is to copy each required artifact to its folder."""
+    """A throwaway POM whose only job is to copy each Maven artifact to its folder."""
     items = [_item(DISTRIBUTION, root / "distribution")]
     items += [_item(jar, root / "modules" / m.name) for m in MODULES for jar in m.jars]
-    items += [_item(p.zip, root / "plugins") for p in PLUGINS if p.required]
+    items += [_item(p.zip, root / "plugins") for p in PLUGINS if p.from_maven]
     group, artifact, version = DEPENDENCY_PLUGIN.split(":")
     return (
         '<project xmlns="http://maven.apache.org/POM/4.0.0">'
@@ -124,16 +153,6 @@ def _pom(root: Path) -> str:
         + "\n".join(items)
         + "</artifactItems></configuration></plugin></plugins></build></project>\n"
     )
-
-
-def _copy_one(artifact: Artifact, into: Path) -> list[str]:
-    # -U: an optional artifact that was missing yesterday may be published today.
-    return [
-        "-U",
-        f"{DEPENDENCY_PLUGIN}:copy",
-        f"-Dartifact={artifact.coords}",
-        f"-DoutputDirectory={into}",
-    ]
 
 
 def _run_maven(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:

@@ -158,6 +158,22 @@ def wait_green(config: NodeConfig, proc: subprocess.Popen[bytes] | None, timeout
     )
 
 
+def settle_single_node(config: NodeConfig) -> None:
+    """One node can never place a replica: new indices default to none, so that the health
+    rule (green) holds for every index created without its own setting (UBI's ``ubi_events``,
+    say). Set through the cluster settings API: OpenSearch 2.19 ignores it in opensearch.yml.
+    """
+    body = {"persistent": {"cluster.default_number_of_replicas": 0}}
+    try:
+        reply = requests.put(f"{config.url}/_cluster/settings", json=body, timeout=30)
+    except requests.RequestException as exc:
+        raise NodeStartError(f"setting the single-node defaults failed: {exc}") from exc
+    if reply.status_code != 200:
+        raise NodeStartError(
+            f"setting the single-node defaults failed: {reply.status_code} {reply.text[:300]}"
+        )
+
+
 def stop(
     config: NodeConfig, pid: int, proc: subprocess.Popen[bytes] | None, timeout: float = 60.0
 ) -> None:

@@ -56,6 +56,20 @@ def clone_index(http: requests.Session, url: str, source: str, targets: Sequence
         http.put(f"{url}/{source}/_settings", json={"index.blocks.write": None}, timeout=60)
 
 
+def ensure_ubi_index(http: requests.Session, url: str, name: str = "ubi_events") -> None:
+    """Create the UBI events index the simulated clicks go to, unless it exists.
+
+    Auto-created by the first click, it would take the cluster's default of one replica and
+    keep a single node yellow; created here it has as many replicas as the cluster can hold.
+    """
+    if http.head(f"{url}/{name}", timeout=30).status_code == 200:
+        return
+    body = {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}}
+    reply = http.put(f"{url}/{name}", json=body, timeout=60)
+    if reply.status_code != 200 and "resource_already_exists" not in reply.text:
+        _check(reply, f"create {name}")
+
+
 def drop_indices(http: requests.Session, url: str, names: Sequence[str]) -> None:
     for name in names:
         http.delete(f"{url}/{name}", timeout=60)

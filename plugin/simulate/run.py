@@ -314,6 +314,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     # Earlier runs' statistics, memory and logs for these copies: a run starts from the prior,
     # and its decision log (which the reference check and ope read) holds only this run.
     await asyncio.to_thread(cluster_ops.forget_targets, http, url, copies, LOOP_INDICES)
+    await asyncio.to_thread(cluster_ops.ensure_ubi_index, http, url)
 
     def write_all(oracle_sets: Mapping[str, tuple[str, ...]]) -> list[Path]:
         paths = []

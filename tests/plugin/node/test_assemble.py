@@ -92,6 +92,26 @@ def test_matching_home_is_left_alone_and_a_new_plugin_rebuilds_it(artifacts, tmp
     assert not (home / "data-that-does-not-belong").exists()
     assert (home / "plugins" / "opensearch-ltr-2.19.1.0").is_dir()
 
+    ltr.write_bytes(b"another build of the zip")  # same path, other bytes: rebuilt
+    assert assemble(grown, home, java) is True
+
+
+def test_plugins_install_in_bill_of_materials_order(artifacts, tmp_path):
+    plugins = {}
+    for name in ("opensearch-ltr", "opensearch-neural-search", "opensearch-knn"):
+        path = artifacts.root / "plugins" / f"{name}-2.19.1.0.zip"
+        path.write_bytes(b"zip")
+        plugins[name] = path
+    full = Artifacts(artifacts.root, artifacts.distribution, artifacts.modules, plugins)
+    home = tmp_path / "home"
+    assemble(full, home, Path("/opt/fake-java"))
+    order = [line.rsplit("/", 1)[1] for line in (home / "install.log").read_text().splitlines()]
+    assert order == [
+        "opensearch-knn-2.19.1.0.zip",
+        "opensearch-neural-search-2.19.1.0.zip",
+        "opensearch-ltr-2.19.1.0.zip",
+    ]
+
 
 def test_failed_plugin_install_names_the_plugin_and_leaves_no_home(artifacts, tmp_path):
     home = tmp_path / "home"
@@ -111,7 +131,14 @@ def test_a_zip_that_is_not_opensearch_is_refused(artifacts, tmp_path):
 
 def test_configure_writes_a_loopback_single_node(tmp_path):
     (tmp_path / "config").mkdir()
-    configure(tmp_path, port=9333, data=tmp_path / "d", logs=tmp_path / "l", heap="768m")
+    configure(
+        tmp_path,
+        port=9333,
+        transport_port=9433,
+        data=tmp_path / "d",
+        logs=tmp_path / "l",
+        heap="768m",
+    )
     settings = dict(
         (key, json.loads(value))
         for key, value in (
@@ -123,6 +150,6 @@ def test_configure_writes_a_loopback_single_node(tmp_path):
     assert settings["network.host"] == "127.0.0.1"
     assert settings["discovery.type"] == "single-node"
     assert settings["path.data"] == str(tmp_path / "d")
-    assert settings["cluster.default_number_of_replicas"] == 0
+    assert settings["transport.port"] == 9433  # pinned: never floats into another node's
     heap = (tmp_path / "config" / "jvm.options.d" / "ltrr-heap.options").read_text()
     assert heap == "-Xms768m\n-Xmx768m\n"

@@ -48,8 +48,9 @@ def test_artifact_names():
     assert zip_.filename == "opensearch-knn-2.19.1.0.zip"
 
 
-def test_knn_is_required_and_ltr_optional():
-    assert {p.name: p.required for p in PLUGINS} == {
-        "opensearch-knn": True,
-        "opensearch-ltr": False,
-    }
+def test_plugins_install_parents_first_and_only_ltr_comes_from_the_plugin_folder():
+    assert [(p.name, p.from_maven) for p in PLUGINS] == [
+        ("opensearch-knn", True),
+        ("opensearch-neural-search", True),  # extends opensearch-knn
+        ("opensearch-ltr", False),
+    ]

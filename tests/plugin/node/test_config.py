@@ -10,6 +10,10 @@ from ltrr.plugin.node.config import NodeConfig, default_cache_dir, default_state
     [
         ({"port": 80}, "port must be between"),
         ({"port": 70000}, "port must be between"),
+        (
+            {"port": 65500},
+            "port must be between 1024 and 65435",
+        ),  # its transport port would not fit
         ({"heap": "lots"}, "heap must look like"),
         ({"heap": "1.5g"}, "heap must look like"),
         ({"start_timeout": 0}, "start_timeout must be positive"),
@@ -26,6 +30,14 @@ def test_paths_derive_from_state_dir_and_port(tmp_path):
     assert config.node_dir == tmp_path / "nodes" / "9333"
     assert config.home == config.node_dir / "home"
     assert config.server_log == config.node_dir / "logs" / "ltrr-local.log"
+    assert config.transport_port == 9433
+
+
+def test_the_plugin_folder_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("LTRR_PLUGIN_DIR", raising=False)
+    assert NodeConfig(cache_dir=tmp_path, state_dir=tmp_path).plugin_dir is None
+    monkeypatch.setenv("LTRR_PLUGIN_DIR", str(tmp_path / "plugins"))
+    assert NodeConfig(cache_dir=tmp_path, state_dir=tmp_path).plugin_dir == tmp_path / "plugins"
 
 
 def test_environment_overrides_the_folders(monkeypatch, tmp_path):

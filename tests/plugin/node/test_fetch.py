@@ -1,3 +1,4 @@
+import hashlib
 import subprocess
 import threading
 import time
@@ -13,96 +14,124 @@ from ltrr.plugin.node.fetch import cache_root, fetch_artifacts
 
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 FIELDS = ("artifactId", "version", "type", "outputDirectory")
-NOT_FOUND = (
-    "[INFO] Scanning for projects...\n"
-    "[ERROR] Failed to execute goal: Could not find artifact org.opensearch:opensearch-ltr:zip\n"
-    "[ERROR] \n"
-)
+LTR_ZIP = "opensearch-ltr-2.19.1.0.zip"
+FROM_MAVEN = {p.name for p in PLUGINS if p.from_maven}
 
 
 class FakeMaven:
-    """Plays Maven: writes every file a POM or a -Dartifact asks for, or fails like Maven."""
+    """Plays Maven: writes every file a POM asks for, or fails like Maven."""
 
-    def __init__(self, serve_optional=False, fail_required=False):
+    def __init__(self, fail=False):
         self.calls = []
-        self.serve_optional = serve_optional
-        self.fail_required = fail_required
+        self.fail = fail
 
     def __call__(self, args, cwd):
         self.calls.append(args)
-        if "-f" in args:
-            if self.fail_required:
-                return subprocess.CompletedProcess(args, 1, "[ERROR] Could not resolve\n", "")
-            pom = ET.parse(args[args.index("-f") + 1])
-            for item in pom.getroot().iterfind(".//m:artifactItem", NS):
-                field = {k: item.findtext(f"m:{k}", namespaces=NS) for k in FIELDS}
-                out = Path(field["outputDirectory"])
-                out.mkdir(parents=True, exist_ok=True)
-                name = f"{field['artifactId']}-{field['version']}.{field['type']}"
-                (out / name).write_bytes(b"x")
-            return subprocess.CompletedProcess(args, 0, "", "")
-        if not self.serve_optional:
-            return subprocess.CompletedProcess(args, 1, NOT_FOUND, "")
-        coords = next(a for a in args if a.startswith("-Dartifact=")).split("=", 1)[1]
-        _, artifact, version, packaging = coords.split(":")
-        out = Path(next(a for a in args if a.startswith("-DoutputDirectory=")).split("=", 1)[1])
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{artifact}-{version}.{packaging}").write_bytes(b"x")
+        if self.fail:
+            return subprocess.CompletedProcess(args, 1, "[ERROR] Could not resolve\n[ERROR] \n", "")
+        pom = ET.parse(args[args.index("-f") + 1])
+        for item in pom.getroot().iterfind(".//m:artifactItem", NS):
+            field = {k: item.findtext(f"m:{k}", namespaces=NS) for k in FIELDS}
+            out = Path(field["outputDirectory"])
+            out.mkdir(parents=True, exist_ok=True)
+            name = f"{field['artifactId']}-{field['version']}.{field['type']}"
+            (out / name).write_bytes(b"x")
         return subprocess.CompletedProcess(args, 0, "", "")
+
+
+def quiet(_):
+    return None
+
+
+def plugin_folder(tmp_path, content=b"ltr zip", sidecar=None):
+    folder = tmp_path / "plugins"
+    folder.mkdir(exist_ok=True)
+    (folder / LTR_ZIP).write_bytes(content)
+    if sidecar is not None:
+        (folder / f"{LTR_ZIP}.sha256").write_text(sidecar)
+    return folder
 
 
 def test_first_fetch_downloads_everything_then_runs_offline(tmp_path):
     maven = FakeMaven()
-    artifacts = fetch_artifacts(tmp_path, run=maven, say=lambda _: None)
-    assert artifacts.distribution == cache_root(tmp_path) / "distribution" / DISTRIBUTION.filename
+    artifacts = fetch_artifacts(tmp_path / "cache", run=maven, say=quiet)
+    root = cache_root(tmp_path / "cache")
+    assert artifacts.distribution == root / "distribution" / DISTRIBUTION.filename
     assert artifacts.distribution.is_file()
     assert set(artifacts.modules) == {m.name for m in MODULES}
     assert all(p.is_file() for paths in artifacts.modules.values() for p in paths)
     assert len(artifacts.modules["lang-painless"]) == 8
-    assert set(artifacts.plugins) == {"opensearch-knn"}
-    assert "Could not find artifact" in artifacts.missing["opensearch-ltr"]
-    assert "[ERROR] \n" not in artifacts.missing["opensearch-ltr"] + "\n"
-    assert len(maven.calls) == 2
+    assert set(artifacts.plugins) == FROM_MAVEN == {"opensearch-knn", "opensearch-neural-search"}
+    assert len(maven.calls) == 1
 
-    again = fetch_artifacts(tmp_path, run=maven, say=lambda _: None)
-    assert len(maven.calls) == 2, "a filled cache must not call Maven again"
+    again = fetch_artifacts(tmp_path / "cache", run=maven, say=quiet)
+    assert len(maven.calls) == 1, "a filled cache must not call Maven again"
     assert again == artifacts
 
 
-def test_optional_plugin_served_by_maven_is_used(tmp_path):
-    artifacts = fetch_artifacts(tmp_path, run=FakeMaven(serve_optional=True), say=lambda _: None)
-    assert set(artifacts.plugins) == {p.name for p in PLUGINS}
+def test_without_a_plugin_folder_the_ltr_plugin_is_one_clear_line(tmp_path):
+    artifacts = fetch_artifacts(tmp_path / "cache", run=FakeMaven(), say=quiet)
+    (reason,) = artifacts.missing.values()
+    assert list(artifacts.missing) == ["opensearch-ltr"]
+    assert "\n" not in reason
+    assert "[ERROR]" not in reason
+    assert "LTRR_PLUGIN_DIR" in reason
+    assert "--plugin-dir" in reason
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    artifacts = fetch_artifacts(tmp_path / "cache", empty, run=FakeMaven(), say=quiet)
+    assert artifacts.missing["opensearch-ltr"].startswith(f"{LTR_ZIP} is not in {empty};")
+
+
+def test_a_zip_in_the_plugin_folder_is_checked_against_its_sha256(tmp_path):
+    good = hashlib.sha256(b"ltr zip").hexdigest()
+    folder = plugin_folder(tmp_path, sidecar=f"{good}  {LTR_ZIP}\n")
+    artifacts = fetch_artifacts(tmp_path / "cache", folder, run=FakeMaven(), say=quiet)
+    assert artifacts.plugins["opensearch-ltr"] == folder / LTR_ZIP
     assert artifacts.missing == {}
 
-
-def test_optional_plugin_zip_dropped_in_by_hand_counts(tmp_path):
-    fetch_artifacts(tmp_path, run=FakeMaven(), say=lambda _: None)
-    ltr = next(p for p in PLUGINS if p.name == "opensearch-ltr")
-    (cache_root(tmp_path) / "plugins" / ltr.zip.filename).write_bytes(b"zip")
-    artifacts = fetch_artifacts(tmp_path, run=FakeMaven(), say=lambda _: None)
-    assert "opensearch-ltr" in artifacts.plugins
-    assert "opensearch-ltr" not in artifacts.missing
+    (folder / LTR_ZIP).write_bytes(b"ltr zip, damaged")
+    with pytest.raises(ProvisionError, match=f"has sha256 .* but {LTR_ZIP}.sha256 says {good}"):
+        fetch_artifacts(tmp_path / "cache", folder, run=FakeMaven(), say=quiet)
 
 
-def test_required_failure_reports_maven_errors(tmp_path):
+def test_a_zip_without_a_sidecar_is_installed_as_it_is(tmp_path):
+    folder = plugin_folder(tmp_path)
+    artifacts = fetch_artifacts(tmp_path / "cache", folder, run=FakeMaven(), say=quiet)
+    assert artifacts.plugins["opensearch-ltr"] == folder / LTR_ZIP
+
+
+def test_required_failure_reports_maven_errors_and_retries_next_time(tmp_path):
     with pytest.raises(ProvisionError, match=r"could not fetch[\s\S]*Could not resolve"):
-        fetch_artifacts(tmp_path, run=FakeMaven(fail_required=True), say=lambda _: None)
-    # nothing was recorded as fetched, so the next run tries again
-    with pytest.raises(ProvisionError):
-        fetch_artifacts(tmp_path, run=FakeMaven(fail_required=True), say=lambda _: None)
+        fetch_artifacts(tmp_path, run=FakeMaven(fail=True), say=quiet)
+    maven = FakeMaven()
+    fetch_artifacts(tmp_path, run=maven, say=quiet)
+    assert len(maven.calls) == 1
 
 
-def test_damaged_cache_is_reported_not_papered_over(tmp_path):
-    artifacts = fetch_artifacts(tmp_path, run=FakeMaven(), say=lambda _: None)
+def test_a_file_gone_from_the_cache_is_fetched_again(tmp_path):
+    maven = FakeMaven()
+    artifacts = fetch_artifacts(tmp_path, run=maven, say=quiet)
     artifacts.modules["lang-mustache"][0].unlink()
-    with pytest.raises(ProvisionError, match="missing from the cache"):
-        fetch_artifacts(tmp_path, run=FakeMaven(), say=lambda _: None)
+    again = fetch_artifacts(tmp_path, run=maven, say=quiet)
+    assert len(maven.calls) == 2
+    assert again.modules["lang-mustache"][0].is_file()
 
 
-def test_pom_copies_each_artifact_to_its_own_folder(tmp_path):
+def test_maven_that_leaves_a_file_out_is_reported(tmp_path):
+    def forgetful(args, cwd):
+        done = FakeMaven()(args, cwd)
+        (cache_root(tmp_path) / "distribution" / DISTRIBUTION.filename).unlink()
+        return done
+
+    with pytest.raises(ProvisionError, match=r"Maven finished, but .* is missing"):
+        fetch_artifacts(tmp_path, run=forgetful, say=quiet)
+
+
+def test_pom_copies_each_maven_artifact_to_its_own_folder(tmp_path):
     pom = ET.fromstring(fetch_module._pom(tmp_path))
     items = pom.findall(".//m:artifactItem", NS)
-    expected = 1 + sum(len(m.jars) for m in MODULES) + sum(p.required for p in PLUGINS)
+    expected = 1 + sum(len(m.jars) for m in MODULES) + len(FROM_MAVEN)
     assert len(items) == expected
     folders = {
         i.findtext("m:artifactId", namespaces=NS): i.findtext("m:outputDirectory", namespaces=NS)
@@ -110,13 +139,14 @@ def test_pom_copies_each_artifact_to_its_own_folder(tmp_path):
     }
     assert folders["compiler"] == str(tmp_path / "modules" / "lang-mustache")
     assert folders["opensearch-knn"] == str(tmp_path / "plugins")
+    assert folders["neural-search"] == str(tmp_path / "plugins")
     assert "opensearch-ltr" not in folders
 
 
 def test_missing_maven_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(fetch_module.shutil, "which", lambda _: None)
     with pytest.raises(ProvisionError, match="Maven \\(mvn\\) is needed"):
-        fetch_artifacts(tmp_path, say=lambda _: None)
+        fetch_artifacts(tmp_path, say=quiet)
 
 
 def test_concurrent_first_runs_download_once(tmp_path):
@@ -131,7 +161,7 @@ def test_concurrent_first_runs_download_once(tmp_path):
     results = []
     threads = [
         threading.Thread(
-            target=lambda: results.append(fetch_artifacts(tmp_path, run=slow, say=lambda _: None))
+            target=lambda: results.append(fetch_artifacts(tmp_path, run=slow, say=quiet))
         )
         for _ in range(3)
     ]
@@ -140,5 +170,5 @@ def test_concurrent_first_runs_download_once(tmp_path):
     for thread in threads:
         thread.join(timeout=30)
     assert len(results) == 3
-    assert len(slow_calls) == 2
+    assert len(slow_calls) == 1
     assert results[0] == results[1] == results[2]

@@ -9,7 +9,12 @@ import pytest
 
 from ltrr.plugin.bulk import MEMORY_INDEX, STATE_INDEX
 from ltrr.plugin.errors import LtrrError
-from ltrr.plugin.simulate.cluster_ops import clone_index, drop_indices, forget_targets
+from ltrr.plugin.simulate.cluster_ops import (
+    clone_index,
+    drop_indices,
+    ensure_ubi_index,
+    forget_targets,
+)
 
 URL = "http://os"
 
@@ -188,3 +193,17 @@ def test_forget_reports_a_failed_search() -> None:
     )
     with pytest.raises(LtrrError, match=f"search {STATE_INDEX}: OpenSearch answered 500"):
         forget_targets(http, URL, ["t1"])  # type: ignore[arg-type]
+
+
+def test_the_ubi_index_is_created_with_the_replicas_the_cluster_can_hold() -> None:
+    http = _Session({("HEAD", "/ubi_events"): [_Reply(404)]})
+    ensure_ubi_index(http, URL)  # type: ignore[arg-type]
+    settings = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
+    assert http.calls == [
+        ("HEAD", "/ubi_events", None),
+        ("PUT", "/ubi_events", {"settings": settings}),
+    ]
+
+    existing = _Session({("HEAD", "/ubi_events"): [_Reply(200)]})
+    ensure_ubi_index(existing, URL)  # type: ignore[arg-type]
+    assert existing.calls == [("HEAD", "/ubi_events", None)]
