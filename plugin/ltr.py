@@ -268,7 +268,7 @@ def _candidates(
     return out
 
 
-def _log_features(
+def log_features(
     http: _Http,
     featureset: FeatureSet,
     index: str,
@@ -435,7 +435,7 @@ def train_ltr(
     candidates = _candidates(http, catalog, queries, depth, warnings)
     if plugin:
         _ensure_featureset(http, featureset, store)
-    logged = _log_features(
+    logged = log_features(
         http, featureset, target, queries, candidates, plugin=plugin, store=store
     )
     training = _training_set(featureset, judged, candidates, logged)

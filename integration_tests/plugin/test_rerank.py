@@ -1,7 +1,7 @@
-"""The LTR rerank through the proxy, on a cluster that has the Learning-to-Rank plugin.
+"""The LTR rerank through the proxy, against the Learning-to-Rank plugin.
 
-Skipped, with the reason, where the plugin is missing (the node built from Maven Central has
-none; the official Docker image does). The missing-model path runs everywhere (test_search).
+The plugin is a requirement of these tests, not a reason to skip them (the local node installs
+it from ``LTRR_PLUGIN_DIR``). The missing-model path is in test_search.
 """
 
 from __future__ import annotations
@@ -12,15 +12,11 @@ import pytest
 import requests
 
 from ltrr.plugin.cluster import LTR_PLUGIN
-from ltrr.plugin.errors import PluginNotInstalled
 
 
 @pytest.fixture
 def ltr_model(cluster, client, music):
-    try:
-        cluster.require(LTR_PLUGIN)
-    except PluginNotInstalled as exc:
-        pytest.skip(str(exc))
+    cluster.require(LTR_PLUGIN)
     if not client.transport.perform_request("GET", "/_ltr").get("stores", {}).get("_default_"):
         client.transport.perform_request("PUT", "/_ltr")
     featureset = music.ltr_model + "_features"

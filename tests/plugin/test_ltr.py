@@ -1,4 +1,5 @@
-"""``train_ltr`` against a scripted cluster WITH the LTR plugin: the requests it must send."""
+"""``train_ltr`` against scripted clusters, with and without the LTR plugin: the requests it
+must send, and the refused upload in plain words."""
 
 from __future__ import annotations
 
@@ -184,6 +185,60 @@ def test_plugin_path_logs_with_sltr_and_uploads_the_next_version(tmp_path):
     assert order.index(f"/_ltr/_featureset/{fs}") < order.index("/shop/_search")
     assert result.training.X[:4, 0].tolist() == [3.0, 2.0, 1.0, 0.5]
     assert "model: shop_ltr_v3" in result.catalog_change
+
+
+class NoPluginCluster(PluginCluster):
+    """The same node without the LTR plugin: features are logged by one ``_msearch`` whose
+    sub-searches each score the candidates by one feature (here, each doc's own score)."""
+
+    def request(self, method, url, data=None, headers=None, timeout=None) -> Reply:
+        path = url.split("9200", 1)[1]
+        if path == "/_nodes/plugins":
+            self.calls.append((method, path, None))
+            return Reply(200, {"nodes": {"n": {"modules": [], "plugins": []}}})
+        lines = [orjson.loads(line) for line in (data or b"").splitlines() if line]
+        if path == "/_msearch" and len(lines) == 2 and "ids" in str(lines[1]):
+            self.calls.append((method, path, lines))
+            ids = lines[1]["query"]["bool"]["filter"]["ids"]["values"]
+            hits = [{"_id": d, "_score": self.DOCS[d]} for d in ids]
+            return Reply(200, {"responses": [{"hits": {"hits": hits}}]})
+        return super().request(method, url, data, headers, timeout)
+
+
+def test_without_the_plugin_features_are_logged_by_msearch_and_the_upload_is_refused(tmp_path):
+    dataset = tmp_path / "beir"
+    (dataset / "qrels").mkdir(parents=True)
+    (dataset / "corpus.jsonl").write_text("")
+    queries = [f'{{"_id": "q{i}", "text": "query {i}"}}' for i in range(4)]
+    (dataset / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    rows = [f"q{i}\ta\t{i % 3}\nq{i}\tb\t1" for i in range(4)]
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows))
+    cluster = NoPluginCluster()
+
+    result = train_ltr(
+        write_catalog(tmp_path),
+        dataset,
+        opensearch="http://127.0.0.1:9200",
+        judgments="qrels",
+        depth=10,
+        folds=2,
+        out=tmp_path / "out",
+        seed=1,
+        report=None,
+        session=cluster,  # type: ignore[arg-type]
+    )
+
+    assert result.logging == "fallback"
+    assert result.training.X[:4, 0].tolist() == [3.0, 2.0, 1.0, 0.5]
+    assert result.uploaded is False
+    assert "LTR plugin not installed" in result.upload_message
+    assert f"POST the featureset to _ltr/_featureset/{result.featureset.name}" in (
+        result.upload_message
+    )
+    paths = [p for _, p, _ in cluster.calls]
+    assert not any(p.startswith("/_ltr") for p in paths), paths  # nothing sent to a plugin
+    assert result.model_name == "shop_ltr_v1"  # numbered from the files, none yet
+    assert orjson.loads(result.files["model"].read_bytes())["model"]["name"] == "shop_ltr_v1"
 
 
 def test_qrels_need_a_dataset(tmp_path):
