@@ -54,3 +54,47 @@ def test_plugins_install_parents_first_and_only_ltr_comes_from_the_plugin_folder
         ("opensearch-neural-search", True),  # extends opensearch-knn
         ("opensearch-ltr", False),
     ]
+
+
+def test_reindex_grants_its_http_client_jars_by_codebase():
+    assert BY_NAME["reindex"].policy() == (
+        "grant {\n"
+        '  permission java.net.SocketPermission "*", "connect";\n'
+        "};\n"
+        'grant codeBase "${codebase.opensearch-rest-client}" {\n'
+        '  permission java.net.NetPermission "getProxySelector";\n'
+        "};\n"
+        'grant codeBase "${codebase.httpasyncclient}" {\n'
+        '  permission java.net.NetPermission "getProxySelector";\n'
+        "};\n"
+    )
+    # The codebase names are the jar file names without their version.
+    jars = {j.artifact for j in BY_NAME["reindex"].jars}
+    assert {"opensearch-rest-client", "httpasyncclient"} <= jars
+
+
+def test_the_modules_every_distribution_has_are_all_there():
+    assert set(BY_NAME) == {
+        "lang-painless",
+        "lang-mustache",
+        "lang-expression",
+        "mapper-extras",
+        "analysis-common",
+        "reindex",
+        "parent-join",
+        "percolator",
+        "rank-eval",
+        "aggs-matrix-stats",
+        "ingest-common",
+        "ingest-user-agent",
+        "geo",
+        "repository-url",
+    }
+    # Painless extensions need their parent: both carry a Painless whitelist.
+    for name in ("analysis-common", "ingest-common"):
+        assert BY_NAME[name].extended_plugins == ("lang-painless",)
+    # Module folders must never repeat a jar of lib/: one copy of each class.
+    for module in MODULES:
+        assert not any(
+            j.artifact in {"opensearch", "opensearch-core", "lucene-core"} for j in module.jars
+        )
