@@ -100,7 +100,11 @@ def _catalog(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from ltrr.plugin.bench import overhead
 
-    print(overhead(args.catalog, args.opensearch, args.queries, args.warmup, args.seed))
+    print(
+        overhead(
+            args.catalog, args.opensearch, args.queries, args.warmup, args.seed, tuple(args.hybrid)
+        )
+    )
     return 0
 
 
@@ -304,11 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     opensearch = commands.add_parser(
         "opensearch",
         help="a local single-node OpenSearch built from Maven Central",
-        description="A local single-node OpenSearch (with k-NN) for development and tests.",
+        description="A local single-node OpenSearch (with its modules, k-NN, neural-search and,"
+        " from the plugin folder, LTR) for development and tests.",
     )
     actions = opensearch.add_subparsers(dest="action", required=True)
     for name, text in (
-        ("up", "fetch (first run only), start and wait for green; does nothing if already up"),
+        ("up", "fetch (first run only), start and wait for it to serve; nothing if already up"),
         ("down", "stop the node that 'up' started"),
         ("status", "version, health, modules and plugins (exit 3 when not running)"),
         ("logs", "print the end of the server log"),
@@ -481,8 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=list(DEFAULT_LINEUP),
         metavar="P",
-        help="linucb thompson epsilon_greedy only:ARM only:* static full oracle "
-        "(default: all of them)",
+        help="linucb thompson epsilon_greedy only:ARM only:* static full hybrid:rrf "
+        "hybrid:minmax oracle (default: all of them)",
     )
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument(
@@ -580,8 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     over = bench_actions.add_parser(
         "overhead",
         help="decision time, and proxy latency against direct OpenSearch, as JSON",
-        description="Decision time in process, and end-to-end latency of direct _msearch, "
-        "the intercepted path and passthrough, measured in one run; prints JSON.",
+        description="Decision time in process, and end-to-end latency and sequential "
+        "throughput of direct _msearch, the intercepted path, OpenSearch's native hybrid query "
+        "of the same arms at the same budget (RRF and min-max pipelines) and passthrough, "
+        "measured in one run; prints JSON.",
     )
     over.add_argument("--catalog", required=True, type=Path, metavar="PATH")
     over.add_argument(
@@ -590,6 +597,15 @@ def build_parser() -> argparse.ArgumentParser:
     over.add_argument("--queries", type=int, default=500, metavar="N")
     over.add_argument("--warmup", type=int, default=50, metavar="N")
     over.add_argument("--seed", type=int, default=7)
+    over.add_argument(
+        "--hybrid",
+        nargs="*",
+        choices=["rrf", "minmax"],
+        default=["rrf", "minmax"],
+        metavar="METHOD",
+        help="native hybrid pipelines to time beside the intercepted path: rrf, minmax "
+        "(default: both; --hybrid alone: none)",
+    )
     over.set_defaults(handler=_bench)
     feed = bench_actions.add_parser(
         "feedback",

@@ -435,9 +435,7 @@ def train_ltr(
     candidates = _candidates(http, catalog, queries, depth, warnings)
     if plugin:
         _ensure_featureset(http, featureset, store)
-    logged = log_features(
-        http, featureset, target, queries, candidates, plugin=plugin, store=store
-    )
+    logged = log_features(http, featureset, target, queries, candidates, plugin=plugin, store=store)
     training = _training_set(featureset, judged, candidates, logged)
     try:
         cv = cross_validate(training, folds=folds, seed=seed)

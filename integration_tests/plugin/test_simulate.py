@@ -1,5 +1,7 @@
 """``simulate`` end to end on a slice of the music benchmark: a real ``ltrr serve`` process, the
 real node, clicks back through UBI; then off-policy estimates checked against the simulator.
+OpenSearch's own hybrid search (``hybrid:rrf``) runs beside them, straight to the node, and its
+pages are checked against RRF recomputed from each arm's own list.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from opensearchpy import OpenSearch
 
+from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.data.beir import read_beir, write_beir
+from ltrr.plugin.data.index import catalog_embedder
 from ltrr.plugin.data.music import build_music
 from ltrr.plugin.ope import run_ope
 from ltrr.plugin.simulate.report import simulation_report
 from ltrr.plugin.simulate.run import Simulation, SimulationConfig, simulate
+from ltrr.query_plans.catalog import load_catalog
+from ltrr.query_plans.plan import SearchInput, build_plan
+from ltrr.query_plans.templates import TemplateRenderer
 
 from .conftest import model_dir
 
@@ -28,7 +36,8 @@ LASTFM = Path(
 )
 CATALOG = Path(__file__).resolve().parents[2] / "query_plans" / "catalogs" / "music.yml"
 SESSIONS = 300
-POLICIES = ("linucb", "static", "only:lexical", "oracle")
+POLICIES = ("linucb", "static", "only:lexical", "hybrid:rrf", "oracle")
+ARMS = ("lexical", "name_ngram", "dense", "popular", "memory")
 
 
 def _free_port() -> int:
@@ -83,6 +92,7 @@ def simulation(
         work_dir=root / "work",
         calibration_queries=20,
         progress=False,
+        record_candidates=True,
     )
     result = asyncio.run(simulate(config, print))
     yield result, catalog, root
@@ -110,8 +120,9 @@ def test_static_plans_ask_what_the_catalog_says(simulation):
     runs = {r.name: r for r in result.runs}
     # lexical alone at its max size; every arm at the catalog's budget of 120.
     assert {(s.arms, s.retrieved) for s in runs["only:lexical"].sessions} == {(("lexical",), 100)}
-    arms = ("lexical", "name_ngram", "dense", "popular", "memory")
-    assert {(s.arms, s.retrieved) for s in runs["static"].sessions} == {(arms, 120)}
+    assert {(s.arms, s.retrieved) for s in runs["static"].sessions} == {(ARMS, 120)}
+    # The hybrid query: every arm as a sub-query, 120 // 5 = 24 each (pagination_depth, k).
+    assert {(s.arms, s.retrieved) for s in runs["hybrid:rrf"].sessions} == {(ARMS, 120)}
     # The oracle asks, per intent, the set calibration found best, and no other.
     assert set(result.oracle_sets) == {"entity", "head", "topic"}
     for s in runs["oracle"].sessions:
@@ -165,3 +176,69 @@ def test_the_report_draws_every_run(simulation):
     assert html.count("data:image/png;base64,") >= 5
     for name in POLICIES:
         assert name in html
+
+
+def test_the_hybrid_contender_is_rrf_over_each_arms_own_list(simulation, opensearch_url):
+    """Each arm's top 24 on the hybrid copy, asked one by one (the proxy's own plan, through
+    _msearch), fused by hand with 1 / (60 + rank): the recorded top 100 has those scores, in
+    that order (ties may fall either way, so positions are compared by score)."""
+    result, catalog_path, _ = simulation
+    (copy,) = result.targets["hybrid:rrf"]
+    catalog = load_catalog(catalog_path)
+    embedder = catalog_embedder(catalog)
+    assert embedder is not None
+    run = next(r for r in result.runs if r.name == "hybrid:rrf")
+    checked = 0
+    try:
+        for record in run.sessions[:8]:
+            request = SearchInput(
+                target=copy,
+                query=record.query,
+                query_norm=EntityDictionary.normalize(record.query),
+                source=False,
+                vector=embedder.embed(record.query),
+            )
+            plan = build_plan(
+                catalog, dict.fromkeys(ARMS, 24), request, TemplateRenderer(), timeout_ms=30_000
+            )
+            reply = requests.post(
+                f"{opensearch_url}/_msearch",
+                data=plan.ndjson(),
+                headers={"Content-Type": "application/x-ndjson"},
+                timeout=60,
+            )
+            assert reply.status_code == 200, reply.text
+            fused: dict[str, float] = {}
+            for answer in reply.json()["responses"]:
+                assert answer.get("status", 200) == 200, answer
+                for rank, hit in enumerate(answer["hits"]["hits"], start=1):
+                    fused[hit["_id"]] = fused.get(hit["_id"], 0.0) + 1.0 / (60 + rank)
+            best = sorted(fused.values(), reverse=True)[:100]
+            assert len(record.candidates) == len(best)
+            for position, doc_id in enumerate(record.candidates):
+                assert fused[doc_id] == pytest.approx(best[position], rel=1e-5), (record, position)
+            checked += 1
+    finally:
+        embedder.close()
+    assert checked == 8
+
+
+def test_the_hybrid_contender_learns_nothing_and_cleans_up(simulation, client, opensearch_url):
+    result, _, _ = simulation
+    (copy,) = result.targets["hybrid:rrf"]
+    # It never went through the proxy: no decision, no event for its copy (as there are for a
+    # contender that did, under the same kind of name).
+    (learner,) = result.targets["linucb"]
+    for index in ("ltrr-decisions", "ltrr-events"):
+        client.indices.refresh(index=index)
+
+        def count(target: str, index: str = index) -> int:
+            body = {"query": {"term": {"target": target}}}
+            return int(client.count(index=index, body=body)["count"])
+
+        assert count(copy) == 0, index
+        assert count(learner) > 0, index
+    # Its search pipeline (named after its copy) was removed with the run.
+    reply = requests.get(f"{opensearch_url}/_search/pipeline/{copy}", timeout=30)
+    assert reply.status_code == 404
+    assert any("hybrid:rrf" in note and "pagination_depth" in note for note in result.notes)

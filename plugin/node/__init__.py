@@ -1,9 +1,10 @@
-"""A real single-node OpenSearch for development, tests and CI, built from Maven Central alone.
+"""A real single-node OpenSearch for development, tests and CI, built from Maven Central (and
+the LTR plugin from a folder the user names).
 
-``LocalNode(NodeConfig(port=9200)).up()`` fetches (once), assembles, starts and waits for
-green; ``down()`` stops only the process that ``up()`` started. The steps live in their own
-modules: ``bom`` (what), ``fetch`` (download), ``assemble`` (build the home), ``java`` (which
-runtime), ``process`` (run and stop).
+``LocalNode(NodeConfig(port=9200)).up()`` fetches (once), assembles, starts and waits until
+every primary is assigned; ``down()`` stops only the process that ``up()`` started. The steps
+live in their own modules: ``bom`` (what), ``fetch`` (download), ``assemble`` (build the
+home), ``java`` (which runtime), ``process`` (run and stop).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class LocalNode:
         return exclusive(self.config.node_dir.with_name(f"{self.config.port}.lock"))
 
     def up(self, say: Say = _quiet) -> ClusterInfo:
-        """Start the node unless it already runs; return once the cluster is green."""
+        """Start the node unless it already runs; return once every primary is assigned."""
         with self._lock():
             return self._up(say)
 

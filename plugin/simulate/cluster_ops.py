@@ -3,12 +3,13 @@
 Copies are made with ``_clone`` (hard-linked segments: seconds, not a re-index), which needs
 the source write-blocked for the moment of the copy. What earlier runs left in the shared
 ``ltrr-state`` and ``ltrr-memory`` indices for a copy's name is forgotten first, so every run
-starts from the same prior.
+starts from the same prior. The hybrid contenders' search pipelines are created and removed
+here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -68,6 +69,22 @@ def ensure_ubi_index(http: requests.Session, url: str, name: str = "ubi_events")
     reply = http.put(f"{url}/{name}", json=body, timeout=60)
     if reply.status_code != 200 and "resource_already_exists" not in reply.text:
         _check(reply, f"create {name}")
+
+
+def put_pipeline(http: requests.Session, url: str, name: str, body: Mapping[str, Any]) -> None:
+    """Create (or replace) the search pipeline ``name``."""
+    _check(
+        http.put(f"{url}/_search/pipeline/{name}", json=body, timeout=60),
+        f"create the search pipeline {name}",
+    )
+
+
+def delete_pipelines(http: requests.Session, url: str, names: Sequence[str]) -> None:
+    """Remove search pipelines; one already gone (404) is no error."""
+    for name in names:
+        reply = http.delete(f"{url}/_search/pipeline/{name}", timeout=60)
+        if reply.status_code != 404:
+            _check(reply, f"delete the search pipeline {name}")
 
 
 def drop_indices(http: requests.Session, url: str, names: Sequence[str]) -> None:

@@ -4,6 +4,10 @@ Every variant serves its own copy of the index (``<target>-sim-<policy>``), so t
 policy teaches the memory arm, and the bandit state kept per target, never leaks into
 another's run. Only the ``policy``, ``budget``, ``target`` and ``rerank`` sections change:
 the arms, templates, fusion and feedback are the catalog's own.
+
+The ``hybrid:*`` contenders are OpenSearch's own hybrid search over the same arms at the same
+budget (``ltrr.query_plans.hybrid``): they search their copy directly, with no catalog variant
+and no proxy, and never learn.
 """
 
 from __future__ import annotations
@@ -18,14 +22,19 @@ import yaml
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.query_plans.catalog import Catalog
+from ltrr.query_plans.hybrid import HybridError, even_depth, rank_constant, sub_query_arms
 
 LEARNERS = ("linucb", "thompson", "epsilon_greedy")
-DEFAULT_LINEUP = (*LEARNERS, "only:*", "static", "full", "oracle")
+# OpenSearch's hybrid query, fused by its score-ranker-processor (RRF) or normalization-processor.
+HYBRIDS = {"hybrid:rrf": "rrf", "hybrid:minmax": "minmax"}
+DEFAULT_LINEUP = (*LEARNERS, "only:*", "static", "full", *HYBRIDS, "oracle")
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySpec:
-    """One contender. ``include`` is the static arm set; ``per_intent`` is the oracle's."""
+    """One contender. ``include`` is the static arm set; ``per_intent`` is the oracle's;
+    ``hybrid`` names the pipeline of a native hybrid contender (``rrf`` or ``minmax``), which
+    asks ``include`` as sub-queries, ``budget // len(include)`` candidates each."""
 
     name: str
     description: str
@@ -33,6 +42,7 @@ class PolicySpec:
     budget: int
     include: tuple[str, ...] = ()
     per_intent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    hybrid: str = ""
 
     @property
     def slug(self) -> str:
@@ -45,8 +55,10 @@ def full_budget(catalog: Catalog) -> int:
 
 def expand(catalog: Catalog, names: Sequence[str]) -> list[PolicySpec]:
     """Policy names as the CLI takes them: learners, ``only:ARM`` (``only:*`` = each arm),
-    ``static`` (all arms at the catalog's budget), ``full`` (all arms at max size) and
-    ``oracle`` (resolved later, once the best arm set per intent is known)."""
+    ``static`` (all arms at the catalog's budget), ``full`` (all arms at max size),
+    ``hybrid:rrf`` and ``hybrid:minmax`` (OpenSearch's hybrid query over the arms at the
+    catalog's budget) and ``oracle`` (resolved later, once the best arm set per intent is
+    known)."""
     arms = [arm.name for arm in catalog.arms]
     specs: list[PolicySpec] = []
     for name in names:
@@ -73,10 +85,14 @@ def expand(catalog: Catalog, names: Sequence[str]) -> list[PolicySpec]:
             specs.append(
                 PolicySpec(name, f"all arms at full size, {total} candidates", False, total)
             )
+        elif name in HYBRIDS:
+            specs.append(_hybrid_spec(catalog, name))
         elif name == "oracle":
             specs.append(PolicySpec(name, "best arm set per intent", False, catalog.budget))
         else:
-            known = ", ".join([*LEARNERS, "only:ARM", "only:*", "static", "full", "oracle"])
+            known = ", ".join(
+                [*LEARNERS, "only:ARM", "only:*", "static", "full", *HYBRIDS, "oracle"]
+            )
             raise LtrrError(f"unknown policy {name!r}; one of {known}")
     seen: set[str] = set()
     for spec in specs:
@@ -84,6 +100,24 @@ def expand(catalog: Catalog, names: Sequence[str]) -> list[PolicySpec]:
             raise LtrrError(f"policy {spec.name!r} is listed twice")
         seen.add(spec.name)
     return specs
+
+
+def _hybrid_spec(catalog: Catalog, name: str) -> PolicySpec:
+    """The catalog's arms as one hybrid query, each sub-query an even share of the budget."""
+    try:
+        arms = sub_query_arms(catalog)
+        depth = even_depth(catalog.budget, len(arms))
+    except HybridError as exc:
+        raise LtrrError(f"policy {name!r}: {exc}") from None
+    method = HYBRIDS[name]
+    if method == "rrf":
+        how = f"RRF k={rank_constant(catalog)}"
+    else:
+        how = "min-max, arithmetic mean by fusion weight"
+    description = (
+        f"OpenSearch hybrid query, {how}, {len(arms)} x {depth} = {len(arms) * depth} candidates"
+    )
+    return PolicySpec(name, description, False, len(arms) * depth, arms, hybrid=method)
 
 
 def variant_target(base: str, spec: PolicySpec, intent: str | None = None) -> str:
@@ -101,6 +135,8 @@ def write_variant(
     keep_rerank: bool,
 ) -> Path:
     """The catalog file for one contender; templates are pinned to absolute paths."""
+    if spec.hybrid:
+        raise LtrrError(f"{spec.name} searches OpenSearch directly: it has no catalog variant")
     raw: dict[str, Any] = yaml.safe_load(catalog.path.read_text(encoding="utf-8"))
     raw["target"] = target
     raw["budget"] = spec.budget

@@ -13,7 +13,9 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.report import new_figure
 from ltrr.plugin.simulate.results import PolicyRun
 from ltrr.plugin.simulate.summary import (
+    HYBRID_PREFIX,
     PolicySummary,
+    best_hybrid,
     best_static,
     cumulative,
     regret_per_session,
@@ -60,6 +62,18 @@ def policy_colors(names: Sequence[str]) -> dict[str, str]:
     return colors
 
 
+def _linestyle(run: PolicyRun) -> str:
+    """Learners solid, our fixed plans dashed, OpenSearch's own hybrid search dotted."""
+    if run.learning:
+        return "-"
+    return ":" if run.name.startswith(HYBRID_PREFIX) else "--"
+
+
+def _styles_title(runs: Sequence[PolicyRun]) -> str:
+    hybrid = any(run.name.startswith(HYBRID_PREFIX) for run in runs)
+    return "learners solid, baselines dashed" + (", OpenSearch hybrid dotted" if hybrid else "")
+
+
 def reward_curves(runs: Sequence[PolicyRun], colors: Mapping[str, str] | None = None) -> Figure:
     """Cumulative reward: a learner's curve should bend above the dashed baselines over time."""
     _require_runs(runs)
@@ -73,12 +87,12 @@ def reward_curves(runs: Sequence[PolicyRun], colors: Mapping[str, str] | None = 
             ys,
             label=run.name,
             color=palette[run.name],
-            linestyle="-" if run.learning else "--",
+            linestyle=_linestyle(run),
             linewidth=1.8 if run.learning else 1.2,
         )
     ax.set_xlabel("session")
     ax.set_ylabel("cumulative reward")
-    ax.set_title("Cumulative reward (learners solid, baselines dashed)")
+    ax.set_title(f"Cumulative reward ({_styles_title(runs)})")
     _legend_outside(ax)
     return fig
 
@@ -91,13 +105,17 @@ def regret_curves(
     full: str = "full",
     static_prefixes: Sequence[str] = ("static", "only:"),
 ) -> Figure:
-    """Cumulative expected-reward regret of the learners and of the best static plan."""
+    """Cumulative expected-reward regret of the learners, of the best static plan and of
+    OpenSearch's best hybrid search (when one ran)."""
     reference = next((run for run in runs if run.name == oracle), None)
     if reference is None:
         raise LtrrError(f"no oracle run named {oracle!r}: regret needs one to compare against")
     summaries = summarize(runs, oracle)
     static = best_static(summaries, full=full, static_prefixes=static_prefixes)
-    shown = [run for run in runs if run.learning or (static and run.name == static.name)]
+    native = best_hybrid(summaries)
+    labels = {s.name: f"{s.name} (best static)" for s in (static,) if s is not None}
+    labels.update({s.name: f"{s.name} (best hybrid)" for s in (native,) if s is not None})
+    shown = [run for run in runs if run.learning or run.name in labels]
     palette = _palette(runs, colors)
     fig = new_figure(9.0, 4.5)
     ax = fig.add_subplot()
@@ -106,9 +124,9 @@ def regret_curves(
         ax.plot(
             range(1, len(ys) + 1),
             ys,
-            label=run.name if run.learning else f"{run.name} (best static)",
+            label=labels.get(run.name, run.name),
             color=palette[run.name],
-            linestyle="-" if run.learning else "--",
+            linestyle=_linestyle(run),
         )
     ax.axhline(0.0, color="#999999", linewidth=0.8)
     ax.set_xlabel("session")
@@ -157,6 +175,7 @@ def recall_vs_cost(
     summaries: Sequence[PolicySummary], k: int, colors: Mapping[str, str] | None = None
 ) -> Figure:
     """Recall bought per document retrieved: up and to the left is cheap recall."""
+    hybrid = any(s.name.startswith(HYBRID_PREFIX) for s in summaries)
     palette = dict(colors) if colors is not None else policy_colors([s.name for s in summaries])
     fig = new_figure(7.5, 5.0)
     ax = fig.add_subplot()
@@ -169,7 +188,7 @@ def recall_vs_cost(
             [s.mean_retrieved],
             [s.mean_recall],
             color=palette.get(s.name, "#333333"),
-            marker="o" if s.learning else "s",
+            marker="o" if s.learning else "^" if s.name.startswith(HYBRID_PREFIX) else "s",
             s=46,
             zorder=3,
         )
@@ -178,7 +197,10 @@ def recall_vs_cost(
         ax.annotate(", ".join(names), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8)
     ax.set_xlabel("documents retrieved per search (mean)")
     ax.set_ylabel(f"recall@{k} (mean)")
-    ax.set_title(f"Recall@{k} against retrieval cost (circles learn, squares are fixed)")
+    shapes = "circles learn, squares are fixed" + (
+        ", triangles are OpenSearch hybrid" if hybrid else ""
+    )
+    ax.set_title(f"Recall@{k} against retrieval cost ({shapes})")
     ax.grid(alpha=0.3)
     return fig
 
@@ -203,13 +225,13 @@ def latency_histograms(
             linewidth=1.4,
             label=run.name,
             color=palette[run.name],
-            linestyle="-" if run.learning else "--",
+            linestyle=_linestyle(run),
         )
     if log:
         ax.set_xscale("log")
     ax.set_xlabel("latency per search (ms" + (", log scale)" if log else ")"))
     ax.set_ylabel("sessions")
-    ax.set_title("Search latency through the proxy")
+    ax.set_title("Search latency as the client sees it")
     _legend_outside(ax)
     return fig
 

@@ -16,7 +16,7 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.report import Report, format_cell
 from ltrr.plugin.simulate import plots
 from ltrr.plugin.simulate.results import PolicyRun
-from ltrr.plugin.simulate.summary import PolicySummary, summarize, verdict
+from ltrr.plugin.simulate.summary import HYBRID_PREFIX, PolicySummary, summarize, verdict
 
 __all__ = ["load_runs", "save_runs", "simulation_report"]
 
@@ -126,6 +126,8 @@ def simulation_report(
     report.heading("How this was measured")
     for text in _METHOD:
         report.paragraph(text)
+    if any(run.name.startswith(HYBRID_PREFIX) for run in runs):
+        report.paragraph(_HYBRID_METHOD)
     return report.write(path)
 
 
@@ -139,8 +141,16 @@ _METHOD = (
     "Expected reward is what the click model would pay on average for the page shown. It "
     "removes the click noise, so regret (the oracle's expected reward minus the policy's, "
     "summed over sessions) measures decisions rather than luck. Recall is measured on the "
-    "fused candidate set before reranking, nDCG@10 on the page shown; latency is the proxy's "
-    "wall time per search. Percentiles are nearest-rank.",
+    "fused candidate set before reranking, nDCG@10 on the page shown; latency is each search's "
+    "wall time as the simulated client sees it. Percentiles are nearest-rank.",
+)
+_HYBRID_METHOD = (
+    "The hybrid rows are OpenSearch's own hybrid search, the peer to beat: one hybrid query "
+    "holding every arm's clause (rendered as the proxy renders it) over the same copy of the "
+    "index, each sub-query retrieving an even share of the same candidate budget, fused by a "
+    "search pipeline (the score-ranker-processor's RRF, or the normalization-processor's "
+    "min-max and weighted arithmetic mean). It is sent straight to the node, as it would be "
+    "deployed, and never learns; its pages are judged by the same simulated users."
 )
 
 

@@ -4,7 +4,8 @@ real proxy to the real node, with the clicks sent back through the UBI path.
 Each contender serves its own clone of the index (see ``lineup``), all from one proxy
 process, and all contenders run side by side: session i is the same query by the same user
 for every one of them, and the click noise for session i is drawn from the same seed, so two
-policies that show the same page get the same clicks.
+policies that show the same page get the same clicks. The ``hybrid:*`` contenders search their
+clone with OpenSearch's own hybrid query instead, straight to the node (see ``hybrid``).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from ltrr.plugin.data.index import catalog_embedder, index_corpus
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.simulate import cluster_ops, lineup, oracle
 from ltrr.plugin.simulate.clicks import ClickModel, from_spec
+from ltrr.plugin.simulate.hybrid import HybridSearch, HybridSearcher
 from ltrr.plugin.simulate.lineup import PolicySpec
 from ltrr.plugin.simulate.proxy import ProxyProcess
 from ltrr.plugin.simulate.results import PolicyRun, SessionRecord
 from ltrr.plugin.simulate.stream import Session, session_stream
 from ltrr.query_plans.catalog import Catalog, load_catalog
 from ltrr.query_plans.fusion.base import ArmHit
+from ltrr.query_plans.hybrid import pipeline_for
 from ltrr.query_plans.metrics import grades_for, ndcg_at_k, recall_at_k
 
 UBI_CLIENT = "ltrr-simulator"
@@ -81,6 +84,7 @@ class _Contender:
     targets: dict[str, str]  # intent ("" = any) -> the copy it searches
     run: PolicyRun
     passed_through: int = 0  # searches asked again because the proxy passed them through
+    hybrid: HybridSearch | None = None  # set for the native hybrid contenders
 
 
 def _intent_target(contender: _Contender, intent: str) -> str:
@@ -141,10 +145,7 @@ async def _one_session(
     decision_id = ltrr["decision_id"]
     page_ids = [h["_id"] for h in first["hits"]["hits"]]
     judged = data.qrels.get(session.query_id, {})
-    grades = grades_for(page_ids, judged)
-    model = session.click_model(clicks)
-    expected = model.expected_clicks(grades)
-    clicked = model.sample(grades, np.random.default_rng([config.seed, session.index, 1]))
+    expected, clicked = _judge_page(session, page_ids, judged, clicks, config.seed)
     if clicked:
         lines = bytearray()
         for rank in clicked:
@@ -182,6 +183,53 @@ async def _one_session(
     )
 
 
+def _judge_page(
+    session: Session,
+    page_ids: Sequence[str],
+    judged: Mapping[str, int],
+    clicks: ClickModel,
+    seed: int,
+) -> tuple[float, list[int]]:
+    """The simulated user on the page shown: expected clicks, and the ranks clicked. The noise
+    depends on the seed and the session only, so every contender that shows the same page gets
+    the same clicks."""
+    grades = grades_for(page_ids, judged)
+    model = session.click_model(clicks)
+    expected = model.expected_clicks(grades)
+    clicked = model.sample(grades, np.random.default_rng([seed, session.index, 1]))
+    return expected, clicked
+
+
+async def _one_hybrid_session(
+    http: aiohttp.ClientSession,
+    searcher: HybridSearcher,
+    search: HybridSearch,
+    session: Session,
+    data: BeirDataset,
+    clicks: ClickModel,
+    config: SimulationConfig,
+) -> SessionRecord:
+    """One hybrid search for the page and the top K at once; judged like any other page."""
+    answer = await searcher.search(http, search, session, max(config.page, config.k))
+    page_ids = answer.ids[: config.page]
+    judged = data.qrels.get(session.query_id, {})
+    expected, clicked = _judge_page(session, page_ids, judged, clicks, config.seed)
+    return SessionRecord(
+        session=session.index,
+        intent=session.intent,
+        query=session.text,
+        reward=float(len(clicked)),
+        expected_reward=expected,
+        recall=recall_at_k(answer.ids, judged, config.k) if judged else None,
+        ndcg=ndcg_at_k(page_ids, judged, 10),
+        retrieved=answer.retrieved,
+        arms=search.arms,
+        latency_ms=answer.latency_ms,
+        query_id=session.query_id,
+        candidates=tuple(answer.ids[: config.k]) if config.record_candidates else (),
+    )
+
+
 async def _run_contender(
     proxy_url: str,
     contender: _Contender,
@@ -190,12 +238,22 @@ async def _run_contender(
     clicks: ClickModel,
     config: SimulationConfig,
     tick: Callable[[], None],
+    searcher: HybridSearcher | None = None,
 ) -> None:
     """One contender's pass: sessions in order, each one's clicks sent before the next."""
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         for session in sessions:
-            record = await _one_session(http, proxy_url, contender, session, data, clicks, config)
+            if contender.hybrid is not None:
+                if searcher is None:
+                    raise LtrrError(f"{contender.spec.name}: no hybrid searcher")
+                record = await _one_hybrid_session(
+                    http, searcher, contender.hybrid, session, data, clicks, config
+                )
+            else:
+                record = await _one_session(
+                    http, proxy_url, contender, session, data, clicks, config
+                )
             contender.run.sessions.append(record)
             tick()
 
@@ -234,12 +292,64 @@ async def _calibrate(
     return out
 
 
-def _ltr_available(url: str) -> bool:
+async def _open_natives(
+    http: requests.Session,
+    url: str,
+    catalog: Catalog,
+    contenders: Sequence[_Contender],
+    notes: list[str],
+) -> HybridSearcher | None:
+    """The hybrid contenders' search pipelines, and the searcher they share (None without)."""
+    natives = [(c.spec, c.hybrid) for c in contenders if c.hybrid is not None]
+    if not natives:
+        return None
+    for spec, search in natives:
+        body = pipeline_for(spec.hybrid, catalog, search.arms)
+        await asyncio.to_thread(cluster_ops.put_pipeline, http, url, search.pipeline, body)
+    depths = "/".join(sorted({str(search.depth) for _, search in natives}))
+    notes.append(
+        f"{', '.join(spec.name for spec, _ in natives)}: OpenSearch's own hybrid query over the "
+        f"same arms, sent straight to the node (not through the proxy), {depths} candidates "
+        "per arm (pagination_depth and knn k), fused by a search pipeline the simulator made; "
+        "they never learn. Their latency includes embedding the query in the simulator, as the "
+        "proxy's includes its own."
+    )
+    return HybridSearcher(catalog, url, catalog_embedder(catalog))
+
+
+async def _close_natives(
+    http: requests.Session,
+    url: str,
+    contenders: Sequence[_Contender],
+    searcher: HybridSearcher | None,
+) -> None:
+    pipelines = [c.hybrid.pipeline for c in contenders if c.hybrid is not None]
+    if pipelines:  # also those a failed start never made: a missing one is no error
+        await asyncio.to_thread(cluster_ops.delete_pipelines, http, url, pipelines)
+    if searcher is not None and searcher.embedder is not None:
+        searcher.embedder.close()
+
+
+def _rerank_unavailable(url: str, catalog: Catalog) -> str | None:
+    """Why the catalog's rerank cannot run on this node (no plugin, no such model), or None.
+
+    A rerank that fails on every search would only add its failed round trip to every
+    latency, so the simulation leaves it out and says why.
+    """
+    if catalog.rerank is None:
+        return None
     try:
         ClusterInfo.fetch(url).require(LTR_PLUGIN)
     except PluginNotInstalled:
-        return False
-    return True
+        return "The LTR plugin is not installed on this node"
+    store = f"/_ltr/{catalog.rerank.store}" if catalog.rerank.store else "/_ltr"
+    found = requests.get(f"{url}{store}/_model/{catalog.rerank.model}", timeout=30)
+    if found.status_code != 200:
+        return (
+            f"The LTR model {catalog.rerank.model} is not on this node (train one with "
+            "`ltrr ltr train`)"
+        )
+    return None
 
 
 def prepare_index(
@@ -277,12 +387,13 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     clicks = from_spec(config.click_model, g_max=max(g_max, 1))
     sessions = session_stream(data, config.sessions, seed=config.seed, users=config.users)
     intents = sorted({s.intent for s in sessions})
-    keep_rerank = await asyncio.to_thread(_ltr_available, url)
+    no_rerank = await asyncio.to_thread(_rerank_unavailable, url, catalog)
+    keep_rerank = no_rerank is None
     notes: list[str] = []
-    if catalog.rerank is not None and not keep_rerank:
+    if no_rerank is not None:
         notes.append(
-            "The LTR plugin is not installed on this node, so the catalog's rerank section "
-            "was left out: nDCG@10 is measured on the fused order."
+            f"{no_rerank}, so the catalog's rerank section was left out: nDCG@10 is measured "
+            "on the fused order."
         )
 
     work = config.work_dir
@@ -294,9 +405,13 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
             targets = {i: lineup.variant_target(base, spec, i) for i in intents}
         else:
             targets = {"": lineup.variant_target(base, spec)}
-        contenders.append(
-            _Contender(spec, targets, PolicyRun(spec.name, spec.description, spec.learning))
-        )
+        hybrid = None
+        if spec.hybrid:
+            # The pipeline is named after the copy: one per contender, and per simulated index.
+            depth = spec.budget // len(spec.include)
+            hybrid = HybridSearch(targets[""], targets[""], spec.include, depth)
+        run = PolicyRun(spec.name, spec.description, spec.learning)
+        contenders.append(_Contender(spec, targets, run, hybrid=hybrid))
     calibration: str | None = None
     if any(c.spec.name == "oracle" for c in contenders):
         calibration = f"{base}-sim-calibration"
@@ -319,6 +434,8 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     def write_all(oracle_sets: Mapping[str, tuple[str, ...]]) -> list[Path]:
         paths = []
         for c in contenders:
+            if c.hybrid is not None:  # searches the node directly: no catalog variant
+                continue
             for intent, target in c.targets.items():
                 include = oracle_sets.get(intent, ()) if c.spec.name == "oracle" else c.spec.include
                 paths.append(
@@ -343,8 +460,11 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         catalogs, url, config.listen, data_dir, seed=config.seed, log=work / "proxy.log"
     )
     oracle_sets: dict[str, tuple[tuple[str, ...], float]] = {}
-    await asyncio.to_thread(proxy.start)
+    searcher: HybridSearcher | None = None
     try:
+        searcher = await _open_natives(http, url, catalog, contenders, notes)
+        if catalogs:  # none when every contender is a native hybrid one
+            await asyncio.to_thread(proxy.start)
         if calibration is not None:
             per_intent: dict[str, list[Session]] = {}
             for s in session_stream(
@@ -363,12 +483,17 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
             write_all({i: arms for i, (arms, _) in oracle_sets.items()})
             await asyncio.to_thread(proxy.start)
         total = len(sessions) * len(contenders)
-        say(f"simulating {len(sessions)} sessions x {len(contenders)} policies through {proxy.url}")
+        where = f"through {proxy.url}" if catalogs else "straight to the node"
+        if catalogs and searcher is not None:
+            where += " (the hybrid ones straight to the node)"
+        say(f"simulating {len(sessions)} sessions x {len(contenders)} policies {where}")
         bar = tqdm(total=total, unit="search", desc="simulating", disable=not config.progress)
         try:
             await asyncio.gather(
                 *(
-                    _run_contender(proxy.url, c, sessions, data, clicks, config, bar.update)
+                    _run_contender(
+                        proxy.url, c, sessions, data, clicks, config, bar.update, searcher
+                    )
                     for c in contenders
                 )
             )
@@ -378,6 +503,8 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     except BaseException:
         await asyncio.to_thread(proxy.stop)
         raise
+    finally:
+        await _close_natives(http, url, contenders, searcher)
     if not config.keep_serving:
         await asyncio.to_thread(proxy.stop)
     retried = {c.spec.name: c.passed_through for c in contenders if c.passed_through}

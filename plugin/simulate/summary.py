@@ -18,6 +18,7 @@ __all__ = [
     "IntentSummary",
     "InvalidRuns",
     "PolicySummary",
+    "best_hybrid",
     "best_static",
     "cumulative",
     "format_table",
@@ -26,6 +27,10 @@ __all__ = [
     "summarize",
     "verdict",
 ]
+
+
+# The native hybrid contenders' names (lineup.HYBRIDS): fixed plans, but OpenSearch's own.
+HYBRID_PREFIX = "hybrid:"
 
 
 class InvalidRuns(LtrrError, ValueError):
@@ -125,6 +130,14 @@ def best_static(
     return max(candidates, key=lambda s: s.cumulative_reward, default=None)
 
 
+def best_hybrid(
+    summaries: Sequence[PolicySummary], *, prefix: str = HYBRID_PREFIX
+) -> PolicySummary | None:
+    """OpenSearch's own hybrid search at its best: what a search engineer would run instead."""
+    candidates = [s for s in summaries if s.name.startswith(prefix)]
+    return max(candidates, key=lambda s: s.cumulative_reward, default=None)
+
+
 def verdict(
     summaries: Sequence[PolicySummary],
     *,
@@ -133,7 +146,8 @@ def verdict(
     static_prefixes: Sequence[str] = ("static", "only:"),
     k: int | None = None,
 ) -> str:
-    """The answer in two sentences: did learning pay, and what recall did it keep for its cost."""
+    """The answer in two sentences: did learning pay, and what recall did it keep for its cost;
+    a third, when OpenSearch's hybrid search ran: did it beat that."""
     by_name = {s.name: s for s in summaries}
     if learner not in by_name:
         known = ", ".join(by_name) or "none"
@@ -160,6 +174,21 @@ def verdict(
     if top is not None and top.cumulative_reward > me.cumulative_reward:
         first += f"; {top.name} earned more ({_number(top.cumulative_reward)})"
     sentences = [first + "."]
+    native = best_hybrid(summaries)
+    if native is not None:
+        gap = me.cumulative_reward - native.cumulative_reward
+        against = (
+            f"OpenSearch's own hybrid search at its best ({native.name}, "
+            f"{_number(native.cumulative_reward)})"
+        )
+        if gap == 0:
+            how = "the same"
+        elif native.cumulative_reward == 0:
+            how = "more" if gap > 0 else "less"
+        else:
+            share = _percent(abs(gap) / abs(native.cumulative_reward))
+            how = f"{share} {'more' if gap > 0 else 'less'}"
+        sentences.append(f"Against {against}, it earned {how}.")
     ceiling = by_name.get(full)
     if ceiling is not None and me.mean_recall is not None and ceiling.mean_recall is not None:
         label = f"recall@{k}" if k is not None else "recall"

@@ -12,7 +12,7 @@ def test_an_action_is_required(capsys):
 def test_bad_settings_print_one_line_and_exit_1(capsys):
     assert main(["opensearch", "up", "--port", "80"]) == 1
     err = capsys.readouterr().err
-    assert err == "ltrr: error: port must be between 1024 and 65535, not 80\n"
+    assert err == "ltrr: error: port must be between 1024 and 65435, not 80\n"
 
 
 def test_status_of_a_node_that_is_not_running(monkeypatch, tmp_path, capsys):
@@ -72,6 +72,8 @@ def test_simulate_defaults_to_the_whole_line_up():
         "only:*",
         "static",
         "full",
+        "hybrid:rrf",
+        "hybrid:minmax",
         "oracle",
     ]
     assert (args.sessions, args.click_model, args.k, args.seed) == (1000, "pbm", 100, 7)

@@ -1,4 +1,5 @@
-"""clone_index and forget_targets against a fake session that records every call."""
+"""clone_index, forget_targets and the search pipelines against a fake session that records
+every call."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from ltrr.plugin.bulk import MEMORY_INDEX, STATE_INDEX
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.simulate.cluster_ops import (
     clone_index,
+    delete_pipelines,
     drop_indices,
     ensure_ubi_index,
     forget_targets,
+    put_pipeline,
 )
 
 URL = "http://os"
@@ -207,3 +210,25 @@ def test_the_ubi_index_is_created_with_the_replicas_the_cluster_can_hold() -> No
     existing = _Session({("HEAD", "/ubi_events"): [_Reply(200)]})
     ensure_ubi_index(existing, URL)  # type: ignore[arg-type]
     assert existing.calls == [("HEAD", "/ubi_events", None)]
+
+
+def test_pipelines_are_put_and_deleted_by_name() -> None:
+    body = {"phase_results_processors": [{"score-ranker-processor": {}}]}
+    http = _Session({("DELETE", "/_search/pipeline/p2"): [_Reply(404)]})
+    put_pipeline(http, URL, "p1", body)  # type: ignore[arg-type]
+    # p2 was never made (a start that failed half-way): a 404 is no error.
+    delete_pipelines(http, URL, ["p1", "p2"])  # type: ignore[arg-type]
+    assert http.calls == [
+        ("PUT", "/_search/pipeline/p1", body),
+        ("DELETE", "/_search/pipeline/p1", None),
+        ("DELETE", "/_search/pipeline/p2", None),
+    ]
+
+
+def test_a_refused_pipeline_says_which() -> None:
+    http = _Session({("PUT", "/_search/pipeline/p1"): [_Reply(400, {"error": "weights"})]})
+    with pytest.raises(LtrrError, match="create the search pipeline p1: OpenSearch answered 400"):
+        put_pipeline(http, URL, "p1", {})  # type: ignore[arg-type]
+    failing = _Session({("DELETE", "/_search/pipeline/p1"): [_Reply(500)]})
+    with pytest.raises(LtrrError, match="delete the search pipeline p1"):
+        delete_pipelines(failing, URL, ["p1"])  # type: ignore[arg-type]

@@ -99,8 +99,60 @@ def test_default_lineup_expands(catalog: Catalog) -> None:
         "only:fuzzy",
         "static",
         "full",
+        "hybrid:rrf",
+        "hybrid:minmax",
         "oracle",
     ]
+
+
+def test_hybrid_contenders_split_the_budget_evenly(catalog: Catalog) -> None:
+    rrf, minmax = expand(catalog, ["hybrid:rrf", "hybrid:minmax"])
+    # One pagination_depth for the three sub-queries: 40 // 3 = 13 each, 39 in all.
+    assert rrf == PolicySpec(
+        "hybrid:rrf",
+        "OpenSearch hybrid query, RRF k=60, 3 x 13 = 39 candidates",
+        False,
+        39,
+        ("lexical", "phrase", "fuzzy"),
+        hybrid="rrf",
+    )
+    assert (minmax.hybrid, minmax.budget, minmax.include) == ("minmax", 39, rrf.include)
+    assert minmax.description.startswith("OpenSearch hybrid query, min-max, arithmetic mean")
+    assert (rrf.slug, minmax.slug) == ("hybrid-rrf", "hybrid-minmax")
+    assert variant_target("music", minmax) == "music-sim-hybrid-minmax"
+
+
+def test_hybrid_leaves_out_arms_on_another_index(tmp_path: Path) -> None:
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    text = CATALOG.replace("my_match", "multi_match").replace(
+        "fusion:",
+        "  - {name: other, template: multi_match.json.j2, params: {fields: [title]},\n"
+        "     index: elsewhere, size: {min: 0, max: 10}}\nfusion:",
+    )
+    (folder / "books.yml").write_text(text, encoding="utf-8")
+    (spec,) = expand(load_catalog(folder / "books.yml"), ["hybrid:rrf"])
+    assert (spec.include, spec.budget) == (("lexical", "phrase", "fuzzy"), 39)
+
+
+def test_hybrid_refuses_more_sub_queries_than_opensearch_takes(tmp_path: Path) -> None:
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    extra = "".join(
+        f"  - {{name: more{i}, template: multi_match.json.j2, params: {{fields: [title]}},\n"
+        "     size: {min: 0, max: 10}}\n"
+        for i in range(3)
+    )
+    text = CATALOG.replace("my_match", "multi_match").replace("fusion:", extra + "fusion:")
+    (folder / "books.yml").write_text(text, encoding="utf-8")
+    with pytest.raises(LtrrError, match="6 arms, but a hybrid query takes at most 5"):
+        expand(load_catalog(folder / "books.yml"), ["hybrid:minmax"])
+
+
+def test_hybrid_contenders_have_no_catalog_variant(catalog: Catalog, tmp_path: Path) -> None:
+    (spec,) = expand(catalog, ["hybrid:rrf"])
+    with pytest.raises(LtrrError, match="searches OpenSearch directly"):
+        write_variant(catalog, spec, tmp_path, target="t0", keep_rerank=False)
 
 
 @pytest.mark.parametrize(

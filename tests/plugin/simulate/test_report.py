@@ -248,3 +248,46 @@ def test_latency_histograms_go_log_on_a_wide_range():
     assert plots.latency_histograms(line_up()).axes[0].get_xscale() == "log"
     narrow = [run for run in line_up() if run.name != "full"]  # 10 .. 30 ms: ratio 3
     assert plots.latency_histograms(narrow).axes[0].get_xscale() == "linear"
+
+
+def with_hybrids():
+    """The line-up with OpenSearch's hybrid search beside it: RRF earns 0.65, min-max 0.5."""
+    both = lambda n: ("bm25", "knn")  # noqa: E731
+    return [
+        *line_up(),
+        make_run("hybrid:rrf", False, 0.65, both, recall=0.6),
+        make_run("hybrid:minmax", False, 0.5, both, recall=0.6),
+    ]
+
+
+def test_regret_curves_add_the_best_hybrid_dotted():
+    fig = plots.regret_curves(with_hybrids(), "oracle")
+    lines = {
+        line.get_label(): line
+        for line in fig.axes[0].get_lines()
+        if not line.get_label().startswith("_")
+    }
+    assert list(lines) == ["linucb", "thompson", "static (best static)", "hybrid:rrf (best hybrid)"]
+    assert lines["hybrid:rrf (best hybrid)"].get_linestyle() == ":"
+    # hybrid:rrf loses 1.0 - 0.65 = 0.35 per session: 30 * 0.35 = 10.5
+    assert list(lines["hybrid:rrf (best hybrid)"].get_ydata())[-1] == pytest.approx(10.5)
+
+
+def test_hybrid_runs_are_dotted_and_triangles():
+    reward = plots.reward_curves(with_hybrids())
+    styles = {line.get_label(): line.get_linestyle() for line in reward.axes[0].get_lines()}
+    assert (styles["linucb"], styles["static"], styles["hybrid:minmax"]) == ("-", "--", ":")
+    assert reward.axes[0].get_title().endswith("OpenSearch hybrid dotted)")
+    assert "OpenSearch hybrid" not in plots.reward_curves(line_up()).axes[0].get_title()
+    cost = plots.recall_vs_cost(summarize(with_hybrids()), k=100)
+    assert "triangles are OpenSearch hybrid" in cost.axes[0].get_title()
+    # One scatter per policy, in line-up order: the two hybrid ones are the last.
+    markers = [c.get_paths()[0].vertices.shape[0] for c in cost.axes[0].collections]
+    assert markers[-1] == markers[-2] != markers[2]  # same shape as each other, not static's
+
+
+def test_the_report_says_how_the_hybrid_rows_were_measured(tmp_path):
+    document = simulation_report(with_hybrids(), tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "The hybrid rows are OpenSearch&#x27;s own hybrid search" in document  # escaped
+    plain = simulation_report(line_up(), tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "The hybrid rows" not in plain

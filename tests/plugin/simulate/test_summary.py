@@ -8,6 +8,7 @@ from ltrr.plugin.simulate.summary import (
     IntentSummary,
     InvalidRuns,
     PolicySummary,
+    best_hybrid,
     best_static,
     cumulative,
     format_table,
@@ -309,3 +310,27 @@ def test_format_table_is_aligned_and_marks_missing_values():
     assert lines[3].split()[:2] == ["static", "4.00"]  # 1 + 1 + 1 + 0 + 0 + 1
     # every column is right-aligned to the same edge, so every line is as long as the rule
     assert len({len(line) for line in lines}) == 1
+
+
+def test_verdict_measures_the_learner_against_the_best_hybrid():
+    summaries = [
+        *field(1242.0, 1150.0),
+        summary("hybrid:rrf", 1080.0),
+        summary("hybrid:minmax", 900.0),
+    ]
+    assert best_hybrid(summaries) == summaries[-2]
+    # (1242 - 1080) / 1080 = 0.15; the hybrid runs are not static plans of ours.
+    assert verdict(summaries, k=100) == (
+        "linucb earned 1,242 reward over 3,000 sessions, 8% more than the best static plan "
+        "(static, 1,150). Against OpenSearch's own hybrid search at its best (hybrid:rrf, "
+        "1,080), it earned 15% more. Its recall@100 is 0.71 against 0.73 for all arms at full "
+        "size, retrieving 38% of the documents."
+    )
+    losing = [*field(1000.0, 900.0), summary("hybrid:rrf", 1250.0)]
+    assert "(hybrid:rrf, 1,250), it earned 20% less." in verdict(losing)
+    tied = [*field(1000.0, 900.0), summary("hybrid:minmax", 1000.0)]
+    assert "(hybrid:minmax, 1,000), it earned the same." in verdict(tied)
+
+
+def test_best_hybrid_is_none_without_one():
+    assert best_hybrid(field(1.0, 1.0)) is None
