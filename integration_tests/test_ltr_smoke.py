@@ -179,7 +179,7 @@ def test_xgboost_json_model_scores_as_its_trees_say(
             "no": 2,
             "missing": 1,
             "children": [
-                {"nodeid": 1, "depth": 1, "leaf": -1.0},
+                {"nodeid": 1, "depth": 1, "leaf": 0.5},
                 {
                     "nodeid": 2,
                     "depth": 1,
@@ -198,8 +198,9 @@ def test_xgboost_json_model_scores_as_its_trees_say(
         {"nodeid": 0, "leaf": 0.25},
     ]
     definition = json.dumps(trees)
-    # By hand: no title match -> -1 (b, d); title only -> 2 (a); both -> 3 (c); +0.25 each.
-    by_hand = {"a": 2.25, "b": -0.75, "c": 3.25, "d": -0.75}
+    # By hand: no title match -> 0.5 (b, d); title only -> 2 (a); both -> 3 (c); +0.25 each.
+    # (Leaves stay positive: Lucene does not take negative scores.)
+    by_hand = {"a": 2.25, "b": 0.75, "c": 3.25, "d": 0.75}
     assert {d: score_xgboost(definition, v) for d, v in logged.items()} == by_hand
     model = _create_model(client, featureset, "model/xgboost+json", definition)
     try:

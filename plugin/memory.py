@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from ltrr.plugin.bulk import JSON, MEMORY_INDEX, bulk, guarded, mget
 from ltrr.plugin.upstream import Transport, UpstreamError
@@ -36,28 +37,44 @@ from ltrr.query_plans.memory import (
 log = logging.getLogger("ltrr.memory")
 
 MAX_ATTEMPTS = 8
-# How long an entity index's mapping is trusted to keep _source whole before it is read again.
+# How long a target's mapping is trusted (to keep _source whole, and to name the indices
+# behind it) before it is read again; a failed read is retried sooner.
 MAPPING_TTL_SECONDS = 60.0
+MAPPING_RETRY_SECONDS = 5.0
+
+
+async def _read_entity_indices(transport: Transport, target: str) -> dict[str, str | None]:
+    """Every concrete index behind ``target``, with what a partial update of it would lose
+    (None: nothing). Raises ``UpstreamError`` when the mapping cannot be read."""
+    reply = await transport.request(
+        "GET", f"/{quote(target, safe=',*')}/_mapping", headers=JSON, body=None, timeout=10.0
+    )
+    if reply.status == 404:
+        return {}
+    if reply.status != 200:
+        raise UpstreamError(f"GET /{target}/_mapping answered {reply.status}")
+    entries: dict[str, Any] = reply.json()
+    return {index: source_loss(e.get("mappings") or {}) for index, e in sorted(entries.items())}
 
 
 async def check_sources(transport: Transport, catalogs: Sequence[Catalog]) -> None:
     """Refuse to serve a catalog whose memory would write to documents that lose a field.
 
-    An index that does not exist yet is checked again before the memory's first write to it.
+    An index that does not exist yet, or whose mapping cannot be read now, is checked again
+    before the memory's first write to it.
     """
     for catalog in catalogs:
         if catalog.memory is None:
             continue
         for target in catalog.targets:
-            reply = await transport.request(
-                "GET", f"/{target}/_mapping", headers=JSON, body=None, timeout=10.0
-            )
-            if reply.status == 404:
+            try:
+                indices = await _read_entity_indices(transport, target)
+            except UpstreamError as exc:
+                log.warning(
+                    "mapping of %s not checked at start (checked before writes): %s", target, exc
+                )
                 continue
-            if reply.status != 200:
-                raise UpstreamError(f"GET /{target}/_mapping answered {reply.status}")
-            for index, entry in sorted(reply.json().items()):
-                lost = source_loss(entry.get("mappings") or {})
+            for index, lost in indices.items():
                 if lost is not None:
                     raise CatalogError(
                         str(catalog.path),
@@ -92,7 +109,7 @@ class MemoryUpdater:
         self.pairs_refused = 0
         self.refused_because: str | None = None
         self.last_error: str | None = None
-        self._mapping_checked: dict[str, tuple[float, str | None]] = {}
+        self._mappings: dict[str, tuple[float, dict[str, str | None] | str]] = {}
 
     def _stats(self, target: str, config: MemoryConfig, key: str) -> KeyStats:
         pending = self._pending.get(target)
@@ -176,15 +193,22 @@ class MemoryUpdater:
                 else:
                     refused.append(f"{doc_id}: {status} {result}")
             if refused:
-                await self._project(config, merged)
+                await self._project(target, config, merged)
                 raise UpstreamError(f"memory writes refused: {'; '.join(refused)[:500]}")
             todo = retry
-        await self._project(config, merged)
+        await self._project(target, config, merged)
         if todo:
             raise UpstreamError(f"memory merge still conflicting after {MAX_ATTEMPTS} attempts")
 
-    async def _project(self, config: MemoryConfig, merged: dict[str, KeyStats]) -> None:
-        """Write each touched (query, entity) score onto the entity document."""
+    async def _project(
+        self, target: str, config: MemoryConfig, merged: dict[str, KeyStats]
+    ) -> None:
+        """Write each touched (query, entity) score onto the entity document.
+
+        Only onto documents of the indices behind ``target`` whose ``_source`` is whole: the
+        rest are counted in ``pairs_refused``, and their scores are written by the next merge
+        of the same query once the index can take them (the counts stay in ``ltrr-memory``).
+        """
         per_entity: dict[str, dict[str, float]] = {}
         for key, stats in merged.items():
             near = near_key(key)
@@ -196,13 +220,16 @@ class MemoryUpdater:
                 features[key] = value
                 if near:
                     features[near] = max(features.get(near, 0.0), value)
+        if not per_entity:
+            return
+        writable = await self._writable(target)
         actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for ref, features in per_entity.items():
             index, doc_id = split_ref(ref)
-            lost = await self._source_loss(index)
-            if lost is not None:
+            why = self._refusal(target, writable, index)
+            if why is not None:
                 self.pairs_refused += 1
-                self.refused_because = f"{index} keeps {lost} out of _source"
+                self.refused_because = why
                 continue
             actions.append(
                 (
@@ -226,28 +253,33 @@ class MemoryUpdater:
             else:
                 self.pairs_written += 1
 
-    async def _source_loss(self, index: str) -> str | None:
-        """Why a partial update of ``index`` would lose a field, or None when it cannot.
-
-        OpenSearch rebuilds an updated document from ``_source``; the mapping is read again
-        every ``MAPPING_TTL_SECONDS``, and one that cannot be read counts as unsafe.
-        """
+    async def _writable(self, target: str) -> dict[str, str | None] | str:
+        """The indices behind ``target`` and what an update would lose, or why it is unknown."""
         now = self.clock()
-        cached = self._mapping_checked.get(index)
-        if cached is not None and now - cached[0] < MAPPING_TTL_SECONDS:
-            return cached[1]
+        cached = self._mappings.get(target)
+        if cached is not None:
+            checked, known = cached
+            ttl = MAPPING_TTL_SECONDS if isinstance(known, dict) else MAPPING_RETRY_SECONDS
+            if now - checked < ttl:
+                return known
         try:
-            reply = await self.transport.request(
-                "GET", f"/{index}/_mapping", headers=JSON, body=None, timeout=10.0
-            )
+            indices = await _read_entity_indices(self.transport, target)
         except UpstreamError as exc:
-            return f"an unknown set of fields (its mapping could not be read: {exc})"
-        if reply.status != 200:
-            return f"an unknown set of fields (its mapping answered {reply.status})"
-        lost: str | None = None
-        for entry in reply.json().values():
-            lost = lost or source_loss(entry.get("mappings") or {})
-        self._mapping_checked[index] = (now, lost)
-        if lost is not None:
-            log.error("memory will not write to %s: it keeps %s out of _source", index, lost)
-        return lost
+            why = f"the mapping of {target} could not be read ({exc})"
+            log.warning("memory scores for %s held back: %s", target, why)
+            self._mappings[target] = (now, why)
+            return why
+        for index, lost in indices.items():
+            if lost is not None:
+                log.error("memory will not write to %s: it keeps %s out of _source", index, lost)
+        self._mappings[target] = (now, indices)
+        return indices
+
+    @staticmethod
+    def _refusal(target: str, writable: dict[str, str | None] | str, index: str) -> str | None:
+        if isinstance(writable, str):
+            return writable
+        if index not in writable:
+            return f"{index} is not an index behind {target}"
+        lost = writable[index]
+        return None if lost is None else f"{index} keeps {lost} out of _source"

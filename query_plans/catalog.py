@@ -601,7 +601,7 @@ class _CatalogParser(_Reader):
         fallback = self.fallback(present["fallback"], names) if "fallback" in present else None
         index_body = self.index_body(present["index"]) if "index" in present else None
         source = self.source(present["source"]) if "source" in present else None
-        if memory is not None and index_body is not None and "index" in present:
+        if memory is not None and index_body is not None:
             self.check_source_whole(index_body, present["index"])
 
         if entries is not None and "budget" in present and budget is not None:

@@ -803,3 +803,27 @@ def test_a_catalog_whose_memory_would_lose_a_field_is_refused_at_start(
         )
     finally:
         client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_memory_predict_refuses_an_index_that_keeps_a_field_out_of_source(
+    client, opensearch_url, tmp_path
+):
+    from ltrr.plugin.errors import LtrrError
+    from ltrr.plugin.predict import predict_memory
+
+    name = f"ltrr-it-learn-{uuid.uuid4().hex[:8]}"
+    lossy = {
+        **MAPPING,
+        "mappings": {**MAPPING["mappings"], "_source": {"excludes": ["tags"]}},
+    }
+    client.indices.create(index=name, body=lossy)
+    try:
+        client.index(index=name, id="a", body={"name": "Zorblat", "tags": ["polka"]}, refresh=True)
+        path = tmp_path / "catalog.yml"
+        path.write_text(catalog(name, "{name: static}", memory_arm=True))
+        with pytest.raises(LtrrError, match=rf"{name} keeps tags \(mappings._source.excludes\)"):
+            predict_memory(path, opensearch_url)
+        hit = client.search(index=name, body={"query": {"match": {"tags": "polka"}}})
+        assert [h["_id"] for h in hit["hits"]["hits"]] == ["a"]  # untouched: still found
+    finally:
+        client.indices.delete(index=name, ignore_unavailable=True)

@@ -90,6 +90,8 @@ class Plugin:
     name: str
     zip: Artifact
     from_maven: bool
+    # Digests of builds known to be good; another zip needs its ``.sha256`` file beside it.
+    known_sha256: tuple[str, ...] = ()
 
 
 def _os(artifact: str, group: str = "org.opensearch.plugin") -> Artifact:
@@ -268,6 +270,12 @@ PLUGINS: tuple[Plugin, ...] = (
         Artifact("org.opensearch.plugin", "neural-search", PLUGIN_VERSION, "zip"),
         True,
     ),
-    # Not on Maven Central (neither 2.19 nor 3.x): the zip comes from the plugin folder.
-    Plugin(LTR_PLUGIN, Artifact("org.opensearch", LTR_PLUGIN, PLUGIN_VERSION, "zip"), False),
+    # Not on Maven Central (neither 2.19 nor 3.x): the zip comes from the plugin folder. The
+    # digest is the build from upstream tag 2.19.1.0 that ../shared/plugins holds.
+    Plugin(
+        LTR_PLUGIN,
+        Artifact("org.opensearch", LTR_PLUGIN, PLUGIN_VERSION, "zip"),
+        False,
+        ("8abf31710227c2a2ef1484da15137e85d8b4959dc9de567ef6757fe54eaa2ae3",),
+    ),
 )

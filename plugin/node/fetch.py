@@ -66,7 +66,7 @@ def fetch_artifacts(
         if plugin.from_maven:
             plugins[plugin.name] = root / "plugins" / plugin.zip.filename
             continue
-        found = _from_folder(plugin.zip.filename, plugin_dir)
+        found = _from_folder(plugin.zip.filename, plugin_dir, plugin.known_sha256)
         if isinstance(found, Path):
             plugins[plugin.name] = found
         else:
@@ -78,24 +78,34 @@ def fetch_artifacts(
     return Artifacts(root, root / "distribution" / DISTRIBUTION.filename, modules, plugins, missing)
 
 
-def _from_folder(filename: str, folder: Path | None) -> Path | str:
-    """The verified zip, or the one line that says why it is not installed."""
+def _from_folder(filename: str, folder: Path | None, known: tuple[str, ...]) -> Path | str:
+    """The verified zip, or the one line that says why it is not installed.
+
+    A zip is installed only when its sha256 is a known good build's or matches the
+    ``.sha256`` file beside it; anything else is refused, loudly.
+    """
     hint = "set LTRR_PLUGIN_DIR (or --plugin-dir) to the folder that holds it"
     if folder is None:
         return f"no plugin folder given, so {filename} was not looked for; {hint}"
     path = folder / filename
     if not path.is_file():
         return f"{filename} is not in {folder}; {hint}"
+    actual = sha256_of(path)
     sidecar = path.with_name(path.name + ".sha256")
     if sidecar.is_file():
         words = sidecar.read_text().split()
         expected = words[0].lower() if words else ""
-        actual = sha256_of(path)
         if actual != expected:
             raise ProvisionError(
                 f"{path} has sha256 {actual}, but {sidecar.name} says {expected or '(empty)'}:"
                 " the file is damaged or not the one published; refusing to install it"
             )
+    elif actual not in known:
+        raise ProvisionError(
+            f"{path} has sha256 {actual}, which is no known build, and there is no"
+            f" {sidecar.name} beside it: check the digest against its publisher's and write it"
+            f" there (sha256sum {filename} > {sidecar.name}); refusing to install it unverified"
+        )
     return path
 
 

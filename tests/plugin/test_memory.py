@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import orjson
 import pytest
 
 from ltrr.plugin.bulk import MEMORY_INDEX
@@ -370,6 +371,22 @@ def test_an_unreadable_mapping_counts_as_unsafe():
     assert entity(store, SONG) == {"name": "entity 42", "ltrr_q2e": {"kept": 0.5}}
     assert updater.pairs_refused == 1
     assert "answered 503" in (updater.refused_because or "")
+    assert store.count("/music/_mapping") == 1
+    record(updater, KEY, 1, [(SONG, 1.0)])
+    flush(updater)  # a failed read is retried after MAPPING_RETRY_SECONDS, not at once
+    assert store.count("/music/_mapping") == 1
+
+
+def test_only_indices_behind_the_target_are_written_to():
+    # A decision's hits name their index; the memory writes only where the target leads.
+    store = with_entities(SONG, "elsewhere/1")
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 1, [(SONG, 1.0), ("elsewhere/1", 1.0)])
+    flush(updater)
+    assert entity(store, SONG)["ltrr_q2e"][KEY] == pytest.approx(1 / 6)
+    assert entity(store, "elsewhere/1") == {"name": "entity 1", "ltrr_q2e": {"kept": 0.5}}
+    assert updater.pairs_refused == 1
+    assert updater.refused_because == "elsewhere is not an index behind music"
 
 
 def _catalog(tmp_path, memory=True):
@@ -382,6 +399,35 @@ def _catalog(tmp_path, memory=True):
     path = tmp_path / "c.yml"
     path.write_text(text)
     return load_catalog(path)
+
+
+class _AliasOverTwo:
+    """GET <alias>/_mapping answering for both indices behind it, or failing."""
+
+    def __init__(self, status=200):
+        self.status = status
+
+    async def request(self, method, path, *, headers, body, timeout):
+        from ltrr.plugin.upstream import UpstreamReply
+
+        assert (method, path) == ("GET", "/music/_mapping")
+        mappings = {
+            "music-a": {"mappings": {"properties": {}}},
+            "music-b": {"mappings": {"_source": {"excludes": ["vec"]}}},
+        }
+        return UpstreamReply(self.status, orjson.dumps(mappings if self.status == 200 else {}))
+
+
+def test_one_lossy_index_behind_an_alias_is_named(tmp_path):
+    with pytest.raises(
+        CatalogError, match=r"index music-b keeps vec \(mappings._source.excludes\)"
+    ):
+        asyncio.run(check_sources(_AliasOverTwo(), [_catalog(tmp_path)]))
+
+
+def test_a_mapping_that_cannot_be_read_at_start_is_checked_before_writes(tmp_path, caplog):
+    asyncio.run(check_sources(_AliasOverTwo(status=403), [_catalog(tmp_path)]))
+    assert "not checked at start" in caplog.text
 
 
 def test_a_served_catalog_whose_index_would_lose_a_field_is_refused(tmp_path):

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import subprocess
 import threading
@@ -95,10 +96,24 @@ def test_a_zip_in_the_plugin_folder_is_checked_against_its_sha256(tmp_path):
         fetch_artifacts(tmp_path / "cache", folder, run=FakeMaven(), say=quiet)
 
 
-def test_a_zip_without_a_sidecar_is_installed_as_it_is(tmp_path):
+def test_a_zip_without_a_sidecar_must_be_a_known_build(tmp_path, monkeypatch):
     folder = plugin_folder(tmp_path)
+    with pytest.raises(ProvisionError, match=r"no known build, and there is no .*\.sha256"):
+        fetch_artifacts(tmp_path / "cache", folder, run=FakeMaven(), say=quiet)
+    ltr = next(p for p in PLUGINS if p.name == "opensearch-ltr")
+    known = dataclasses.replace(ltr, known_sha256=(hashlib.sha256(b"ltr zip").hexdigest(),))
+    monkeypatch.setattr(fetch_module, "PLUGINS", tuple(known if p is ltr else p for p in PLUGINS))
     artifacts = fetch_artifacts(tmp_path / "cache", folder, run=FakeMaven(), say=quiet)
     assert artifacts.plugins["opensearch-ltr"] == folder / LTR_ZIP
+
+
+def test_the_shared_build_is_a_known_one():
+    # The digest pinned in the bill of materials is the one its PROVENANCE.md gives.
+    sidecar = Path(__file__).resolve().parents[3].parent / "shared/plugins" / f"{LTR_ZIP}.sha256"
+    if not sidecar.is_file():
+        pytest.skip(f"no {sidecar}")
+    ltr = next(p for p in PLUGINS if p.name == "opensearch-ltr")
+    assert sidecar.read_text().split()[0] in ltr.known_sha256
 
 
 def test_required_failure_reports_maven_errors_and_retries_next_time(tmp_path):
