@@ -43,7 +43,10 @@ from ltrr.query_plans.metrics import grades_for, ndcg_at_k, recall_at_k
 
 UBI_CLIENT = "ltrr-simulator"
 LOOP_INDICES = (STATE_INDEX, MEMORY_INDEX, DECISIONS_INDEX, EVENTS_INDEX)
-RETRIES = 2
+RETRIES = 4
+# A node stalls now and then (a merge of vector segments on 2 cores): wait before asking again,
+# 0.5 s, then 1, 2 and 4 s. Every retry is counted and reported.
+RETRY_BACKOFF_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ async def _one_session(
                 f"{contender.spec.name}: the proxy passed session {session.index} through "
                 f"{RETRIES + 1} times (no ext.ltrr): is the node overloaded?"
             )
+        await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
     ltrr = first["ext"]["ltrr"]
     decision_id = ltrr["decision_id"]
     page_ids = [h["_id"] for h in first["hits"]["hits"]]
