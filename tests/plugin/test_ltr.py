@@ -140,7 +140,8 @@ class PluginCluster:
         return Reply(404, {"error": f"unexpected {method} {path}"})
 
 
-def test_plugin_path_logs_with_sltr_and_uploads_the_next_version(tmp_path):
+def four_query_dataset(tmp_path: Path) -> Path:
+    """Four judged queries, each with the documents a (grade i % 3) and b (grade 1)."""
     dataset = tmp_path / "beir"
     (dataset / "qrels").mkdir(parents=True)
     (dataset / "corpus.jsonl").write_text("")
@@ -148,6 +149,11 @@ def test_plugin_path_logs_with_sltr_and_uploads_the_next_version(tmp_path):
     (dataset / "queries.jsonl").write_text("\n".join(queries) + "\n")
     rows = [f"q{i}\ta\t{i % 3}\nq{i}\tb\t1" for i in range(4)]
     (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows))
+    return dataset
+
+
+def test_plugin_path_logs_with_sltr_and_uploads_the_next_version(tmp_path):
+    dataset = four_query_dataset(tmp_path)
     cluster = PluginCluster()
 
     result = train_ltr(
@@ -206,13 +212,7 @@ class NoPluginCluster(PluginCluster):
 
 
 def test_without_the_plugin_features_are_logged_by_msearch_and_the_upload_is_refused(tmp_path):
-    dataset = tmp_path / "beir"
-    (dataset / "qrels").mkdir(parents=True)
-    (dataset / "corpus.jsonl").write_text("")
-    queries = [f'{{"_id": "q{i}", "text": "query {i}"}}' for i in range(4)]
-    (dataset / "queries.jsonl").write_text("\n".join(queries) + "\n")
-    rows = [f"q{i}\ta\t{i % 3}\nq{i}\tb\t1" for i in range(4)]
-    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows))
+    dataset = four_query_dataset(tmp_path)
     cluster = NoPluginCluster()
 
     result = train_ltr(
