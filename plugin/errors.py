@@ -1,14 +1,28 @@
-"""Every error opensearch-ltrr raises on purpose, in one place.
+"""The serving and operations errors; their root, ``LtrrError``, and the whole tree are in
+``ltrr.bandit.errors`` (the lowest layer, so that every layer can raise into it).
 
-Callers catch ``LtrrError`` for "our fault or the setup's", and the narrower classes when they
-can do something about it. Each message says what was wrong and what to do next.
+``HttpError.body`` is the one mapping to OpenSearch's error JSON.
 """
 
 from __future__ import annotations
 
+from ltrr.bandit.errors import LtrrError
 
-class LtrrError(Exception):
-    """Base of every error this package raises on purpose."""
+__all__ = [
+    "BadRequest",
+    "ClusterUnavailable",
+    "EventLogError",
+    "HttpError",
+    "JavaNotFound",
+    "LtrrError",
+    "NodeError",
+    "NodeStartError",
+    "PayloadTooLarge",
+    "PluginNotInstalled",
+    "PortInUse",
+    "ProvisionError",
+    "UnknownDecision",
+]
 
 
 class NodeError(LtrrError):

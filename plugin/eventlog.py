@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ltrr.plugin.errors import EventLogError
+from ltrr.plugin.errors import EventLogError, LtrrError
 
 log = logging.getLogger("ltrr.eventlog")
 
@@ -44,7 +44,7 @@ class Position:
     offset: int
 
 
-class _BadFrame(Exception):
+class _BadFrame(LtrrError):
     """Raised by the frame reader so that callers decide: torn tail or corruption."""
 
     def __init__(self, offset: int, reason: str) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from ltrr.plugin.errors import BadRequest
+from ltrr.plugin.errors import BadRequest, LtrrError
 
 UBI_INDEX = "ubi_events"
 
@@ -293,7 +293,7 @@ def is_ubi_write(method: str, path: str) -> bool:
     return _route(method, path) is not None
 
 
-class _MalformedBulk(Exception):
+class _MalformedBulk(LtrrError):
     """OpenSearch rejects the whole bulk for this, so none of its documents will be stored."""
 
 

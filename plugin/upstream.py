@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
+from ltrr.bandit.errors import LtrrError
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamReply:
@@ -24,7 +26,7 @@ class UpstreamReply:
         return orjson.loads(self.body)
 
 
-class UpstreamError(Exception):
+class UpstreamError(LtrrError):
     """OpenSearch could not be reached, or its answer could not be read."""
 
 

@@ -30,6 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 import ltrr.templates
 from ltrr.bandit.decision import ArmSpec
+from ltrr.bandit.errors import LtrrError
 from ltrr.bandit.policies.base import PolicyConfig, PolicyConfigError, parse_policy_config
 from ltrr.query_plans.memory import source_loss
 from ltrr.query_plans.templates import TemplateError, TemplateRenderer
@@ -39,7 +40,7 @@ DEFAULT_ARM_COST = 1.0
 DEFAULT_EVENT_WEIGHT = 1.0
 
 
-class CatalogError(ValueError):
+class CatalogError(LtrrError, ValueError):
     """A catalog that cannot be used, located to the file, line and key."""
 
     def __init__(self, path: str, line: int | None, key: str, message: str) -> None:

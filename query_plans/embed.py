@@ -27,6 +27,8 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from ltrr.bandit.errors import LtrrError
+
 __all__ = ["EmbedStats", "Embedder", "EmbedderError", "default_model_dir"]
 
 MODEL_DIR_ENV = "LTRR_MODEL_DIR"
@@ -38,7 +40,7 @@ _REQUIRED_INPUTS = frozenset({"input_ids", "attention_mask"})
 _HIDDEN_STATE_OUTPUT = "last_hidden_state"
 
 
-class EmbedderError(Exception):
+class EmbedderError(LtrrError):
     """The model folder cannot be used; the message names the folder or file at fault."""
 
 

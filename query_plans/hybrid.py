@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ltrr.bandit.errors import LtrrError
 from ltrr.query_plans.catalog import Catalog
 from ltrr.query_plans.plan import SearchInput, build_plan
 from ltrr.query_plans.templates import TemplateRenderer
@@ -49,7 +50,7 @@ METHODS = ("rrf", "minmax")
 DEFAULT_RANK_CONSTANT = 60
 
 
-class HybridError(ValueError):
+class HybridError(LtrrError, ValueError):
     """A hybrid query or pipeline that OpenSearch would refuse, or that would mislead."""
 
 

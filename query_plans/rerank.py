@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ltrr.bandit.errors import LtrrError
 from ltrr.query_plans.catalog import RerankConfig
 from ltrr.query_plans.fusion.base import FusedHit
 
 
-class RerankError(Exception):
+class RerankError(LtrrError):
     """The rerank response cannot be trusted; ``reason`` says why, for logs and ``ext.ltrr``."""
 
     def __init__(self, reason: str) -> None:

@@ -19,12 +19,14 @@ import orjson
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ltrr.bandit.errors import LtrrError
+
 __all__ = ["Encoded", "TemplateError", "TemplateRenderer"]
 
 _ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-class TemplateError(Exception):
+class TemplateError(LtrrError):
     """An arm template that cannot be compiled or rendered into a JSON query clause."""
 
     def __init__(self, path: Path, reason: str, line: int | None = None) -> None:

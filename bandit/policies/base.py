@@ -16,11 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ltrr.bandit.decision import ArmSpec
+from ltrr.bandit.errors import LtrrError
 
 Vector = npt.NDArray[np.float64]
 
 
-class PolicyConfigError(ValueError):
+class PolicyConfigError(LtrrError, ValueError):
     """A bad policy setting; ``key`` names it so the catalog loader can point at its line."""
 
     def __init__(self, key: str, message: str) -> None:
