@@ -30,7 +30,7 @@ from ltrr.query_plans.memory import (
     KeyStats,
     near_key,
     rank_feature_value,
-    source_loss,
+    source_losses,
     split_ref,
 )
 
@@ -53,8 +53,7 @@ async def _read_entity_indices(transport: Transport, target: str) -> dict[str, s
         return {}
     if reply.status != 200:
         raise UpstreamError(f"GET /{target}/_mapping answered {reply.status}")
-    entries: dict[str, Any] = reply.json()
-    return {index: source_loss(e.get("mappings") or {}) for index, e in sorted(entries.items())}
+    return source_losses(reply.json())
 
 
 async def check_sources(transport: Transport, catalogs: Sequence[Catalog]) -> None:

@@ -17,7 +17,7 @@ import requests
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.query_plans.catalog import load_catalog
-from ltrr.query_plans.memory import predicted_for, source_loss
+from ltrr.query_plans.memory import predicted_for, source_losses
 
 PAGE = 500
 
@@ -27,8 +27,7 @@ def _ensure_whole_source(http: requests.Session, url: str, target: str) -> None:
     reply = http.get(f"{url}/{target}/_mapping", timeout=30)
     if reply.status_code != 200:
         raise LtrrError(f"reading the mapping of {target} failed: {reply.text[:300]}")
-    for index, entry in sorted(reply.json().items()):
-        lost = source_loss(entry.get("mappings") or {})
+    for index, lost in source_losses(reply.json()).items():
         if lost is not None:
             raise LtrrError(
                 f"{index} keeps {lost} out of _source: writing predictions with partial updates"

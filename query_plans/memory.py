@@ -210,6 +210,14 @@ def split_ref(ref: str) -> tuple[str, str]:
     return index, doc_id
 
 
+def source_losses(response: Mapping[str, Any]) -> dict[str, str | None]:
+    """Per index of a ``GET <target>/_mapping`` answer, what a partial update would lose."""
+    return {
+        str(index): source_loss(entry.get("mappings") or {})
+        for index, entry in sorted(response.items())
+    }
+
+
 def source_loss(mappings: Mapping[str, Any]) -> str | None:
     """What a partial ``_update`` of a document of this mapping would drop, or None.
 

@@ -11,6 +11,7 @@ from ltrr.query_plans.memory import (
     predicted_q2e,
     rank_feature_value,
     source_loss,
+    source_losses,
     split_ref,
 )
 
@@ -109,3 +110,16 @@ def test_predicted_for_reads_names_and_phrases_from_the_catalogs_fields():
 )
 def test_source_loss_names_what_a_partial_update_would_drop(mappings, lost):
     assert source_loss(mappings) == lost
+
+
+def test_source_losses_reads_a_mapping_answer_per_index():
+    answer = {
+        "music-b": {"mappings": {"_source": {"excludes": ["vec"]}}},
+        "music-a": {"mappings": {"properties": {}}},
+        "music-c": {},
+    }
+    assert source_losses(answer) == {
+        "music-a": None,
+        "music-b": "vec (mappings._source.excludes)",
+        "music-c": None,
+    }
