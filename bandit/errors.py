@@ -12,7 +12,7 @@ by layer (each class lives beside the code that raises it):
     ├── EmbedderError                          ltrr.query_plans.embed
     ├── RerankError                            ltrr.query_plans.rerank
     ├── HybridError (also ValueError)          ltrr.query_plans.hybrid
-    ├── UpstreamError                          ltrr.plugin.upstream
+    ├── UpstreamError                          ltrr.plugin.runtime.upstream
     │   └── UpstreamTimeout
     └── the serving and operations errors      ltrr.plugin.errors
         ├── HttpError: BadRequest, PayloadTooLarge, UnknownDecision, ...

@@ -22,8 +22,8 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
-from ltrr.plugin.cluster import ClusterInfo
-from ltrr.plugin.node import LocalNode, NodeConfig
+from ltrr.plugin.ops.cluster import ClusterInfo
+from ltrr.plugin.ops.node import LocalNode, NodeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

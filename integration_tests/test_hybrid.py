@@ -21,7 +21,7 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
-from ltrr.plugin.cluster import NEURAL_PLUGIN, ClusterInfo
+from ltrr.plugin.ops.cluster import NEURAL_PLUGIN, ClusterInfo
 from ltrr.query_plans.hybrid import normalization_pipeline, rrf_pipeline
 
 DOCS = {

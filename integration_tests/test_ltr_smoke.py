@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from opensearchpy import OpenSearch
 
-from ltrr.plugin.cluster import LTR_PLUGIN, ClusterInfo
+from ltrr.plugin.ops.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.query_plans.ltr.export import score_xgboost
 
 DOCS = {

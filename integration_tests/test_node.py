@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from ltrr.plugin.cluster import KNN_PLUGIN, LTR_PLUGIN, NEURAL_PLUGIN, ClusterInfo
 from ltrr.plugin.errors import JavaNotFound, PluginNotInstalled, PortInUse
-from ltrr.plugin.node import LocalNode, NodeConfig
-from ltrr.plugin.node.bom import MODULES
-from ltrr.plugin.node.java import find_java_home
+from ltrr.plugin.ops.cluster import KNN_PLUGIN, LTR_PLUGIN, NEURAL_PLUGIN, ClusterInfo
+from ltrr.plugin.ops.node import LocalNode, NodeConfig
+from ltrr.plugin.ops.node.bom import MODULES
+from ltrr.plugin.ops.node.java import find_java_home
 
 # What the official distribution's users have: every module the local node assembles.
 REQUIRED_MODULES = {m.name for m in MODULES}
@@ -172,7 +172,7 @@ def local_node(opensearch_url: str) -> LocalNode:
 
 def ltrr(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ltrr.plugin.cli", *args],
+        [sys.executable, "-m", "ltrr.plugin.ops.cli", *args],
         capture_output=True,
         text=True,
         check=False,

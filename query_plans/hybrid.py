@@ -8,7 +8,7 @@ rendered by :func:`ltrr.query_plans.plan.build_plan`, exactly as the proxy rende
 There is one ``pagination_depth`` for all sub-queries (results per shard per sub-query), so a
 candidate budget can only be split evenly: each sub-query, and each knn clause's ``k``, gets
 ``budget // arms``, never more than the budget in all. Pure body building: the HTTP is the
-caller's (``plugin/simulate``, ``plugin/bench.py``).
+caller's (``plugin/ops/simulate``, ``plugin/ops/bench_overhead.py``).
 """
 
 from __future__ import annotations

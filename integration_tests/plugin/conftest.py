@@ -213,7 +213,7 @@ def running_proxy(
             [
                 sys.executable,
                 "-m",
-                "ltrr.plugin.cli",
+                "ltrr.plugin.ops.cli",
                 "serve",
                 "--catalog",
                 *map(str, catalogs),

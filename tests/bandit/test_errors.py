@@ -35,7 +35,7 @@ def test_every_exception_the_project_defines_derives_from_ltrr_error():
         "ltrr.bandit.policies.base.PolicyConfigError",
         "ltrr.query_plans.catalog.CatalogError",
         "ltrr.query_plans.templates.TemplateError",
-        "ltrr.plugin.upstream.UpstreamError",
+        "ltrr.plugin.runtime.upstream.UpstreamError",
         "ltrr.plugin.errors.BadRequest",
     ):
         assert name in found

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ltrr.plugin.upstream import UpstreamReply
+from ltrr.plugin.runtime.upstream import UpstreamReply
 
 Hook = Callable[[], object]  # a reply answers the request; anything else lets it through
 

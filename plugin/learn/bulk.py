@@ -1,0 +1,235 @@
+"""The proxy's own writes to OpenSearch: ``_bulk``, ``_mget``, and its indices' creation.
+
+Everything the learning loop stores (events, decisions, bandit statistics, memory counts) goes
+through here, in batches and off the search path. The proxy writes as itself: these requests
+carry no caller's credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ltrr.plugin.runtime.upstream import Transport, UpstreamError
+
+log = logging.getLogger("ltrr.bulk")
+
+JSON = {"Content-Type": "application/json"}
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+EVENTS_INDEX = "ltrr-events"
+DECISIONS_INDEX = "ltrr-decisions"
+STATE_INDEX = "ltrr-state"
+MEMORY_INDEX = "ltrr-memory"
+
+_KEYWORD = {"type": "keyword"}
+_DATE = {"type": "date", "format": "epoch_second"}
+# Only what audit and off-policy evaluation filter on is indexed; the rest is kept in _source.
+INDEX_BODIES: Mapping[str, Mapping[str, Any]] = {
+    EVENTS_INDEX: {
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "mappings": {
+            "dynamic": False,
+            "properties": {
+                "event_id": _KEYWORD,
+                "decision_id": _KEYWORD,
+                "type": _KEYWORD,
+                "object_id": _KEYWORD,
+                "source": _KEYWORD,
+                "target": _KEYWORD,
+                "catalog": _KEYWORD,
+                "position": {"type": "integer"},
+                "value": {"type": "double"},
+                "base_weight": {"type": "double"},
+                "weight": {"type": "double"},
+                "timestamp": _DATE,
+                "received": _DATE,
+            },
+        },
+    },
+    DECISIONS_INDEX: {
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "mappings": {
+            "dynamic": False,
+            "properties": {
+                "decision_id": _KEYWORD,
+                "target": _KEYWORD,
+                "catalog": _KEYWORD,
+                "policy": _KEYWORD,
+                "policy_version": {"type": "long"},
+                "query": {"type": "text", "fields": {"keyword": _KEYWORD}},
+                "timestamp": _DATE,
+                "window_seconds": {"type": "double"},
+            },
+        },
+    },
+    STATE_INDEX: {
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "mappings": {"dynamic": False, "properties": {"target": _KEYWORD, "arm": _KEYWORD}},
+    },
+    MEMORY_INDEX: {
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "mappings": {"dynamic": False, "properties": {"target": _KEYWORD, "key": _KEYWORD}},
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A document as read, with what a guarded write must quote back."""
+
+    source: dict[str, Any]
+    seq_no: int
+    primary_term: int
+
+
+def guarded(index: str, doc_id: str, current: Versioned | None) -> dict[str, Any]:
+    """The bulk action that writes ``doc_id`` only if nobody wrote it since ``current`` was
+    read: ``create`` when it did not exist, else ``index`` quoting its sequence number."""
+    meta: dict[str, Any] = {"_index": index, "_id": doc_id}
+    if current is None:
+        return {"create": meta}
+    meta["if_seq_no"] = current.seq_no
+    meta["if_primary_term"] = current.primary_term
+    return {"index": meta}
+
+
+async def ensure_indices(transport: Transport, names: Sequence[str] = tuple(INDEX_BODIES)) -> None:
+    """Create the learning loop's indices that do not exist yet (a race with a replica is fine)."""
+    for name in names:
+        reply = await transport.request("HEAD", f"/{name}", headers={}, body=None, timeout=10.0)
+        if reply.status == 200:
+            # Fields added since the index was made: adding to a mapping is idempotent.
+            mapping = {"properties": INDEX_BODIES[name]["mappings"]["properties"]}
+            await transport.request(
+                "PUT", f"/{name}/_mapping", headers=JSON, body=orjson.dumps(mapping), timeout=30.0
+            )
+            continue
+        reply = await transport.request(
+            "PUT", f"/{name}", headers=JSON, body=orjson.dumps(INDEX_BODIES[name]), timeout=30.0
+        )
+        if reply.status >= 300 and b"resource_already_exists_exception" not in reply.body:
+            raise UpstreamError(f"creating {name}: {reply.status} {reply.body[:300]!r}")
+
+
+def bulk_body(actions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]]) -> bytes:
+    out = bytearray()
+    for action, source in actions:
+        out += orjson.dumps(action)
+        out += b"\n"
+        if source is not None:
+            out += orjson.dumps(source)
+            out += b"\n"
+    return bytes(out)
+
+
+async def bulk(
+    transport: Transport,
+    actions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
+    *,
+    timeout: float = 30.0,
+) -> list[tuple[int, Mapping[str, Any]]]:
+    """Send one ``_bulk``; per action, its status and result, in order.
+
+    Raises ``UpstreamError`` when the request as a whole failed, so a caller keeps its batch.
+    """
+    if not actions:
+        return []
+    reply = await transport.request(
+        "POST", "/_bulk", headers=NDJSON, body=bulk_body(actions), timeout=timeout
+    )
+    if reply.status != 200:
+        raise UpstreamError(f"_bulk answered {reply.status}: {reply.body[:300]!r}")
+    items = reply.json().get("items", [])
+    out: list[tuple[int, Mapping[str, Any]]] = []
+    for item in items:
+        ((_, result),) = item.items()
+        out.append((int(result.get("status", 500)), result))
+    if len(out) != len(actions):
+        raise UpstreamError(f"_bulk answered {len(out)} items for {len(actions)} actions")
+    return out
+
+
+async def mget(
+    transport: Transport, index: str, ids: Sequence[str], *, timeout: float = 10.0
+) -> dict[str, Versioned]:
+    """The documents that exist among ``ids`` (real-time: a write just made is seen)."""
+    if not ids:
+        return {}
+    reply = await transport.request(
+        "POST",
+        f"/{index}/_mget",
+        headers=JSON,
+        body=orjson.dumps({"ids": list(ids)}),
+        timeout=timeout,
+    )
+    if reply.status == 404:  # the index itself is missing: nothing stored yet
+        return {}
+    if reply.status != 200:
+        raise UpstreamError(f"_mget {index} answered {reply.status}: {reply.body[:300]!r}")
+    found: dict[str, Versioned] = {}
+    for doc in reply.json().get("docs", []):
+        if doc.get("found"):
+            found[doc["_id"]] = Versioned(doc["_source"], doc["_seq_no"], doc["_primary_term"])
+    return found
+
+
+class BulkQueue:
+    """Documents written in the background in batches; bounded, as they are not acknowledged.
+
+    Decisions are logged for audit and off-policy evaluation; when OpenSearch is down for long,
+    the oldest are dropped (and counted) rather than growing without limit.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        index: str,
+        *,
+        batch: int = 500,
+        max_queued: int = 100_000,
+    ) -> None:
+        self.transport = transport
+        self.index = index
+        self.batch = batch
+        self.max_queued = max_queued
+        self._queue: list[tuple[str, Mapping[str, Any]]] = []
+        self.dropped = 0
+        self.written = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, doc_id: str, doc: Mapping[str, Any]) -> None:
+        self._queue.append((doc_id, doc))
+        if len(self._queue) > self.max_queued:
+            excess = len(self._queue) - self.max_queued
+            del self._queue[:excess]
+            self.dropped += excess
+
+    async def flush(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.batch]
+            actions = [({"index": {"_index": self.index, "_id": i}}, d) for i, d in batch]
+            results = await bulk(self.transport, actions)
+            del self._queue[: len(batch)]
+            failed = [(i, r) for (i, _), (s, r) in zip(batch, results, strict=True) if s >= 300]
+            self.written += len(batch) - len(failed)
+            if failed:  # a mapping error will not heal by retrying; say so and go on
+                self.dropped += len(failed)
+                log.warning(
+                    "%s: %d documents refused, e.g. %s", self.index, len(failed), failed[0][1]
+                )
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except UpstreamError as exc:
+                log.warning("%s: bulk write failed, will retry: %s", self.index, exc)

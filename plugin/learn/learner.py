@@ -1,0 +1,535 @@
+"""The learn step: user actions come back, reward the arms that found what users engaged with.
+
+For every decision the proxy keeps, for the catalog's feedback window, what the policy saw
+(the context vector), what it chose, and what each arm retrieved. Feedback arrives through
+``POST /_ltrr/feedback`` or, unchanged for the client, as UBI events written to ``ubi_events``
+through the proxy. Each accepted event is:
+
+1. validated against its decision (known, in its window, an event type of the catalog, an
+   object the decision returned) and deduplicated by event id;
+2. appended to the local durable log and fsync'd, before anything is acknowledged;
+3. turned into per-arm semi-bandit rewards and applied to the policy at once;
+4. counted for the memory (Q2E) index, and later shipped to ``ltrr-events``.
+
+A decision's context counts once per included arm however many events it gets: the first
+event updates A and b, later ones only add to b. The replica that made the decision closes its
+window; one that gets no feedback counts as reward 0 for every arm it included. Feedback that
+reaches another replica adds its rewards there (b only), so after the replicas merge the
+statistics are exactly as if one process had seen everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from ltrr.bandit.decision import Decision
+from ltrr.bandit.rewards import arm_rewards, position_factor
+from ltrr.plugin.errors import InvalidEvent, UnknownDecision
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, BulkQueue, bulk, ensure_indices
+from ltrr.plugin.learn.eventlog import EventLog
+from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, ubi_events
+from ltrr.plugin.learn.memorize import MemoryUpdater
+from ltrr.plugin.learn.sync import StateSync, state_key
+from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
+from ltrr.plugin.runtime.stats import Stats
+from ltrr.plugin.runtime.upstream import Transport, UpstreamError
+from ltrr.plugin.serve.retrieve import Retrieval
+from ltrr.query_plans.memory import entity_ref, exact_key
+from ltrr.query_plans.rerank import RankedHit
+
+log = logging.getLogger("ltrr.learn")
+
+MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once it is known
+SHIP_BATCH = 2000
+Vector = npt.NDArray[np.float64]
+
+
+@dataclass(slots=True)
+class DecisionRecord:
+    """What a decision's feedback needs, kept for the catalog's window."""
+
+    decision_id: str
+    target: str
+    feature_names: tuple[str, ...]
+    x: Vector
+    included: tuple[str, ...]
+    results: dict[str, frozenset[str]]  # arm -> ids it retrieved
+    returned: dict[str, str]  # id -> index, every candidate the proxy could show
+    query_key: str
+    created: float
+    expires: float
+    owner: bool  # made here: this replica closes its window
+    observed: bool = False  # A already holds this context (a first event was applied here)
+    seen: set[str] = field(default_factory=set)  # event ids applied
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    event: FeedbackEvent
+    value: float  # the catalog's weight for the event type (logged as ``base_weight``)
+    weight: float  # ``value`` after position debiasing: what the arms and the memory earn
+    rewards: dict[str, float]
+
+
+class Learner:
+    """Decision records, feedback intake, and the background writers of the learning loop."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        registry: CatalogRegistry,
+        data_dir: Path,
+        stats: Stats,
+        *,
+        state_interval: float = 2.0,
+        clock: Callable[[], float] = time.time,
+        fsync: bool = True,
+        max_decisions: int = 200_000,
+    ) -> None:
+        self.max_decisions = max_decisions
+        self.transport = transport
+        self.registry = registry
+        self.stats = stats
+        self.clock = clock
+        self.events = EventLog(data_dir / "events", fsync=fsync)
+        self.decisions = BulkQueue(transport, DECISIONS_INDEX)
+        self.memory = MemoryUpdater(transport, clock)
+        self.state = StateSync(transport, registry.runtimes, interval=state_interval)
+        self._records: dict[str, DecisionRecord] = {}
+        self._expiry: list[tuple[float, str]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.shipped = 0
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def record(
+        self,
+        runtime: CatalogRuntime,
+        decision_id: str,
+        query: str,
+        context: Mapping[str, object],
+        x: Vector | None,
+        decision: Decision,
+        retrieval: Retrieval,
+        ranked: Sequence[RankedHit],
+    ) -> None:
+        """Keep a decision for its window and queue it for ``ltrr-decisions``."""
+        catalog = runtime.catalog
+        now = self.clock()
+        window = catalog.feedback.window_seconds
+        results = {
+            arm: frozenset(h.id for h in result.hits)
+            for arm, result in retrieval.results.items()
+            if result.ok
+        }
+        returned = {h.hit.id: h.hit.index for h in ranked}
+        key = exact_key(query)
+        learnable = x is not None and not decision.policy.startswith("static_fallback")
+        if learnable and x is not None:
+            record = DecisionRecord(
+                decision_id=decision_id,
+                target=state_key(runtime),
+                feature_names=tuple(runtime.features.names),
+                x=np.asarray(x, dtype=np.float64),
+                included=tuple(c.arm for c in decision.choices if c.included and c.arm in results),
+                results=results,
+                returned=returned,
+                query_key=key,
+                created=now,
+                expires=now + window,
+                owner=True,
+            )
+            reused = self._records.get(decision_id)
+            if reused is not None and reused.owner and not (reused.observed or reused.seen):
+                self._zero_reward(reused)  # a client reused its id: close the older window
+            self._records[decision_id] = record
+            heapq.heappush(self._expiry, (record.expires, decision_id))
+            self._bound()
+        if catalog.memory is not None:
+            self.memory.searched(state_key(runtime), catalog.memory, key)
+        self.decisions.put(
+            decision_id,
+            {
+                "decision_id": decision_id,
+                "target": state_key(runtime),
+                "catalog": catalog.digest,
+                "policy": decision.policy,
+                "policy_version": runtime.policy.version(),
+                "timestamp": now,
+                "window_seconds": window,
+                "query": query,
+                "context": dict(context),
+                "learnable": learnable,
+                "feature_names": list(runtime.features.names),
+                "features": [float(v) for v in x] if x is not None else None,
+                "arms": {
+                    c.arm: {
+                        "included": c.included,
+                        "size": c.size,
+                        "propensity": c.propensity,
+                        "score": c.score,
+                        "ok": c.arm in results,  # a failed arm is no evidence either way
+                        "results": sorted(results.get(c.arm, ())),
+                    }
+                    for c in decision.choices
+                },
+                "returned": [[h.hit.index, h.hit.id] for h in ranked],
+            },
+        )
+
+    async def _find(self, decision_id: str) -> DecisionRecord:
+        """The decision's record: this replica's, else the one another replica logged."""
+        now = self.clock()
+        record = self._records.get(decision_id)
+        if record is not None:
+            if now > record.expires:
+                raise UnknownDecision(f"decision {decision_id!r} is past its feedback window")
+            return record
+        reply = await self.transport.request(
+            "GET",
+            f"/{DECISIONS_INDEX}/_doc/{quote(decision_id, safe='')}",
+            headers={},
+            body=None,
+            timeout=10.0,
+        )
+        if reply.status == 404:
+            raise UnknownDecision(
+                f"unknown decision {decision_id!r}: no search made it, or its feedback window "
+                "closed and it was forgotten"
+            )
+        if reply.status != 200:
+            raise UpstreamError(f"reading decision {decision_id}: {reply.status}")
+        doc = reply.json()["_source"]
+        expires = float(doc["timestamp"]) + float(doc["window_seconds"])
+        if now > expires:
+            raise UnknownDecision(f"decision {decision_id!r} is past its feedback window")
+        if not doc.get("learnable"):
+            raise UnknownDecision(
+                f"decision {decision_id!r} used a fallback plan: nothing to learn"
+            )
+        arms = doc["arms"]
+        record = DecisionRecord(
+            decision_id=decision_id,
+            target=doc["target"],
+            feature_names=tuple(doc["feature_names"]),
+            x=np.asarray(doc["features"], dtype=np.float64),
+            included=tuple(a for a, info in arms.items() if info["included"] and info["ok"]),
+            results={a: frozenset(info["results"]) for a, info in arms.items()},
+            returned={doc_id: index for index, doc_id in doc["returned"]},
+            query_key=exact_key(doc["query"]),
+            created=float(doc["timestamp"]),
+            expires=expires,
+            owner=False,
+        )
+        self._records[decision_id] = record
+        heapq.heappush(self._expiry, (expires, decision_id))
+        return record
+
+    def _runtime(self, record: DecisionRecord) -> CatalogRuntime | None:
+        """The catalog now serving the decision's target, if its features still fit."""
+        for runtime in self.registry.runtimes():
+            if (
+                state_key(runtime) == record.target
+                and tuple(runtime.features.names) == record.feature_names
+            ):
+                return runtime
+        return None
+
+    # -- intake -------------------------------------------------------------------------------
+
+    async def feedback(self, body: bytes) -> dict[str, Any]:
+        """``POST /_ltrr/feedback``: all events are accepted, or none (a 400 says why)."""
+        now = self.clock()
+        decision_id, events = parse_feedback(body, now=now, max_events=MAX_EVENTS_PER_REQUEST)
+        record = await self._find(decision_id)
+        runtime = self._runtime(record)
+        if runtime is None:
+            raise UnknownDecision(
+                f"decision {decision_id!r} was made with a catalog that is no longer served"
+            )
+        config = runtime.catalog.feedback
+        if len(events) > config.max_events:
+            raise InvalidEvent(
+                f"events must have at most {config.max_events} entries, got {len(events)}"
+            )
+        accepted: list[_Accepted] = []
+        for i, event in enumerate(events):
+            reason = self._invalid(record, runtime, event)
+            if reason is not None:
+                raise InvalidEvent(f"events[{i}]: {reason}")
+            accepted.append(self._rewards(record, runtime, event))
+        applied = await self._commit(record, runtime, accepted)
+        self.stats.count("feedback_events", applied)
+        self.stats.count("feedback_duplicates", len(events) - applied)
+        return {
+            "acknowledged": True,
+            "decision_id": decision_id,
+            "accepted": applied,
+            "duplicates": len(events) - applied,
+        }
+
+    async def ubi(self, method: str, path: str, body: bytes) -> None:
+        """Learn from UBI events OpenSearch accepted; what cannot be learned is only counted."""
+        extract = ubi_events(method, path, body, now=self.clock())
+        for why, n in extract.skipped.items():
+            self.stats.count(f"ubi_skipped: {why}", n)
+        by_decision: dict[str, list[FeedbackEvent]] = {}
+        for event in extract.events:
+            by_decision.setdefault(event.decision_id, []).append(event)
+        for decision_id, events in by_decision.items():
+            try:
+                record = await self._find(decision_id)
+            except (UnknownDecision, UpstreamError):
+                self.stats.count("ubi_skipped: unknown decision", len(events))
+                continue
+            runtime = self._runtime(record)
+            if runtime is None:
+                self.stats.count("ubi_skipped: catalog no longer served", len(events))
+                continue
+            accepted = []
+            for event in events:
+                reason = self._invalid(record, runtime, event)
+                if reason is None:
+                    accepted.append(self._rewards(record, runtime, event))
+                else:
+                    self.stats.count("ubi_skipped: invalid event")
+            applied = await self._commit(record, runtime, accepted)
+            self.stats.count("ubi_events", applied)
+
+    @staticmethod
+    def _invalid(
+        record: DecisionRecord, runtime: CatalogRuntime, event: FeedbackEvent
+    ) -> str | None:
+        weights = runtime.catalog.feedback.events
+        if event.type not in weights:
+            return (
+                f"type {event.type!r} is not an event type of the catalog for "
+                f"{record.target!r}; known: {', '.join(sorted(weights))}"
+            )
+        if event.object_id not in record.returned:
+            return (
+                f"object_id {event.object_id!r} was never shown for decision {record.decision_id!r}"
+            )
+        return None
+
+    @staticmethod
+    def _rewards(
+        record: DecisionRecord, runtime: CatalogRuntime, event: FeedbackEvent
+    ) -> _Accepted:
+        feedback = runtime.catalog.feedback
+        value = float(feedback.events[event.type])
+        weight = value
+        if feedback.debias is not None:
+            weight *= position_factor(
+                event.position, feedback.debias.eta, feedback.debias.max_factor
+            )
+        rewards = arm_rewards(
+            record.results,
+            record.included,
+            event.object_id,
+            weight,
+            unique=feedback.credit == "unique",
+        )
+        return _Accepted(event, value, weight, rewards)
+
+    async def _commit(
+        self, record: DecisionRecord, runtime: CatalogRuntime, accepted: list[_Accepted]
+    ) -> int:
+        """Make the new events durable, then apply them; returns how many were new."""
+        fresh: list[_Accepted] = []
+        for item in accepted:
+            if item.event.event_id not in record.seen:
+                record.seen.add(item.event.event_id)  # reserved now: a concurrent duplicate waits
+                fresh.append(item)
+        if not fresh:
+            return 0
+        received = self.clock()
+        lines = [
+            orjson.dumps(
+                {
+                    **item.event.to_json(),
+                    "target": record.target,
+                    "catalog": runtime.catalog.digest,
+                    "base_weight": item.value,
+                    "weight": item.weight,
+                    "rewards": item.rewards,
+                    "received": received,
+                }
+            )
+            for item in fresh
+        ]
+        try:
+            await self.events.append_async(lines)
+        except BaseException:
+            for item in fresh:
+                record.seen.discard(item.event.event_id)
+            raise
+        for item in fresh:
+            self._apply(record, runtime, item)
+        return len(fresh)
+
+    def _apply(self, record: DecisionRecord, runtime: CatalogRuntime, item: _Accepted) -> None:
+        policy = runtime.policy
+        for arm, reward in item.rewards.items():
+            if arm not in {a.name for a in policy.arms}:
+                continue  # an arm the catalog has dropped since
+            if record.owner and not record.observed:
+                policy.update(arm, record.x, reward)
+            elif reward != 0.0:
+                policy.add_reward(arm, record.x, reward)
+        if record.owner:
+            record.observed = True
+        memory = runtime.catalog.memory
+        index = record.returned.get(item.event.object_id)
+        if memory is not None and index is not None:
+            self.memory.engaged(
+                record.target,
+                memory,
+                record.query_key,
+                entity_ref(index, item.event.object_id),
+                item.weight,
+            )
+
+    # -- windows ------------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Close the windows that ended: no feedback means reward 0 for each included arm."""
+        now = self.clock()
+        closed = 0
+        while self._expiry and self._expiry[0][0] <= now:
+            closed += self._close_oldest()
+        if closed:
+            self.stats.count("windows_closed_without_feedback", closed)
+        return closed
+
+    def _close_oldest(self) -> int:
+        expires, decision_id = heapq.heappop(self._expiry)
+        record = self._records.get(decision_id)
+        if record is None or record.expires != expires:
+            return 0  # already gone, or the id was reused by a newer decision
+        del self._records[decision_id]
+        if not record.owner or record.observed or record.seen:
+            return 0  # ``seen``: a first event is being made durable; it counts the context
+        return self._zero_reward(record)
+
+    def _zero_reward(self, record: DecisionRecord) -> int:
+        """No feedback in the window: every included arm observes reward 0 for this context."""
+        runtime = self._runtime(record)
+        if runtime is None:
+            return 0
+        names = {a.name for a in runtime.policy.arms}
+        for arm in record.included:
+            if arm in names:
+                runtime.policy.update(arm, record.x, 0.0)
+        return 1
+
+    def _bound(self) -> None:
+        """Past ``max_decisions`` open windows, the oldest close early (memory stays bounded)."""
+        before = len(self._records)
+        while len(self._records) > self.max_decisions and self._expiry:
+            self._close_oldest()
+        early = before - len(self._records)
+        if early:
+            self.stats.count("windows_closed_early", early)
+
+    def pending_decisions(self) -> int:
+        return len(self._records)
+
+    # -- shipping -----------------------------------------------------------------------------
+
+    async def ship_events(self) -> int:
+        """Copy the durable log's unshipped events to ``ltrr-events``; idempotent by event id."""
+        shipped = 0
+        while True:
+            lines, position = await asyncio.to_thread(self.events.pending, SHIP_BATCH)
+            if not lines:
+                return shipped
+            actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+            for line in lines:
+                doc = orjson.loads(line)
+                actions.append(({"index": {"_index": EVENTS_INDEX, "_id": doc["event_id"]}}, doc))
+            results = await bulk(self.transport, actions, timeout=60.0)
+            failed = [r for status, r in results if status >= 300]
+            if failed:  # the whole batch is retried: re-indexing by id cannot duplicate
+                raise UpstreamError(f"{len(failed)} events not stored, e.g. {failed[0]}")
+            await asyncio.to_thread(self.events.commit, position)
+            shipped += len(lines)
+            self.shipped += len(lines)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the indices, resume the shared statistics, then run the background loops."""
+        try:
+            await ensure_indices(self.transport)
+            await self.state.sync_all()
+        except (UpstreamError, TimeoutError) as exc:
+            log.warning("learning state not loaded yet (will retry): %s", exc)
+        flush = min(
+            (r.catalog.memory.flush_seconds for r in self.registry.runtimes() if r.catalog.memory),
+            default=2.0,
+        )
+        self._tasks = [
+            asyncio.create_task(self._every(1.0, self._sweep_once)),
+            asyncio.create_task(self._every(0.5, self.ship_events)),
+            asyncio.create_task(self.decisions.run(1.0)),
+            asyncio.create_task(self.memory.run(flush)),
+            asyncio.create_task(self.state.run()),
+        ]
+
+    async def _sweep_once(self) -> None:
+        self.sweep()
+
+    async def _every(self, interval: float, step: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await step()
+            except (UpstreamError, TimeoutError, OSError) as exc:
+                log.warning("%s failed, will retry: %s", getattr(step, "__name__", step), exc)
+
+    async def stop(self) -> None:
+        """Stop the loops and write what is pending; the event log keeps whatever is not."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        for final in (
+            self.ship_events,
+            self.decisions.flush,
+            self.memory.flush,
+            self.state.sync_all,
+        ):
+            try:
+                await final()
+            except (UpstreamError, TimeoutError, OSError) as exc:
+                log.warning("final %s failed: %s", getattr(final, "__name__", final), exc)
+        self.events.close()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "decisions_pending": len(self._records),
+            "events_unshipped_bytes": self.events.backlog(),
+            "events_shipped": self.shipped,
+            "decisions_logged": self.decisions.written,
+            "decisions_dropped": self.decisions.dropped,
+            "memory_pending_keys": self.memory.pending_keys(),
+            "memory_pairs_written": self.memory.pairs_written,
+            "memory_pairs_refused": self.memory.pairs_refused,
+            "memory_refused_because": self.memory.refused_because,
+            "state": self.state.snapshot(),
+        }

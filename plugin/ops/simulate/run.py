@@ -1,0 +1,527 @@
+"""``ltrr simulate``: the same seeded stream of simulated sessions, once per policy, through a
+real proxy to the real node, with the clicks sent back through the UBI path.
+
+Each contender serves its own clone of the index (see ``lineup``), all from one proxy
+process, and all contenders run side by side: session i is the same query by the same user
+for every one of them, and the click noise for session i is drawn from the same seed, so two
+policies that show the same page get the same clicks. The ``hybrid:*`` contenders search their
+clone with OpenSearch's own hybrid query instead, straight to the node (see ``hybrid``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+import requests
+
+from ltrr.plugin.errors import LtrrError, PluginNotInstalled
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
+from ltrr.plugin.ops.cluster import LTR_PLUGIN, ClusterInfo
+from ltrr.plugin.ops.data.beir import BeirDataset, read_beir
+from ltrr.plugin.ops.data.index import catalog_embedder, index_corpus
+from ltrr.plugin.ops.simulate import cluster_ops, lineup, oracle
+from ltrr.plugin.ops.simulate.clicks import ClickModel, from_spec
+from ltrr.plugin.ops.simulate.hybrid import HybridSearch, HybridSearcher
+from ltrr.plugin.ops.simulate.lineup import PolicySpec
+from ltrr.plugin.ops.simulate.proxy import ProxyProcess
+from ltrr.plugin.ops.simulate.results import PolicyRun, SessionRecord
+from ltrr.plugin.ops.simulate.stream import Session, session_stream
+from ltrr.query_plans.catalog import Catalog, load_catalog
+from ltrr.query_plans.fusion.base import ArmHit
+from ltrr.query_plans.hybrid import pipeline_for
+from ltrr.query_plans.metrics import grades_for, ndcg_at_k, recall_at_k
+
+UBI_CLIENT = "ltrr-simulator"
+LOOP_INDICES = (STATE_INDEX, MEMORY_INDEX, DECISIONS_INDEX, EVENTS_INDEX)
+RETRIES = 4
+# A node stalls now and then (a merge of vector segments on 2 cores): wait before asking again,
+# 0.5 s, then 1, 2 and 4 s. Every retry is counted and reported.
+RETRY_BACKOFF_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    catalog: Path
+    dataset: Path
+    sessions: int
+    policies: tuple[str, ...] = lineup.DEFAULT_LINEUP
+    seed: int = 7
+    click_model: str = "pbm"
+    k: int = 100
+    page: int = 10
+    users: int = 1000
+    opensearch: str = "http://127.0.0.1:9200"
+    listen: str = "127.0.0.1:9260"
+    work_dir: Path = Path("build/simulate")
+    calibration_queries: int = 60
+    record_candidates: bool = False
+    progress: bool = True
+    keep_serving: bool = False
+
+
+@dataclass(slots=True)
+class Simulation:
+    """What a run produced, for the report and the closing table."""
+
+    runs: list[PolicyRun]
+    oracle_sets: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    targets: dict[str, list[str]] = field(default_factory=dict)  # policy -> served copies
+    started: float = 0.0
+    proxy: ProxyProcess | None = None  # still serving when the config said keep_serving
+
+
+@dataclass(slots=True)
+class _Contender:
+    spec: PolicySpec
+    targets: dict[str, str]  # intent ("" = any) -> the copy it searches
+    run: PolicyRun
+    passed_through: int = 0  # searches asked again because the proxy passed them through
+    hybrid: HybridSearch | None = None  # set for the native hybrid contenders
+
+
+def _intent_target(contender: _Contender, intent: str) -> str:
+    return contender.targets.get(intent) or contender.targets[""]
+
+
+def _click_event(decision_id: str, doc_id: str, rank: int, when: datetime) -> dict[str, Any]:
+    return {
+        "action_name": "click",
+        "query_id": decision_id,
+        "client_id": UBI_CLIENT,
+        "timestamp": when.isoformat(),
+        "event_attributes": {
+            "object": {"object_id": doc_id, "object_id_field": "_id"},
+            "position": {"ordinal": rank},
+        },
+    }
+
+
+async def _post(
+    http: aiohttp.ClientSession, url: str, body: bytes, content_type: str = "application/json"
+) -> dict[str, Any]:
+    async with http.post(url, data=body, headers={"Content-Type": content_type}) as reply:
+        payload = await reply.read()
+        if reply.status >= 300:
+            raise LtrrError(f"{url} answered {reply.status}: {payload[:400]!r}")
+        result: dict[str, Any] = orjson.loads(payload)
+        return result
+
+
+async def _one_session(
+    http: aiohttp.ClientSession,
+    proxy_url: str,
+    contender: _Contender,
+    session: Session,
+    data: BeirDataset,
+    clicks: ClickModel,
+    config: SimulationConfig,
+) -> SessionRecord:
+    target = _intent_target(contender, session.intent)
+    ask: dict[str, Any] = {"query": session.text, "context": session.context}
+    request: dict[str, Any] = {"size": config.page, "_source": False, "ext": {"ltrr": ask}}
+    for attempt in range(RETRIES + 1):
+        started = time.perf_counter()
+        first = await _post(http, f"{proxy_url}/{target}/_search", orjson.dumps(request))
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if "ltrr" in first.get("ext", {}):
+            break
+        # Every plan missed the catalog's deadline, so the proxy passed the search through
+        # (a 2-core machine running node, proxy and simulator at once); ask again.
+        contender.passed_through += 1
+        if attempt == RETRIES:
+            raise LtrrError(
+                f"{contender.spec.name}: the proxy passed session {session.index} through "
+                f"{RETRIES + 1} times (no ext.ltrr): is the node overloaded?"
+            )
+        await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
+    ltrr = first["ext"]["ltrr"]
+    decision_id = ltrr["decision_id"]
+    page_ids = [h["_id"] for h in first["hits"]["hits"]]
+    judged = data.qrels.get(session.query_id, {})
+    expected, clicked = _judge_page(session, page_ids, judged, clicks, config.seed)
+    if clicked:
+        lines = bytearray()
+        for rank in clicked:
+            lines += orjson.dumps({"index": {"_index": "ubi_events"}}) + b"\n"
+            event = _click_event(decision_id, page_ids[rank - 1], rank, session.time)
+            lines += orjson.dumps(event) + b"\n"
+        reply = await _post(http, f"{proxy_url}/_bulk", bytes(lines), "application/x-ndjson")
+        if reply.get("errors"):
+            raise LtrrError(f"UBI events were refused: {orjson.dumps(reply)[:400]!r}")
+    fused = list(page_ids)
+    if config.k > config.page:
+        more = {
+            **request,
+            "from": config.page,
+            "size": config.k - config.page,
+            "ext": {"ltrr": {**ask, "decision_id": decision_id}},
+        }
+        rest = await _post(http, f"{proxy_url}/{target}/_search", orjson.dumps(more))
+        fused += [h["_id"] for h in rest["hits"]["hits"]]
+    arms = ltrr["arms"]
+    included = tuple(name for name, info in arms.items() if info["included"])
+    return SessionRecord(
+        session=session.index,
+        intent=session.intent,
+        query=session.text,
+        reward=float(len(clicked)),
+        expected_reward=expected,
+        recall=recall_at_k(fused, judged, config.k) if judged else None,
+        ndcg=ndcg_at_k(page_ids, judged, 10),
+        retrieved=sum(int(arms[a]["size"]) for a in included),
+        arms=included,
+        latency_ms=latency_ms,
+        query_id=session.query_id,
+        candidates=tuple(fused) if config.record_candidates else (),
+    )
+
+
+def _judge_page(
+    session: Session,
+    page_ids: Sequence[str],
+    judged: Mapping[str, int],
+    clicks: ClickModel,
+    seed: int,
+) -> tuple[float, list[int]]:
+    """The simulated user on the page shown: expected clicks, and the ranks clicked. The noise
+    depends on the seed and the session only, so every contender that shows the same page gets
+    the same clicks."""
+    grades = grades_for(page_ids, judged)
+    model = session.click_model(clicks)
+    expected = model.expected_clicks(grades)
+    clicked = model.sample(grades, np.random.default_rng([seed, session.index, 1]))
+    return expected, clicked
+
+
+async def _one_hybrid_session(
+    http: aiohttp.ClientSession,
+    searcher: HybridSearcher,
+    search: HybridSearch,
+    session: Session,
+    data: BeirDataset,
+    clicks: ClickModel,
+    config: SimulationConfig,
+) -> SessionRecord:
+    """One hybrid search for the page and the top K at once; judged like any other page."""
+    answer = await searcher.search(http, search, session, max(config.page, config.k))
+    page_ids = answer.ids[: config.page]
+    judged = data.qrels.get(session.query_id, {})
+    expected, clicked = _judge_page(session, page_ids, judged, clicks, config.seed)
+    return SessionRecord(
+        session=session.index,
+        intent=session.intent,
+        query=session.text,
+        reward=float(len(clicked)),
+        expected_reward=expected,
+        recall=recall_at_k(answer.ids, judged, config.k) if judged else None,
+        ndcg=ndcg_at_k(page_ids, judged, 10),
+        retrieved=answer.retrieved,
+        arms=search.arms,
+        latency_ms=answer.latency_ms,
+        query_id=session.query_id,
+        candidates=tuple(answer.ids[: config.k]) if config.record_candidates else (),
+    )
+
+
+async def _run_contender(
+    proxy_url: str,
+    contender: _Contender,
+    sessions: Sequence[Session],
+    data: BeirDataset,
+    clicks: ClickModel,
+    config: SimulationConfig,
+    tick: Callable[[], None],
+    searcher: HybridSearcher | None = None,
+) -> None:
+    """One contender's pass: sessions in order, each one's clicks sent before the next."""
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        for session in sessions:
+            if contender.hybrid is not None:
+                if searcher is None:
+                    raise LtrrError(f"{contender.spec.name}: no hybrid searcher")
+                record = await _one_hybrid_session(
+                    http, searcher, contender.hybrid, session, data, clicks, config
+                )
+            else:
+                record = await _one_session(
+                    http, proxy_url, contender, session, data, clicks, config
+                )
+            contender.run.sessions.append(record)
+            tick()
+
+
+async def _calibrate(
+    proxy_url: str,
+    target: str,
+    catalog: Catalog,
+    samples: Sequence[Session],
+    data: BeirDataset,
+) -> list[oracle.Calibrated]:
+    """Each arm's full list for the sample queries, from the explain output of one search."""
+    size = lineup.full_budget(catalog)
+    out: list[oracle.Calibrated] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        for session in samples:
+            body = {
+                "size": size,
+                "_source": False,
+                "ext": {
+                    "ltrr": {"query": session.text, "context": session.context, "explain": True}
+                },
+            }
+            reply = await _post(http, f"{proxy_url}/{target}/_search", orjson.dumps(body))
+            lists: dict[str, list[ArmHit]] = {}
+            for hit in reply["hits"]["hits"]:
+                for p in hit.get("_ltrr", {}).get("provenance", ()):
+                    lists.setdefault(p["arm"], []).append(
+                        ArmHit(hit["_index"], hit["_id"], float(p["score"]), int(p["rank"]))
+                    )
+            for hits in lists.values():
+                hits.sort(key=lambda h: h.rank)
+            out.append(
+                oracle.Calibrated(session.intent, lists, data.qrels.get(session.query_id, {}))
+            )
+    return out
+
+
+async def _open_natives(
+    http: requests.Session,
+    url: str,
+    catalog: Catalog,
+    contenders: Sequence[_Contender],
+    notes: list[str],
+) -> HybridSearcher | None:
+    """The hybrid contenders' search pipelines, and the searcher they share (None without)."""
+    natives = [(c.spec, c.hybrid) for c in contenders if c.hybrid is not None]
+    if not natives:
+        return None
+    for spec, search in natives:
+        body = pipeline_for(spec.hybrid, catalog, search.arms)
+        await asyncio.to_thread(cluster_ops.put_pipeline, http, url, search.pipeline, body)
+    depths = "/".join(sorted({str(search.depth) for _, search in natives}))
+    notes.append(
+        f"{', '.join(spec.name for spec, _ in natives)}: OpenSearch's own hybrid query over the "
+        f"same arms, sent straight to the node (not through the proxy), {depths} candidates "
+        "per arm (pagination_depth and knn k), fused by a search pipeline the simulator made; "
+        "they never learn. Their latency includes embedding the query in the simulator, as the "
+        "proxy's includes its own."
+    )
+    return HybridSearcher(catalog, url, catalog_embedder(catalog))
+
+
+async def _close_natives(
+    http: requests.Session,
+    url: str,
+    contenders: Sequence[_Contender],
+    searcher: HybridSearcher | None,
+) -> None:
+    pipelines = [c.hybrid.pipeline for c in contenders if c.hybrid is not None]
+    if pipelines:  # also those a failed start never made: a missing one is no error
+        await asyncio.to_thread(cluster_ops.delete_pipelines, http, url, pipelines)
+    if searcher is not None and searcher.embedder is not None:
+        searcher.embedder.close()
+
+
+def _rerank_unavailable(url: str, catalog: Catalog) -> str | None:
+    """Why the catalog's rerank cannot run on this node (no plugin, no such model), or None.
+
+    A rerank that fails on every search would only add its failed round trip to every
+    latency, so the simulation leaves it out and says why.
+    """
+    if catalog.rerank is None:
+        return None
+    try:
+        ClusterInfo.fetch(url).require(LTR_PLUGIN)
+    except PluginNotInstalled:
+        return "The LTR plugin is not installed on this node"
+    store = f"/_ltr/{catalog.rerank.store}" if catalog.rerank.store else "/_ltr"
+    found = requests.get(f"{url}{store}/_model/{catalog.rerank.model}", timeout=30)
+    if found.status_code != 200:
+        return (
+            f"The LTR model {catalog.rerank.model} is not on this node (train one with "
+            "`ltrr ltr train`)"
+        )
+    return None
+
+
+def prepare_index(
+    url: str,
+    catalog: Catalog,
+    data: BeirDataset,
+    say: Callable[[str], None],
+    progress: bool,
+    checkpoint: Path | None = None,
+) -> str:
+    """The catalog's index, loaded from the dataset unless it already holds exactly it."""
+    embedder = catalog_embedder(catalog)
+    embed = embedder.embed_batch if embedder is not None else None
+    try:
+        result = index_corpus(
+            url, catalog, data.corpus, embed, checkpoint=checkpoint, say=say, progress=progress
+        )
+    finally:
+        if embedder is not None:
+            embedder.close()
+    return result.index
+
+
+async def simulate(config: SimulationConfig, say: Callable[[str], None] = print) -> Simulation:
+    """Run every contender over the same stream; the proxy is stopped unless keep_serving."""
+    from tqdm import tqdm
+
+    started = time.time()
+    catalog = load_catalog(config.catalog)
+    data = read_beir(config.dataset)
+    specs = lineup.expand(catalog, config.policies)
+    url = config.opensearch.rstrip("/")
+    base = await asyncio.to_thread(prepare_index, url, catalog, data, say, config.progress)
+    g_max = max((g for judged in data.qrels.values() for g in judged.values()), default=1)
+    clicks = from_spec(config.click_model, g_max=max(g_max, 1))
+    sessions = session_stream(data, config.sessions, seed=config.seed, users=config.users)
+    intents = sorted({s.intent for s in sessions})
+    no_rerank = await asyncio.to_thread(_rerank_unavailable, url, catalog)
+    keep_rerank = no_rerank is None
+    notes: list[str] = []
+    if no_rerank is not None:
+        notes.append(
+            f"{no_rerank}, so the catalog's rerank section was left out: nDCG@10 is measured "
+            "on the fused order."
+        )
+
+    work = config.work_dir
+    shutil.rmtree(work / "catalogs", ignore_errors=True)
+    contenders: list[_Contender] = []
+    catalogs: list[Path] = []
+    for spec in specs:
+        if spec.name == "oracle":
+            targets = {i: lineup.variant_target(base, spec, i) for i in intents}
+        else:
+            targets = {"": lineup.variant_target(base, spec)}
+        hybrid = None
+        if spec.hybrid:
+            # The pipeline is named after the copy: one per contender, and per simulated index.
+            depth = spec.budget // len(spec.include)
+            hybrid = HybridSearch(targets[""], targets[""], spec.include, depth)
+        run = PolicyRun(spec.name, spec.description, spec.learning)
+        contenders.append(_Contender(spec, targets, run, hybrid=hybrid))
+    calibration: str | None = None
+    if any(c.spec.name == "oracle" for c in contenders):
+        calibration = f"{base}-sim-calibration"
+        full = PolicySpec("calibration", "", False, lineup.full_budget(catalog))
+        catalogs.append(
+            lineup.write_variant(
+                catalog, full, work / "catalogs", target=calibration, keep_rerank=False
+            )
+        )
+    all_targets = [t for c in contenders for t in c.targets.values()]
+    copies = [*all_targets, *([calibration] if calibration else [])]
+    http = requests.Session()
+    say(f"copying {base} for {len(copies)} contenders (clone: shared segments)")
+    await asyncio.to_thread(cluster_ops.clone_index, http, url, base, copies)
+    # Earlier runs' statistics, memory and logs for these copies: a run starts from the prior,
+    # and its decision log (which the reference check and ope read) holds only this run.
+    await asyncio.to_thread(cluster_ops.forget_targets, http, url, copies, LOOP_INDICES)
+    await asyncio.to_thread(cluster_ops.ensure_ubi_index, http, url)
+
+    def write_all(oracle_sets: Mapping[str, tuple[str, ...]]) -> list[Path]:
+        paths = []
+        for c in contenders:
+            if c.hybrid is not None:  # searches the node directly: no catalog variant
+                continue
+            for intent, target in c.targets.items():
+                include = oracle_sets.get(intent, ()) if c.spec.name == "oracle" else c.spec.include
+                paths.append(
+                    lineup.write_variant(
+                        catalog,
+                        c.spec,
+                        work / "catalogs",
+                        target=target,
+                        include=include,
+                        keep_rerank=keep_rerank,
+                    )
+                )
+        return paths
+
+    # The oracle's sets are unknown until calibration, which needs the proxy: start it with
+    # placeholder static catalogs, calibrate, then write the real ones and reload (SIGHUP-free:
+    # a restart is simpler and the copies hold nothing yet).
+    catalogs += write_all({})
+    data_dir = work / "proxy-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    proxy = ProxyProcess(
+        catalogs, url, config.listen, data_dir, seed=config.seed, log=work / "proxy.log"
+    )
+    oracle_sets: dict[str, tuple[tuple[str, ...], float]] = {}
+    searcher: HybridSearcher | None = None
+    try:
+        searcher = await _open_natives(http, url, catalog, contenders, notes)
+        if catalogs:  # none when every contender is a native hybrid one
+            await asyncio.to_thread(proxy.start)
+        if calibration is not None:
+            per_intent: dict[str, list[Session]] = {}
+            for s in session_stream(
+                data, config.sessions, seed=config.seed + 1, users=config.users
+            ):
+                per_intent.setdefault(s.intent, [])
+                if len(per_intent[s.intent]) < config.calibration_queries:
+                    per_intent[s.intent].append(s)
+            samples = await _calibrate(
+                proxy.url, calibration, catalog, [s for g in per_intent.values() for s in g], data
+            )
+            oracle_sets = oracle.best_sets(catalog, samples, clicks, config.page)
+            for intent, (arms, value) in oracle_sets.items():
+                say(f"oracle for {intent or 'all'} queries: {'+'.join(arms)} ({value:.3f} clicks)")
+            await asyncio.to_thread(proxy.stop)
+            write_all({i: arms for i, (arms, _) in oracle_sets.items()})
+            await asyncio.to_thread(proxy.start)
+        total = len(sessions) * len(contenders)
+        where = f"through {proxy.url}" if catalogs else "straight to the node"
+        if catalogs and searcher is not None:
+            where += " (the hybrid ones straight to the node)"
+        say(f"simulating {len(sessions)} sessions x {len(contenders)} policies {where}")
+        bar = tqdm(total=total, unit="search", desc="simulating", disable=not config.progress)
+        try:
+            await asyncio.gather(
+                *(
+                    _run_contender(
+                        proxy.url, c, sessions, data, clicks, config, bar.update, searcher
+                    )
+                    for c in contenders
+                )
+            )
+        finally:
+            bar.close()
+        await asyncio.sleep(3.0)  # let the proxy ship its decision log and merge state
+    except BaseException:
+        await asyncio.to_thread(proxy.stop)
+        raise
+    finally:
+        await _close_natives(http, url, contenders, searcher)
+    if not config.keep_serving:
+        await asyncio.to_thread(proxy.stop)
+    retried = {c.spec.name: c.passed_through for c in contenders if c.passed_through}
+    if retried:
+        notes.append(
+            "Searches the proxy passed through (every plan past the catalog's deadline) and "
+            f"that were asked again: {retried}."
+        )
+    return Simulation(
+        runs=[c.run for c in contenders],
+        oracle_sets=oracle_sets,
+        notes=notes,
+        targets={c.spec.name: list(c.targets.values()) for c in contenders},
+        started=started,
+        proxy=proxy if config.keep_serving else None,
+    )

@@ -1,0 +1,174 @@
+"""The catalogs being served, each with its live policy, features, embedder and entities.
+
+Catalogs reload when their file or a template changes (polled) or on SIGHUP. A reload swaps
+one reference, so requests in flight finish with the catalog they started with; a catalog that
+no longer validates is not swapped in, and the reason is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ltrr.bandit.features import FeatureBuilder
+from ltrr.bandit.policies import make_policy
+from ltrr.bandit.policies.base import Policy
+from ltrr.bandit.state import carry_over
+from ltrr.plugin.runtime.entities import EntityCache
+from ltrr.query_plans.catalog import Catalog, CatalogError, load_catalog
+from ltrr.query_plans.embed import Embedder
+
+log = logging.getLogger("ltrr.catalogs")
+
+
+@dataclass(slots=True)
+class CatalogRuntime:
+    catalog: Catalog
+    policy: Policy
+    features: FeatureBuilder
+    entities: EntityCache | None
+    embedder: Embedder | None
+    rng: np.random.Generator
+
+
+def _watched_files(catalog: Catalog) -> dict[Path, float]:
+    files = [catalog.path, *(arm.template for arm in catalog.arms)]
+    out: dict[Path, float] = {}
+    for f in files:
+        try:
+            out[f] = f.stat().st_mtime
+        except OSError:
+            out[f] = -1.0
+    return out
+
+
+class CatalogRegistry:
+    def __init__(self, paths: Sequence[Path | str], *, seed: int | None = None) -> None:
+        self.paths = [Path(p).resolve() for p in paths]
+        self.seed = seed
+        self._runtimes: dict[Path, CatalogRuntime] = {}
+        self._mtimes: dict[Path, dict[Path, float]] = {}
+        self._embedders: dict[Path, Embedder] = {}
+
+    def load_all(self) -> None:
+        """Load every catalog or raise the first CatalogError: a bad start is loud."""
+        for path in self.paths:
+            self._install(path, load_catalog(path))
+
+    def runtimes(self) -> list[CatalogRuntime]:
+        return list(self._runtimes.values())
+
+    def find(self, target: str) -> CatalogRuntime | None:
+        for runtime in self._runtimes.values():
+            if target in runtime.catalog.targets:
+                return runtime
+        if any(c in target for c in "*,"):
+            return None
+        for runtime in self._runtimes.values():
+            for pattern in runtime.catalog.targets:
+                if "*" in pattern and fnmatch.fnmatchcase(target, pattern):
+                    return runtime
+        return None
+
+    def _embedder(self, catalog: Catalog) -> Embedder | None:
+        config = catalog.embedding
+        if config is None or not any(arm.needs_vector for arm in catalog.arms):
+            return None
+        key = config.model.resolve()
+        if key not in self._embedders:
+            self._embedders[key] = Embedder(
+                key, max_length=config.max_length, cache_size=config.cache_size
+            )
+        return self._embedders[key]
+
+    def _install(self, path: Path, catalog: Catalog) -> None:
+        features = FeatureBuilder(
+            [(f.name, f.kind) for f in catalog.features.context], catalog.features.hash_buckets
+        )
+        arms = [arm.spec() for arm in catalog.arms]
+        old = self._runtimes.get(path)
+        keep_policy = (
+            old is not None
+            and old.policy.config == catalog.policy
+            and old.policy.arms == tuple(arms)
+            and old.features.names == features.names
+        )
+        if keep_policy and old is not None:
+            policy = old.policy
+        else:
+            policy = make_policy(catalog.policy, arms, features.n_features, self.seed)
+            if old is not None and old.features.names == features.names:
+                carried = carry_over(old.policy, policy)
+                log.info("catalog %s: new policy; statistics kept for arms %s", path, carried)
+        entities = None
+        if catalog.features.entity_field:
+            if (
+                old is not None
+                and old.entities is not None
+                and (old.entities.field == catalog.features.entity_field)
+            ):
+                entities = old.entities
+                entities.refresh_seconds = catalog.features.entity_refresh_seconds
+            else:
+                entities = EntityCache(
+                    catalog.features.entity_field,
+                    catalog.features.entity_refresh_seconds,
+                    catalog.features.entity_max,
+                )
+        self._runtimes[path] = CatalogRuntime(
+            catalog=catalog,
+            policy=policy,
+            features=features,
+            entities=entities,
+            embedder=self._embedder(catalog),
+            rng=old.rng if old is not None else np.random.default_rng(self.seed),
+        )
+        self._mtimes[path] = _watched_files(catalog)
+
+    def reload(self, *, only_changed: bool = False) -> list[str]:
+        """Reload catalogs; a bad one keeps its old version. Returns what happened, per file."""
+        report: list[str] = []
+        for path in self.paths:
+            old = self._runtimes.get(path)
+            if (
+                only_changed
+                and old is not None
+                and _watched_files(old.catalog) == self._mtimes.get(path)
+            ):
+                continue
+            try:
+                catalog = load_catalog(path)
+            except CatalogError as exc:
+                message = f"catalog reload failed, keeping the previous version: {exc}"
+                log.error(message)
+                report.append(message)
+                self._mtimes[path] = _watched_files(old.catalog) if old else {}
+                continue
+            except Exception as exc:  # an embedder that fails to load, say
+                message = f"catalog reload failed, keeping the previous version: {path}: {exc}"
+                log.error(message)
+                report.append(message)
+                continue
+            if old is not None and old.catalog.digest == catalog.digest:
+                self._mtimes[path] = _watched_files(catalog)
+                continue
+            self._install(path, catalog)
+            message = f"catalog reloaded: {path} ({catalog.digest[:12]})"
+            log.info(message)
+            report.append(message)
+        return report
+
+    async def watch(self, interval: float = 2.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.reload(only_changed=True)
+
+    def close(self) -> None:
+        for embedder in self._embedders.values():
+            embedder.close()

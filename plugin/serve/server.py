@@ -1,0 +1,323 @@
+"""The HTTP front: route each request to the LTR&R search path or pass it through.
+
+Only ``GET|POST /{target}/_search`` on a catalogued target is read here; everything else is
+streamed to OpenSearch by ``passthrough``. Errors the proxy answers itself use OpenSearch's
+error JSON, so a client's error handling keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from ltrr.plugin.errors import BadRequest, HttpError, PayloadTooLarge
+from ltrr.plugin.learn.feedback import is_ubi_write
+from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.learn.memorize import check_sources
+from ltrr.plugin.runtime.registry import CatalogRegistry
+from ltrr.plugin.runtime.stats import Stats
+from ltrr.plugin.runtime.upstream import AiohttpTransport, WithHeaders, make_session
+from ltrr.plugin.serve.intercept import (
+    SEARCH_PATH,
+    PassThrough,
+    caller_headers,
+    parse_search,
+    strip_ltrr,
+)
+from ltrr.plugin.serve.pages import PageCache
+from ltrr.plugin.serve.passthrough import forward
+from ltrr.plugin.serve.respond import DECISION_HEADER
+from ltrr.plugin.serve.search import SearchPath
+from ltrr.query_plans.templates import TemplateRenderer
+
+log = logging.getLogger("ltrr.server")
+
+MSEARCH_PATHS = ("/_msearch", "/_msearch/template")
+OWN_AUTHORIZATION_ENV = "LTRR_OPENSEARCH_AUTHORIZATION"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """``max_body``: bytes in any request body; ``max_msearch_lines``: NDJSON lines per msearch."""
+
+    max_body: int = 100 * 1024 * 1024
+    max_msearch_lines: int = 10_000
+
+
+def _json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type="application/json",
+        charset="UTF-8",
+        headers=headers,
+    )
+
+
+def error_response(error: HttpError) -> web.Response:
+    return _json_response(error.body(), status=error.status)
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HttpError as exc:
+        return error_response(exc)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(PayloadTooLarge(exc.text or "request body too large"))
+    except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+        log.warning("upstream unreachable for %s %s: %r", request.method, request.path, exc)
+        return error_response(
+            HttpError(
+                f"OpenSearch did not answer: {exc!r}", status=502, error_type="proxy_exception"
+            )
+        )
+
+
+class Proxy:
+    """The application: a catalog registry, a search path, and one upstream session."""
+
+    def __init__(
+        self,
+        registry: CatalogRegistry,
+        opensearch_url: str,
+        *,
+        limits: Limits | None = None,
+        page_ttl: float = 300.0,
+        data_dir: Path | None = None,
+        state_interval: float = 2.0,
+    ) -> None:
+        self.registry = registry
+        self.data_dir = data_dir
+        self.state_interval = state_interval
+        self.learner: Learner | None = None
+        self.base_url = opensearch_url.rstrip("/")
+        self.limits = limits or Limits()
+        self.stats = Stats()
+        self.pages = PageCache(ttl_seconds=page_ttl)
+        self.renderer = TemplateRenderer()
+        self._session: aiohttp.ClientSession | None = None
+        self._search: SearchPath | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_errors], client_max_size=self.limits.max_body)
+        app.router.add_get("/_ltrr/stats", self._stats)
+        app.router.add_post("/_ltrr/feedback", self._feedback)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, _app: web.Application) -> None:
+        self._session = make_session()
+        transport = AiohttpTransport(self.base_url, self._session)
+        # The proxy's own reads and writes (the learning loop's indices, the warm-up below) go
+        # as itself: LTRR_OPENSEARCH_AUTHORIZATION, when set, is their Authorization header.
+        own = os.environ.get(OWN_AUTHORIZATION_ENV)
+        internal = WithHeaders(transport, {"Authorization": own} if own else {})
+        # Entity dictionaries load before the first search, so that a restarted proxy's first
+        # decisions see the same features as its last ones did.
+        for runtime in self.registry.runtimes():
+            target = runtime.catalog.targets[0]
+            if runtime.entities is not None and not any(c in target for c in "*,"):
+                await runtime.entities.refresh(internal, target, {})
+        if self.data_dir is not None:
+            try:
+                await check_sources(internal, [r.catalog for r in self.registry.runtimes()])
+                self.learner = Learner(
+                    internal,
+                    self.registry,
+                    self.data_dir,
+                    self.stats,
+                    state_interval=self.state_interval,
+                )
+            except BaseException:  # a locked data directory, say: the session must not leak
+                await self._session.close()
+                raise
+            await self.learner.start()
+        self._search = SearchPath(
+            transport, self.pages, self.renderer, self.stats, learner=self.learner
+        )
+        self._watch = asyncio.create_task(self.registry.watch())
+
+    async def _stop(self, _app: web.Application) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._watch
+        if self.learner is not None:
+            await self.learner.stop()
+        if self._session is not None:
+            await self._session.close()
+        self.registry.close()
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        snapshot = self.stats.snapshot()
+        snapshot["pages_cached"] = len(self.pages)
+        if self.learner is not None:
+            snapshot["learning"] = self.learner.snapshot()
+        snapshot["catalogs"] = {
+            str(r.catalog.path): {
+                "targets": list(r.catalog.targets),
+                "digest": r.catalog.digest[:12],
+                "policy": r.policy.name,
+                "entities": len(r.entities.current) if r.entities and r.entities.current else 0,
+                "embedder": r.embedder.stats._asdict() if r.embedder is not None else None,
+                "policy_version": r.policy.version(),
+                "policy_arms": r.policy.summary(),
+            }
+            for r in self.registry.runtimes()
+        }
+        return _json_response(snapshot)
+
+    async def _feedback(self, request: web.Request) -> web.Response:
+        if self.learner is None:
+            raise HttpError(
+                "this proxy runs without a data directory, so it cannot accept feedback",
+                status=503,
+                error_type="illegal_state_exception",
+            )
+        answer = await self.learner.feedback(await request.read())
+        return _json_response(answer, status=202)
+
+    async def _ubi(self, request: web.Request) -> web.StreamResponse:
+        """Pass a UBI write on unchanged, then learn from what OpenSearch accepted."""
+        assert self.learner is not None
+        raw = await request.read()
+        response = await self._pass(request, body=raw)
+        if 200 <= response.status < 300:
+            try:
+                await self.learner.ubi(request.method, request.path_qs, raw)
+            except Exception:  # the client's write succeeded; learning must not undo that
+                log.exception("learning from UBI events failed")
+                self.stats.count("ubi_learn_errors")
+        return response
+
+    async def _pass(
+        self, request: web.Request, body: bytes | None = None, reason: str | None = None
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        self.stats.count("passthrough")
+        if reason is not None:
+            self.stats.passthrough_reasons[reason] += 1
+        return await forward(
+            request, self._session, self.base_url, max_body=self.limits.max_body, body=body
+        )
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method in ("GET", "POST"):
+            match = SEARCH_PATH.match(request.path)
+            if match is not None:
+                runtime = self.registry.find(match["target"])
+                if runtime is not None:
+                    return await self._intercept(request, match["target"], runtime)
+        if self.learner is not None and is_ubi_write(request.method, request.path):
+            return await self._ubi(request)
+        if request.path.endswith(MSEARCH_PATHS) and request.method in ("GET", "POST"):
+            raw = await request.read()
+            lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
+            if lines > self.limits.max_msearch_lines:
+                raise PayloadTooLarge(
+                    f"_msearch of {lines} lines is over the proxy's limit of "
+                    f"{self.limits.max_msearch_lines} lines"
+                )
+            return await self._pass(request, body=raw)
+        return await self._pass(request)
+
+    async def _intercept(
+        self, request: web.Request, target: str, runtime: Any
+    ) -> web.StreamResponse:
+        assert self._search is not None
+        received = time.perf_counter()
+        raw = await request.read()
+        body: dict[str, Any] | None = None
+        if raw.strip():
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest(f"request body is not valid JSON: {exc}") from None
+            if not isinstance(parsed, dict):
+                raise BadRequest("request body must be a JSON object")
+            body = parsed
+        parsed_request = parse_search(target, request.query, body, runtime.catalog.intercept)
+        if isinstance(parsed_request, PassThrough):
+            return await self._pass(
+                request, body=_without_ltrr(raw, body), reason=parsed_request.reason
+            )
+        answer = await self._search.run(
+            runtime, parsed_request, caller_headers(request.headers), received
+        )
+        if answer is None:
+            return await self._pass(
+                request, body=_without_ltrr(raw, body), reason="every plan failed"
+            )
+        return _json_response(answer.body, headers={DECISION_HEADER: answer.decision_id})
+
+
+def _without_ltrr(raw: bytes, body: dict[str, Any] | None) -> bytes | None:
+    """The bytes to pass on: the client's own, unless ``ext.ltrr`` must come out."""
+    ext = body.get("ext") if body is not None else None
+    if body is None or not isinstance(ext, dict) or "ltrr" not in ext:
+        return raw or None
+    return orjson.dumps(strip_ltrr(body))
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+async def serve(
+    catalogs: Sequence[Path | str],
+    opensearch_url: str,
+    listen: str = "127.0.0.1:9250",
+    *,
+    limits: Limits | None = None,
+    ready: Callable[[str], None] | None = None,
+    data_dir: Path | None = None,
+    seed: int | None = None,
+    state_interval: float = 2.0,
+) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs."""
+    registry = CatalogRegistry(catalogs, seed=seed)
+    registry.load_all()
+    proxy = Proxy(
+        registry, opensearch_url, limits=limits, data_dir=data_dir, state_interval=state_interval
+    )
+    runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = parse_listen(listen)
+    # reuse_port lets several worker processes share one port (see the README).
+    site = web.TCPSite(runner, host, port, reuse_port=True, backlog=1024)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, registry.reload)
+    if ready is not None:
+        ready(f"ltrr proxy on http://{host}:{port} -> {opensearch_url}")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,747 @@
+"""The learning loop's Learner over a real catalog, a real event log and a fake OpenSearch."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import unquote
+
+import numpy as np
+import orjson
+import pytest
+
+from ltrr.bandit.decision import ArmChoice, Decision
+from ltrr.plugin.errors import BadRequest, InvalidEvent, UnknownDecision
+from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.runtime.registry import CatalogRegistry
+from ltrr.plugin.runtime.stats import Stats
+from ltrr.plugin.runtime.upstream import UpstreamError, UpstreamReply
+from ltrr.plugin.serve.retrieve import ArmResult, Retrieval
+from ltrr.query_plans.fusion.base import ArmHit, FusedHit, Provenance
+from ltrr.query_plans.rerank import RankedHit
+
+CATALOG = """\
+target: music
+budget: 6
+policy: {name: linucb}
+arms:
+  - name: a
+    template: multi_match.json.j2
+    params: {fields: [name]}
+    size: {min: 3, max: 3}
+  - name: b
+    template: multi_match.json.j2
+    params: {fields: [tags]}
+    size: {min: 3, max: 3}
+fusion: {method: rrf, k: 60}
+feedback:
+  events: {click: 1.0, play: 2.0, skip: -0.5}
+  window_seconds: 10
+  debias: {eta: 1.0, max_factor: 4}
+memory:
+  name_fields: [name]
+fallback: [{arm: a, size: 3}]
+"""
+
+T0 = 1_800_000_000.0
+WINDOW = 10.0
+QUERY = "Daft  Punk"
+# 17 base features (the catalog has no context fields), with distinct, easily checked values.
+X = np.array(
+    [1.0, 0.5, 0.25, 0.0, 1.0, 0.0, 0.125, 0.0, 0.0, 0.375, 1.0, 0.0, 0.0, 0.5, -0.5, 0.25, -1.0]
+)
+A_IDS = ("1", "2")  # what arm a retrieved
+B_IDS = ("2", "3")  # what arm b retrieved
+SHOWN = ("2", "1", "3")  # the final order the user saw (position 1, 2, 3)
+EYE = np.eye(17)
+XXT = np.outer(X, X)
+DECISION_DOC = "/ltrr-decisions/_doc/"
+
+
+class Clock:
+    def __init__(self, now=T0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class FakeOpenSearch:
+    """Decisions by GET from ``docs``; ``_bulk`` answers 201 per item unless ``fail`` says."""
+
+    def __init__(self):
+        self.docs = {}
+        self.requests = []
+        self.fail = None  # None | "item" | "status" | "transport"
+
+    async def request(self, method, path, *, headers, body, timeout):
+        self.requests.append((method, path, body))
+        if method == "GET" and path.startswith(DECISION_DOC):
+            doc_id = unquote(path[len(DECISION_DOC) :])
+            if doc_id not in self.docs:
+                found = {"_index": "ltrr-decisions", "_id": doc_id, "found": False}
+                return UpstreamReply(404, orjson.dumps(found))
+            found = {
+                "_index": "ltrr-decisions",
+                "_id": doc_id,
+                "found": True,
+                "_source": self.docs[doc_id],
+            }
+            return UpstreamReply(200, orjson.dumps(found))
+        if method == "POST" and path == "/_bulk":
+            if self.fail == "transport":
+                raise UpstreamError("POST /_bulk: connection reset")
+            if self.fail == "status":
+                return UpstreamReply(503, b'{"error": "unavailable"}')
+            items = []
+            lines = iter(body.splitlines())
+            for line in lines:
+                ((name, meta),) = orjson.loads(line).items()
+                if name != "delete":
+                    next(lines)
+                status = 500 if self.fail == "item" and not items else 201
+                items.append(
+                    {name: {"_index": meta["_index"], "_id": meta["_id"], "status": status}}
+                )
+            return UpstreamReply(
+                200, orjson.dumps({"errors": self.fail is not None, "items": items})
+            )
+        return UpstreamReply(404, b"{}")
+
+    def bulks(self):
+        return [
+            body for method, path, body in self.requests if (method, path) == ("POST", "/_bulk")
+        ]
+
+
+def make_registry(tmp_path):
+    path = tmp_path / "music.yml"
+    if not path.exists():
+        path.write_text(CATALOG)
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    return registry
+
+
+@pytest.fixture
+def fake():
+    return FakeOpenSearch()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return make_registry(tmp_path)
+
+
+@pytest.fixture
+def runtime(registry):
+    return registry.runtimes()[0]
+
+
+@pytest.fixture
+def new_learner(tmp_path, fake, registry, clock):
+    made = []
+
+    def make(name="replica", *, registry=registry, **kwargs):
+        learner = Learner(
+            fake, registry, tmp_path / name, Stats(), clock=clock, fsync=False, **kwargs
+        )
+        made.append(learner)
+        return learner
+
+    yield make
+    for learner in made:
+        learner.events.close()
+
+
+@pytest.fixture
+def learner(new_learner):
+    return new_learner()
+
+
+def decision(included=("a", "b"), policy="linucb"):
+    return Decision(
+        tuple(ArmChoice(arm, arm in included, 3, 0.75, 0.25) for arm in ("a", "b")), policy
+    )
+
+
+def retrieval(failed=()):
+    results = {}
+    for arm, ids in (("a", A_IDS), ("b", B_IDS)):
+        if arm in failed:
+            results[arm] = ArmResult(arm, error="timed_out")
+        else:
+            results[arm] = ArmResult(
+                arm, hits=tuple(ArmHit("music", i, 1.0, r) for r, i in enumerate(ids, 1))
+            )
+    return Retrieval(results, took_ms=3.0)
+
+
+def ranked(ids=SHOWN):
+    out = []
+    for rank, doc_id in enumerate(ids, 1):
+        provenance = tuple(
+            Provenance(arm, found.index(doc_id) + 1, 1.0)
+            for arm, found in (("a", A_IDS), ("b", B_IDS))
+            if doc_id in found
+        )
+        fused = FusedHit("music", doc_id, 1.0 / rank, None, provenance)
+        out.append(RankedHit(fused, 1.0 / rank, None))
+    return out
+
+
+def record(learner, runtime, decision_id="d1", *, x=X, included=("a", "b"), **kwargs):
+    learner.record(
+        runtime,
+        decision_id,
+        QUERY,
+        {"segment": "pro"},
+        x,
+        kwargs.pop("choice", decision(included)),
+        kwargs.pop("retrieval", retrieval()),
+        ranked(),
+    )
+
+
+def body(decision_id="d1", *events):
+    return orjson.dumps({"decision_id": decision_id, "events": list(events)})
+
+
+def event(type_="click", object_id="1", position=None, id_=None):
+    out = {"type": type_, "object_id": object_id}
+    if position is not None:
+        out["position"] = position
+    if id_ is not None:
+        out["id"] = id_
+    return out
+
+
+def feedback(learner, decision_id="d1", *events):
+    return asyncio.run(learner.feedback(body(decision_id, *events)))
+
+
+def logged(learner):
+    lines, _ = learner.events.pending()
+    return [orjson.loads(line) for line in lines]
+
+
+def snapshot(runtime):
+    s = runtime.policy.stats
+    return s.a.copy(), s.a_inv.copy(), s.b.copy(), s.counts.copy()
+
+
+def assert_stats(runtime, *, a, b, counts):
+    s = runtime.policy.stats
+    np.testing.assert_allclose(s.a, np.stack(a))
+    np.testing.assert_allclose(s.b, np.stack(b))
+    assert s.counts.tolist() == counts
+    for arm in range(2):
+        np.testing.assert_allclose(s.a_inv[arm] @ s.a[arm], EYE, atol=1e-9)
+
+
+def assert_unchanged(runtime, before):
+    for old, new in zip(before, snapshot(runtime), strict=True):
+        np.testing.assert_array_equal(new, old)
+
+
+# --- record ---
+
+
+def test_record_keeps_the_decision_and_queues_its_document(learner, runtime):
+    record(learner, runtime, "d1", retrieval=retrieval(failed=("b",)))
+    assert learner.pending_decisions() == 1
+    ((doc_id, doc),) = learner.decisions._queue
+    assert doc_id == "d1"
+    assert doc["timestamp"] == T0
+    assert doc["window_seconds"] == WINDOW
+    assert doc["learnable"] is True
+    assert doc["target"] == "music"
+    assert doc["features"] == X.tolist()
+    assert doc["returned"] == [["music", "2"], ["music", "1"], ["music", "3"]]
+    assert doc["arms"]["a"] == {
+        "included": True,
+        "size": 3,
+        "propensity": 0.75,
+        "score": 0.25,
+        "ok": True,
+        "results": ["1", "2"],
+    }
+    assert doc["arms"]["b"]["results"] == []  # it failed: no results, no zero reward
+    assert doc["arms"]["b"]["ok"] is False
+    assert learner.memory.pending_keys() == 1
+
+
+@pytest.mark.parametrize(
+    ("x", "policy"), [(None, "linucb"), (X, "static_fallback (policy error: boom)")]
+)
+def test_unlearnable_decision_is_logged_but_not_kept(learner, runtime, x, policy):
+    record(learner, runtime, "d1", x=x, choice=decision(policy=policy))
+    assert learner.pending_decisions() == 0
+    ((_, doc),) = learner.decisions._queue
+    assert doc["learnable"] is False
+    with pytest.raises(UnknownDecision):
+        feedback(learner, "d1", event())
+
+
+# --- feedback ---
+
+
+def test_click_rewards_only_the_arm_that_retrieved_the_object(learner, runtime, clock):
+    a0 = runtime.policy.stats.a[0].copy()
+    np.testing.assert_array_equal(a0, EYE)  # ridge 1: the prior
+    record(learner, runtime, "d1")
+    clock.now = T0 + 3
+    answer = feedback(learner, "d1", event("click", "1", position=2, id_="e1"))
+    assert answer == {"acknowledged": True, "decision_id": "d1", "accepted": 1, "duplicates": 0}
+    (logged_event,) = logged(learner)
+    assert logged_event == {
+        "event_id": "e1",
+        "decision_id": "d1",
+        "type": "click",
+        "object_id": "1",
+        "position": 2,
+        "value": None,
+        "timestamp": T0 + 3,
+        "source": "api",
+        "target": "music",
+        "catalog": runtime.catalog.digest,
+        "base_weight": 1.0,  # the catalog's weight for a click
+        "weight": 2.0,  # 1.0 x min(4, 2 ** 1)
+        "rewards": {"a": 2.0, "b": 0.0},  # "1" was retrieved by a only
+        "received": T0 + 3,
+    }
+    # Both included arms observe the context once; only a earns the reward.
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[2.0 * X, 0.0 * X], counts=[1, 1])
+    assert learner.stats.counts["feedback_events"] == 1
+    assert learner.stats.counts["feedback_duplicates"] == 0
+    engaged = learner.memory._pending["music"].keys["daft punk"].engaged
+    assert engaged == {"music/1": 2.0}
+
+
+def test_later_events_only_add_to_b(learner, runtime, clock):
+    record(learner, runtime, "d1")
+    feedback(learner, "d1", event("click", "1", position=2))  # a: 2
+    clock.now = T0 + 5
+    feedback(learner, "d1", event("play", "3", position=3))  # b: 2 x 3 = 6
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[2.0 * X, 6.0 * X], counts=[1, 1])
+    clock.now = T0 + 6
+    feedback(learner, "d1", event("click", "2", position=9))  # both: 1 x min(4, 9) = 4
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[6.0 * X, 10.0 * X], counts=[1, 1])
+    assert [e["weight"] for e in logged(learner)] == [2.0, 6.0, 4.0]
+    assert [e["base_weight"] for e in logged(learner)] == [1.0, 2.0, 1.0]  # not debiased
+    assert runtime.policy.version() == 2
+
+
+def test_several_events_in_one_request_count_the_context_once(learner, runtime):
+    record(learner, runtime, "d1")
+    answer = feedback(
+        learner,
+        "d1",
+        event("click", "1", position=2),  # a: 2
+        event("skip", "2", position=1),  # a and b: -0.5 (rank 1: no debiasing)
+        event("play", "3"),  # b: 2 (no position: no debiasing)
+    )
+    assert answer["accepted"] == 3
+    assert [e["rewards"] for e in logged(learner)] == [
+        {"a": 2.0, "b": 0.0},
+        {"a": -0.5, "b": -0.5},
+        {"a": 0.0, "b": 2.0},
+    ]
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[1.5 * X, 1.5 * X], counts=[1, 1])
+    # Only positive weights are remembered as engagement.
+    engaged = learner.memory._pending["music"].keys["daft punk"].engaged
+    assert engaged == {"music/1": 2.0, "music/3": 2.0}
+
+
+def test_an_arm_that_was_not_included_learns_nothing(learner, runtime):
+    record(learner, runtime, "d1", included=("b",))
+    feedback(learner, "d1", event("click", "2", position=4))  # weight 4; a also retrieved it
+    (logged_event,) = logged(learner)
+    assert logged_event["rewards"] == {"b": 4.0}
+    assert_stats(runtime, a=[EYE, EYE + XXT], b=[0.0 * X, 4.0 * X], counts=[0, 1])
+
+
+def test_a_failed_arm_is_not_rewarded_even_if_included(learner, runtime):
+    record(learner, runtime, "d1", retrieval=retrieval(failed=("a",)))
+    feedback(learner, "d1", event("click", "3", position=1))
+    assert logged(learner)[0]["rewards"] == {"b": 1.0}
+    assert_stats(runtime, a=[EYE, EYE + XXT], b=[0.0 * X, X], counts=[0, 1])
+
+
+# --- duplicates ---
+
+
+def test_duplicate_ids_in_one_request_are_applied_once(learner, runtime):
+    record(learner, runtime, "d1")
+    answer = feedback(
+        learner,
+        "d1",
+        event("click", "1", position=2, id_="e1"),
+        event("play", "3", position=3, id_="e1"),  # same id: the same event, whatever it says
+    )
+    assert answer == {"acknowledged": True, "decision_id": "d1", "accepted": 1, "duplicates": 1}
+    assert [e["event_id"] for e in logged(learner)] == ["e1"]
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[2.0 * X, 0.0 * X], counts=[1, 1])
+    assert learner.stats.counts["feedback_duplicates"] == 1
+
+
+def test_resent_events_are_acknowledged_but_not_applied_again(learner, runtime, clock):
+    record(learner, runtime, "d1")
+    first = feedback(learner, "d1", event("click", "1", position=2))  # id hashed from content
+    clock.now = T0 + 1  # the hash includes the timestamp, so the resend must carry the same one
+    resent = {"type": "click", "object_id": "1", "position": 2, "timestamp": T0 * 1000}
+    second = feedback(learner, "d1", resent)
+    assert first["accepted"] == 1
+    assert second == {"acknowledged": True, "decision_id": "d1", "accepted": 0, "duplicates": 1}
+    assert len(logged(learner)) == 1
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[2.0 * X, 0.0 * X], counts=[1, 1])
+    assert learner.stats.counts["feedback_events"] == 1
+    assert learner.stats.counts["feedback_duplicates"] == 1
+
+
+# --- 400s ---
+
+
+@pytest.mark.parametrize(
+    ("payload", "advance", "error"),
+    [
+        (body("nope", event()), 0.0, UnknownDecision),
+        (body("d1", event()), WINDOW + 0.5, UnknownDecision),
+        (body("d1", event("hover", "1")), 0.0, InvalidEvent),
+        (body("d1", event("click", "99")), 0.0, InvalidEvent),
+        (body("d1", event("click", "1"), event("click", "4")), 0.0, InvalidEvent),  # all or none
+        (b'{"decision_id": "d1", "events": [', 0.0, BadRequest),
+        (b"", 0.0, BadRequest),
+        (body("d1"), 0.0, BadRequest),  # no events
+    ],
+    ids=[
+        "unknown",
+        "past-window",
+        "type",
+        "object",
+        "one-bad-of-two",
+        "json",
+        "empty",
+        "no-events",
+    ],
+)
+def test_rejected_feedback_changes_nothing(learner, runtime, clock, payload, advance, error):
+    record(learner, runtime, "d1")
+    before = snapshot(runtime)
+    clock.now = T0 + advance
+    with pytest.raises(error) as caught:
+        asyncio.run(learner.feedback(payload))
+    assert isinstance(caught.value, BadRequest)
+    assert caught.value.status == 400
+    assert logged(learner) == []
+    assert_unchanged(runtime, before)
+    assert learner.stats.counts["feedback_events"] == 0
+
+
+def test_a_rejected_request_reserves_no_event_id(learner, runtime):
+    record(learner, runtime, "d1")
+    with pytest.raises(InvalidEvent, match=r"events\[1\]: object_id '4' was never shown"):
+        feedback(learner, "d1", event("click", "1", id_="e1"), event("click", "4", id_="e2"))
+    answer = feedback(learner, "d1", event("click", "1", id_="e1"))
+    assert (answer["accepted"], answer["duplicates"]) == (1, 0)
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[X, 0.0 * X], counts=[1, 1])
+
+
+def test_unknown_decision_is_looked_up_in_opensearch(learner, fake):
+    with pytest.raises(UnknownDecision, match="unknown decision 'x/1 2'"):
+        feedback(learner, "x/1 2", event())
+    assert fake.requests == [("GET", "/ltrr-decisions/_doc/x%2F1%202", None)]
+
+
+def test_type_error_names_the_known_types(learner, runtime):
+    record(learner, runtime, "d1")
+    with pytest.raises(InvalidEvent, match=r"events\[0\]: .*known: click, play, skip"):
+        feedback(learner, "d1", event("hover", "1"))
+
+
+def test_feedback_at_the_last_instant_of_the_window_is_accepted(learner, runtime, clock):
+    record(learner, runtime, "d1")
+    clock.now = T0 + WINDOW
+    assert feedback(learner, "d1", event())["accepted"] == 1
+
+
+# --- windows ---
+
+
+def test_window_closing_without_feedback_is_reward_zero(learner, runtime, clock):
+    record(learner, runtime, "d1")
+    clock.now = T0 + WINDOW - 0.01
+    assert learner.sweep() == 0
+    assert runtime.policy.stats.counts.tolist() == [0, 0]
+    clock.now = T0 + WINDOW
+    assert learner.sweep() == 1
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[0.0 * X, 0.0 * X], counts=[1, 1])
+    assert learner.pending_decisions() == 0
+    assert learner.stats.counts["windows_closed_without_feedback"] == 1
+    assert learner.sweep() == 0  # closed once
+    assert runtime.policy.stats.counts.tolist() == [1, 1]
+
+
+def test_window_closing_updates_only_included_arms(learner, runtime, clock):
+    record(learner, runtime, "d1", included=("a",))
+    record(learner, runtime, "d2", retrieval=retrieval(failed=("b",)))
+    clock.now = T0 + WINDOW
+    assert learner.sweep() == 2
+    assert_stats(runtime, a=[EYE + 2 * XXT, EYE], b=[0.0 * X, 0.0 * X], counts=[2, 0])
+
+
+def test_window_with_feedback_is_not_updated_again_when_it_closes(learner, runtime, clock):
+    record(learner, runtime, "d1")
+    feedback(learner, "d1", event("click", "1", position=2))
+    before = snapshot(runtime)
+    clock.now = T0 + WINDOW + 1
+    assert learner.sweep() == 0
+    assert_unchanged(runtime, before)
+    assert learner.pending_decisions() == 0
+    assert learner.stats.counts["windows_closed_without_feedback"] == 0
+
+
+def test_windows_close_in_expiry_order(learner, runtime, clock):
+    record(learner, runtime, "d1")
+    clock.now = T0 + 4
+    record(learner, runtime, "d2")
+    clock.now = T0 + WINDOW
+    assert learner.sweep() == 1
+    assert learner.pending_decisions() == 1
+    assert feedback(learner, "d2", event("click", "3"))["accepted"] == 1
+    clock.now = T0 + 4 + WINDOW
+    assert learner.sweep() == 0  # d2 had feedback
+    assert_stats(runtime, a=[EYE + 2 * XXT, EYE + 2 * XXT], b=[0.0 * X, X], counts=[2, 2])
+
+
+# --- another replica's decision ---
+
+
+@pytest.fixture
+def foreign(tmp_path, new_learner, fake):
+    """A decision another replica (its own data dir and policy) made and logged."""
+    other_registry = make_registry(tmp_path)
+    other = new_learner("other", registry=other_registry)
+    record(other, other_registry.runtimes()[0], "d9")
+    ((doc_id, doc),) = other.decisions._queue
+    fake.docs[doc_id] = orjson.loads(orjson.dumps(doc))
+    return doc_id
+
+
+def test_foreign_decision_feedback_adds_only_to_b(learner, runtime, clock, fake, foreign):
+    clock.now = T0 + 2
+    answer = feedback(learner, foreign, event("click", "2", position=1, id_="e1"))
+    assert answer == {"acknowledged": True, "decision_id": "d9", "accepted": 1, "duplicates": 0}
+    assert fake.requests == [("GET", "/ltrr-decisions/_doc/d9", None)]
+    assert logged(learner)[0]["rewards"] == {"a": 1.0, "b": 1.0}
+    assert_stats(runtime, a=[EYE, EYE], b=[X, X], counts=[0, 0])
+    # Kept now: the next event needs no lookup, and duplicates are still recognised.
+    feedback(learner, foreign, event("play", "3", position=2), event("click", "2", id_="e1"))
+    assert len(fake.requests) == 1
+    assert_stats(runtime, a=[EYE, EYE], b=[X, 5.0 * X], counts=[0, 0])
+    # The owner closes its window; here it is only forgotten.
+    clock.now = T0 + WINDOW
+    assert learner.sweep() == 0
+    assert learner.pending_decisions() == 0
+    assert_stats(runtime, a=[EYE, EYE], b=[X, 5.0 * X], counts=[0, 0])
+
+
+def test_foreign_decision_checks_window_and_objects(learner, runtime, clock, foreign):
+    before = snapshot(runtime)
+    with pytest.raises(InvalidEvent):
+        feedback(learner, foreign, event("click", "99"))
+    clock.now = T0 + WINDOW + 0.5
+    with pytest.raises(UnknownDecision, match="past its feedback window"):
+        feedback(learner, foreign, event("click", "2"))
+    assert logged(learner) == []
+    assert_unchanged(runtime, before)
+
+
+def test_foreign_fallback_decision_is_refused(learner, runtime, fake, foreign):
+    fake.docs[foreign]["learnable"] = False
+    with pytest.raises(UnknownDecision, match="fallback"):
+        feedback(learner, foreign, event("click", "2"))
+
+
+# --- UBI ---
+
+
+def ubi_doc(decision_id="d1", action="click", object_id="1", ordinal=None):
+    attributes = {"object": {"object_id": object_id, "object_id_field": "_id"}}
+    if ordinal is not None:
+        attributes["position"] = {"ordinal": ordinal}
+    return {
+        "action_name": action,
+        "query_id": decision_id,
+        "client_id": "c1",
+        "timestamp": "2027-01-15T08:00:00Z",
+        "event_attributes": attributes,
+    }
+
+
+def ubi_bulk(*docs):
+    out = bytearray()
+    for index, doc in docs:
+        out += orjson.dumps({"index": {"_index": index}}) + b"\n" + orjson.dumps(doc) + b"\n"
+    return bytes(out)
+
+
+def test_ubi_events_are_learned_and_the_rest_counted(learner, runtime):
+    record(learner, runtime, "d1")
+    payload = ubi_bulk(
+        ("ubi_events", ubi_doc("d1", "click", "1", ordinal=2)),  # a: 2
+        ("ubi_events", ubi_doc("zz", "click", "1")),  # unknown decision
+        ("ubi_events", ubi_doc("d1", "hover", "1")),  # not a catalog event type
+        ("ubi_events", ubi_doc("d1", "click", "99")),  # never shown
+        ("ubi_queries", {"query_id": "d1"}),  # another index
+        ("ubi_events", ubi_doc("d1", "play", "3", ordinal=3)),  # b: 6
+    )
+    assert asyncio.run(learner.ubi("POST", "/_bulk", payload)) is None
+    counts = learner.stats.counts
+    assert counts["ubi_events"] == 2
+    assert counts["ubi_skipped: unknown decision"] == 1
+    assert counts["ubi_skipped: invalid event"] == 2
+    assert counts["ubi_skipped: other index"] == 1
+    events = logged(learner)
+    assert [(e["source"], e["type"], e["weight"]) for e in events] == [
+        ("ubi", "click", 2.0),
+        ("ubi", "play", 6.0),
+    ]
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[2.0 * X, 6.0 * X], counts=[1, 1])
+
+
+def test_ubi_document_id_deduplicates(learner, runtime):
+    record(learner, runtime, "d1")
+    doc = orjson.dumps(ubi_doc("d1", "click", "2", ordinal=0))  # ordinal 0 counts as rank 1
+    asyncio.run(learner.ubi("PUT", "/ubi_events/_doc/u-1", doc))
+    asyncio.run(learner.ubi("PUT", "/ubi_events/_doc/u-1", doc))
+    assert [e["event_id"] for e in logged(learner)] == ["u-1"]
+    assert learner.stats.counts["ubi_events"] == 1
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[X, X], counts=[1, 1])
+
+
+def test_ubi_never_raises_on_what_it_cannot_learn(learner, runtime, clock):
+    record(learner, runtime, "d1")
+    clock.now = T0 + WINDOW + 1  # past the window
+    before = snapshot(runtime)
+    asyncio.run(learner.ubi("POST", "/ubi_events/_doc", orjson.dumps(ubi_doc("d1"))))
+    asyncio.run(learner.ubi("POST", "/ubi_events/_bulk", b"not json\n"))
+    asyncio.run(learner.ubi("GET", "/ubi_events/_search", b"{}"))
+    assert learner.stats.counts["ubi_skipped: unknown decision"] == 1
+    assert learner.stats.counts["ubi_skipped: malformed bulk"] == 1
+    assert learner.stats.counts["ubi_events"] == 0
+    assert logged(learner) == []
+    assert_unchanged(runtime, before)
+
+
+# --- shipping ---
+
+
+def shipped_ids(bulk_body):
+    lines = bulk_body.splitlines()
+    actions = [orjson.loads(line) for line in lines[::2]]
+    docs = [orjson.loads(line) for line in lines[1::2]]
+    assert all(set(action) == {"index"} for action in actions)
+    assert all(action["index"]["_index"] == "ltrr-events" for action in actions)
+    assert [a["index"]["_id"] for a in actions] == [d["event_id"] for d in docs]
+    return [a["index"]["_id"] for a in actions]
+
+
+def test_ship_events_indexes_by_event_id_and_commits(learner, runtime, fake):
+    record(learner, runtime, "d1")
+    feedback(learner, "d1", event("click", "1", id_="e1"), event("play", "3", id_="e2"))
+    assert asyncio.run(learner.ship_events()) == 2
+    (sent,) = fake.bulks()
+    assert shipped_ids(sent) == ["e1", "e2"]
+    assert orjson.loads(sent.splitlines()[1])["rewards"] == {"a": 1.0, "b": 0.0}
+    assert learner.events.pending() == ([], learner.events.checkpoint)
+    assert learner.shipped == 2
+    assert asyncio.run(learner.ship_events()) == 0
+    assert len(fake.bulks()) == 1
+    feedback(learner, "d1", event("skip", "2", id_="e3"))
+    assert asyncio.run(learner.ship_events()) == 1
+    assert shipped_ids(fake.bulks()[-1]) == ["e3"]
+
+
+@pytest.mark.parametrize("failure", ["item", "status", "transport"])
+def test_failed_shipping_commits_nothing_and_resends(learner, runtime, fake, failure):
+    record(learner, runtime, "d1")
+    feedback(learner, "d1", event("click", "1", id_="e1"), event("play", "3", id_="e2"))
+    checkpoint = learner.events.checkpoint
+    fake.fail = failure
+    with pytest.raises(UpstreamError):
+        asyncio.run(learner.ship_events())
+    assert learner.events.checkpoint == checkpoint
+    assert [e["event_id"] for e in logged(learner)] == ["e1", "e2"]
+    assert learner.shipped == 0
+    fake.fail = None
+    assert asyncio.run(learner.ship_events()) == 2
+    assert [shipped_ids(b) for b in fake.bulks()] == [["e1", "e2"], ["e1", "e2"]]
+    assert logged(learner) == []
+
+
+# --- memory bound ---
+
+
+def test_max_decisions_closes_the_oldest_early(new_learner, runtime, clock):
+    learner = new_learner(max_decisions=2)
+    for i, name in enumerate(("d1", "d2", "d3")):
+        clock.now = T0 + i
+        record(learner, runtime, name)
+    assert learner.pending_decisions() == 2
+    assert learner.stats.counts["windows_closed_early"] == 1
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[0.0 * X, 0.0 * X], counts=[1, 1])
+    with pytest.raises(UnknownDecision):
+        feedback(learner, "d1", event())  # forgotten, and not in OpenSearch (never flushed)
+    assert feedback(learner, "d2", event("click", "1", position=3))["accepted"] == 1
+    assert_stats(runtime, a=[EYE + 2 * XXT, EYE + 2 * XXT], b=[3.0 * X, 0.0 * X], counts=[2, 2])
+
+
+def test_early_close_after_feedback_does_not_count_the_context_again(new_learner, runtime, clock):
+    learner = new_learner(max_decisions=1)
+    record(learner, runtime, "d1")
+    feedback(learner, "d1", event("click", "2", position=2))
+    clock.now = T0 + 1
+    record(learner, runtime, "d2")
+    assert learner.pending_decisions() == 1
+    assert learner.stats.counts["windows_closed_early"] == 1
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[2.0 * X, 2.0 * X], counts=[1, 1])
+
+
+@pytest.mark.parametrize("closer", ["sweep", "max_decisions"])
+def test_window_closing_while_first_event_is_in_flight_counts_context_once(
+    new_learner, runtime, clock, closer
+):
+    learner = new_learner(max_decisions=1)
+    record(learner, runtime, "d1")
+    clock.now = T0 + WINDOW  # the last instant at which feedback is still accepted
+
+    async def race():
+        task = asyncio.create_task(learner.feedback(body("d1", event("click", "1"))))
+        await asyncio.sleep(0)  # the event id is reserved; the log write is in progress
+        if closer == "sweep":
+            learner.sweep()
+        else:
+            record(learner, runtime, "d2")  # past max_decisions: d1 closes early
+        return await task
+
+    assert asyncio.run(race())["accepted"] == 1
+    # Once per included arm, as if the event had come first or the window had closed first.
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[X, 0.0 * X], counts=[1, 1])
+
+
+def test_reused_decision_id_closes_one_window_early(new_learner, runtime, clock):
+    learner = new_learner(max_decisions=1)
+    record(learner, runtime, "d1")
+    clock.now = T0 + 1
+    record(learner, runtime, "d1")  # a client-supplied decision id, searched again
+    clock.now = T0 + 2
+    record(learner, runtime, "d2")
+    assert learner.pending_decisions() == 1
+    # The older d1 closed when its id was reused, the newer one early to make room for d2.
+    assert runtime.policy.stats.counts.tolist() == [2, 2]
+    assert learner.stats.counts["windows_closed_early"] == 1

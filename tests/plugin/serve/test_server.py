@@ -1,0 +1,176 @@
+"""The proxy app in process, in front of a fake OpenSearch that shows what reached it."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from ltrr.plugin.runtime.registry import CatalogRegistry
+from ltrr.plugin.serve.server import Limits, Proxy
+
+CATALOG = """\
+target: music
+budget: 10
+policy: {name: static}
+arms:
+  - name: lexical
+    template: multi_match.json.j2
+    params: {fields: [name]}
+    size: {min: 5, max: 10}
+fallback: [{arm: lexical, size: 5}]
+"""
+
+
+def fake_opensearch() -> web.Application:
+    async def echo(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.path == "/gzipped":
+            return web.Response(
+                body=gzip.compress(b'{"ok":true}'),
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
+        if request.path == "/chunked":
+            response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            await response.prepare(request)
+            for part in (b"one ", b"two ", b"three"):
+                await response.write(part)
+            await response.write_eof()
+            return response
+        if request.path == "/_msearch":
+            lines = body.decode().splitlines()
+            hits = {"hits": [{"_index": "music", "_id": "1", "_score": 1.0, "_source": {}}]}
+            responses = [{"status": 200, "hits": hits, "_shards": {}} for _ in lines[1::2]]
+            return web.json_response({"responses": responses, "headers": dict(request.headers)})
+        return web.json_response(
+            {
+                "method": request.method,
+                "path_qs": request.path_qs,
+                "headers": {k: v for k, v in request.headers.items()},
+                "body": body.decode(errors="replace"),
+            },
+            status=201,
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+@pytest.fixture
+def run(tmp_path):
+    path = tmp_path / "music.yml"
+    path.write_text(CATALOG)
+
+    def runner(scenario, upstream_url=None, limits=None):
+        async def go():
+            upstream = TestServer(fake_opensearch())
+            await upstream.start_server()
+            registry = CatalogRegistry([path], seed=1)
+            registry.load_all()
+            url = upstream_url or str(upstream.make_url("")).rstrip("/")
+            proxy = Proxy(registry, url, limits=limits)
+            async with TestClient(TestServer(proxy.app())) as client:
+                result = await scenario(client)
+            await upstream.close()
+            return result
+
+        return asyncio.run(go())
+
+    return runner
+
+
+def test_passthrough_forwards_end_to_end_headers_only(run):
+    async def scenario(client):
+        response = await client.post(
+            "/some-index/_doc/1?refresh=true&pretty",
+            data=b'{"a": 1}',
+            headers={
+                "Authorization": "Basic dXNlcjpwdw==",
+                "Connection": "X-Hop",
+                "X-Hop": "secret",
+                "Proxy-Authorization": "Basic cHJveHk=",
+                "Content-Type": "application/json",
+            },
+        )
+        return response.status, await response.json()
+
+    status, seen = run(scenario)
+    assert status == 201
+    assert seen["method"] == "POST"
+    assert seen["path_qs"] == "/some-index/_doc/1?refresh=true&pretty"
+    assert seen["body"] == '{"a": 1}'
+    assert seen["headers"]["Authorization"] == "Basic dXNlcjpwdw=="
+    assert "X-Hop" not in seen["headers"]
+    assert "Proxy-Authorization" not in seen["headers"]
+
+
+def test_gzip_and_chunked_answers_come_back_unchanged(run):
+    async def scenario(client):
+        zipped = await client.get("/gzipped", auto_decompress=False)
+        raw = await zipped.read()
+        chunked = await client.get("/chunked")
+        return zipped.headers["Content-Encoding"], raw, chunked.headers, await chunked.read()
+
+    encoding, raw, chunked_headers, text = run(scenario)
+    assert encoding == "gzip"
+    assert gzip.decompress(raw) == b'{"ok":true}'
+    assert chunked_headers.get("Transfer-Encoding") == "chunked"
+    assert text == b"one two three"
+
+
+def test_streamed_request_body_over_the_cap_is_413(run):
+    async def scenario(client):
+        async def body():
+            for _ in range(64):
+                yield b"x" * 1024
+
+        response = await client.post("/_bulk", data=body())
+        return response.status, await response.json()
+
+    status, error = run(scenario, limits=Limits(max_body=16 * 1024))
+    assert status == 413
+    assert error["error"]["type"] == "content_too_long_exception"
+
+
+def test_intercepted_search_uses_the_callers_credentials_upstream(run):
+    async def scenario(client):
+        response = await client.post(
+            "/music/_search",
+            json={"ext": {"ltrr": {"query": "radiohead"}}},
+            headers={"Authorization": "Bearer abc", "Accept-Encoding": "gzip"},
+        )
+        return response.status, response.headers, await response.json()
+
+    status, headers, body = run(scenario)
+    assert status == 200
+    assert headers["X-LTRR-Decision-Id"] == body["ext"]["ltrr"]["decision_id"]
+    assert [h["_id"] for h in body["hits"]["hits"]] == ["1"]
+
+
+def test_unreachable_opensearch_is_a_502_in_opensearch_format(run):
+    async def scenario(client):
+        response = await client.get("/_cluster/health")
+        return response.status, await response.json()
+
+    status, error = run(scenario, upstream_url="http://127.0.0.1:1")
+    assert status == 502
+    assert error["status"] == 502
+    assert error["error"]["type"] == "proxy_exception"
+
+
+def test_stats_counts_what_happened(run):
+    async def scenario(client):
+        await client.post("/music/_search", json={"ext": {"ltrr": {"query": "x"}}})
+        await client.post("/music/_search", json={"query": {"match_all": {}}, "aggs": {}})
+        response = await client.get("/_ltrr/stats")
+        return orjson.loads(await response.read())
+
+    stats = run(scenario)
+    assert stats["intercepted"] == 1
+    assert stats["passthrough"] == 1
+    assert stats["passthrough_reasons"] == {"body key aggs": 1}
