@@ -1,11 +1,15 @@
 """What a policy decided for one search: per arm, included or not, a size, and a propensity.
 
-The plan and the proxy read a ``Decision``; they never see the policy or numpy.
+The plan and the proxy read a ``Decision``; they never see the policy or numpy (the bandit's
+``Agent`` makes decisions and takes their rewards back).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# The policy name of a plan no policy chose (the catalog's static fallback): never learned from.
+FALLBACK_POLICY = "static_fallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +41,24 @@ class ArmChoice:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The policy's choice for one search, in catalog arm order."""
+    """The policy's choice for one search, in catalog arm order.
+
+    ``features`` is the context vector the policy saw, as plain floats, so that the learner
+    can hand it back with the rewards; a fallback plan that no policy made has None.
+    """
 
     choices: tuple[ArmChoice, ...]
     policy: str
+    features: tuple[float, ...] | None = None
+
+    @property
+    def learnable(self) -> bool:
+        """A policy made it and it carries what the policy saw: its rewards can be learned."""
+        return self.features is not None and not self.is_fallback
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.policy.startswith(FALLBACK_POLICY)
 
     @property
     def included(self) -> tuple[ArmChoice, ...]:

@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from ltrr.bandit.decision import Decision
@@ -42,11 +40,10 @@ from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, BulkQueue, bul
 from ltrr.plugin.learn.eventlog import EventLog
 from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, ubi_events
 from ltrr.plugin.learn.memorize import MemoryUpdater
-from ltrr.plugin.learn.sync import StateSync, state_key
+from ltrr.plugin.learn.sync import StateSync
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
-from ltrr.plugin.serve.retrieve import Retrieval
 from ltrr.query_plans.memory import entity_ref, exact_key
 from ltrr.query_plans.rerank import RankedHit
 
@@ -54,7 +51,6 @@ log = logging.getLogger("ltrr.learn")
 
 MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once it is known
 SHIP_BATCH = 2000
-Vector = npt.NDArray[np.float64]
 
 
 @dataclass(slots=True)
@@ -64,7 +60,7 @@ class DecisionRecord:
     decision_id: str
     target: str
     feature_names: tuple[str, ...]
-    x: Vector
+    x: tuple[float, ...]  # the context the policy saw, handed back to the agent with rewards
     included: tuple[str, ...]
     results: dict[str, frozenset[str]]  # arm -> ids it retrieved
     returned: dict[str, str]  # id -> index, every candidate the proxy could show
@@ -121,31 +117,29 @@ class Learner:
         decision_id: str,
         query: str,
         context: Mapping[str, object],
-        x: Vector | None,
         decision: Decision,
-        retrieval: Retrieval,
+        results: Mapping[str, frozenset[str]],
         ranked: Sequence[RankedHit],
     ) -> None:
-        """Keep a decision for its window and queue it for ``ltrr-decisions``."""
+        """Keep a decision for its window and queue it for ``ltrr-decisions``.
+
+        ``results`` holds, for each arm that answered, the ids it retrieved (a failed arm is
+        absent: it is no evidence either way)."""
         catalog = runtime.catalog
         now = self.clock()
         window = catalog.feedback.window_seconds
-        results = {
-            arm: frozenset(h.id for h in result.hits)
-            for arm, result in retrieval.results.items()
-            if result.ok
-        }
         returned = {h.hit.id: h.hit.index for h in ranked}
         key = exact_key(query)
-        learnable = x is not None and not decision.policy.startswith("static_fallback")
+        x = decision.features
+        learnable = decision.learnable
         if learnable and x is not None:
             record = DecisionRecord(
                 decision_id=decision_id,
-                target=state_key(runtime),
-                feature_names=tuple(runtime.features.names),
-                x=np.asarray(x, dtype=np.float64),
+                target=runtime.state_key,
+                feature_names=runtime.agent.feature_names,
+                x=x,
                 included=tuple(c.arm for c in decision.choices if c.included and c.arm in results),
-                results=results,
+                results=dict(results),
                 returned=returned,
                 query_key=key,
                 created=now,
@@ -159,21 +153,21 @@ class Learner:
             heapq.heappush(self._expiry, (record.expires, decision_id))
             self._bound()
         if catalog.memory is not None:
-            self.memory.searched(state_key(runtime), catalog.memory, key)
+            self.memory.searched(runtime.state_key, catalog.memory, key)
         self.decisions.put(
             decision_id,
             {
                 "decision_id": decision_id,
-                "target": state_key(runtime),
+                "target": runtime.state_key,
                 "catalog": catalog.digest,
                 "policy": decision.policy,
-                "policy_version": runtime.policy.version(),
+                "policy_version": runtime.agent.version(),
                 "timestamp": now,
                 "window_seconds": window,
                 "query": query,
                 "context": dict(context),
                 "learnable": learnable,
-                "feature_names": list(runtime.features.names),
+                "feature_names": list(runtime.agent.feature_names),
                 "features": [float(v) for v in x] if x is not None else None,
                 "arms": {
                     c.arm: {
@@ -225,7 +219,7 @@ class Learner:
             decision_id=decision_id,
             target=doc["target"],
             feature_names=tuple(doc["feature_names"]),
-            x=np.asarray(doc["features"], dtype=np.float64),
+            x=tuple(float(v) for v in doc["features"]),
             included=tuple(a for a, info in arms.items() if info["included"] and info["ok"]),
             results={a: frozenset(info["results"]) for a, info in arms.items()},
             returned={doc_id: index for index, doc_id in doc["returned"]},
@@ -242,8 +236,8 @@ class Learner:
         """The catalog now serving the decision's target, if its features still fit."""
         for runtime in self.registry.runtimes():
             if (
-                state_key(runtime) == record.target
-                and tuple(runtime.features.names) == record.feature_names
+                runtime.state_key == record.target
+                and runtime.agent.feature_names == record.feature_names
             ):
                 return runtime
         return None
@@ -382,14 +376,7 @@ class Learner:
         return len(fresh)
 
     def _apply(self, record: DecisionRecord, runtime: CatalogRuntime, item: _Accepted) -> None:
-        policy = runtime.policy
-        for arm, reward in item.rewards.items():
-            if arm not in {a.name for a in policy.arms}:
-                continue  # an arm the catalog has dropped since
-            if record.owner and not record.observed:
-                policy.update(arm, record.x, reward)
-            elif reward != 0.0:
-                policy.add_reward(arm, record.x, reward)
+        runtime.agent.reward(record.x, item.rewards, first=record.owner and not record.observed)
         if record.owner:
             record.observed = True
         memory = runtime.catalog.memory
@@ -430,10 +417,7 @@ class Learner:
         runtime = self._runtime(record)
         if runtime is None:
             return 0
-        names = {a.name for a in runtime.policy.arms}
-        for arm in record.included:
-            if arm in names:
-                runtime.policy.update(arm, record.x, 0.0)
+        runtime.agent.reward(record.x, dict.fromkeys(record.included, 0.0), first=True)
         return 1
 
     def _bound(self) -> None:

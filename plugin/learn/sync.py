@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltrr.bandit.state import Delta, SharedStatistics, shared_statistics
+from ltrr.bandit.agent import Agent
+from ltrr.bandit.state import Delta, SharedStatistics
 from ltrr.plugin.learn.bulk import STATE_INDEX, bulk, guarded, mget
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
@@ -31,13 +32,9 @@ MAX_ATTEMPTS = 8
 CATALOG_DOC = "_catalog"
 
 
-def state_key(runtime: CatalogRuntime) -> str:
-    """One state per catalog target; a catalog serving several targets uses its first."""
-    return runtime.catalog.targets[0]
-
-
 @dataclass(slots=True)
 class _Tracked:
+    agent: Agent  # kept so that its id is not reused while tracked
     shared: SharedStatistics
     checked_catalog: str = ""  # the digest whose arms were reconciled with the stored state
     merges: int = 0
@@ -59,16 +56,16 @@ class StateSync:
         self.transport = transport
         self.runtimes = runtimes
         self.interval = interval
-        self._tracked: dict[int, _Tracked] = {}  # id(policy) -> tracking
+        self._tracked: dict[int, _Tracked] = {}  # id(agent) -> tracking
 
     def _track(self, runtime: CatalogRuntime) -> _Tracked | None:
-        key = id(runtime.policy)
+        key = id(runtime.agent)
         tracked = self._tracked.get(key)
-        if tracked is None or tracked.shared.policy is not runtime.policy:
-            shared = shared_statistics(runtime.policy, runtime.features.names)
+        if tracked is None or tracked.agent is not runtime.agent:
+            shared = runtime.agent.shared_statistics()
             if shared is None:
                 return None
-            tracked = self._tracked[key] = _Tracked(shared)
+            tracked = self._tracked[key] = _Tracked(runtime.agent, shared)
         return tracked
 
     async def run(self) -> None:
@@ -78,7 +75,7 @@ class StateSync:
 
     async def sync_all(self) -> None:
         """One merge round for every catalog; errors are logged and the deltas kept."""
-        live = {id(r.policy) for r in self.runtimes()}
+        live = {id(r.agent) for r in self.runtimes()}
         for runtime in self.runtimes():
             tracked = self._track(runtime)
             if tracked is None:
@@ -88,12 +85,12 @@ class StateSync:
                 tracked.last_error = None
             except (UpstreamError, TimeoutError, ValueError, KeyError) as exc:
                 tracked.last_error = str(exc)[:300]
-                log.warning("state merge failed for %s: %s", state_key(runtime), exc)
+                log.warning("state merge failed for %s: %s", runtime.state_key, exc)
         for key in [k for k in self._tracked if k not in live]:
             del self._tracked[key]  # a replaced policy; its pending delta went with it
 
     async def sync(self, runtime: CatalogRuntime, tracked: _Tracked) -> None:
-        target = state_key(runtime)
+        target = runtime.state_key
         shared = tracked.shared
         if tracked.checked_catalog != runtime.catalog.digest:
             await self._reconcile(runtime, shared)
@@ -150,7 +147,7 @@ class StateSync:
 
     async def _reconcile(self, runtime: CatalogRuntime, shared: SharedStatistics) -> None:
         """Compare the stored catalog with this one: drop removed arms, note added ones."""
-        target = state_key(runtime)
+        target = runtime.state_key
         meta_id = f"{target}:{CATALOG_DOC}"
         stored = (await mget(self.transport, STATE_INDEX, [meta_id])).get(meta_id)
         digest = runtime.catalog.digest
@@ -182,12 +179,12 @@ class StateSync:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            state_key(r): {
+            r.state_key: {
                 "merges": t.merges,
                 "conflicts": t.conflicts,
                 "last_error": t.last_error,
                 "versions": dict(t.versions),
             }
             for r in self.runtimes()
-            if (t := self._tracked.get(id(r.policy))) is not None
+            if (t := self._tracked.get(id(r.agent))) is not None
         }

@@ -295,7 +295,7 @@ class _Replica:
         return runtime
 
     def counts(self) -> tuple[int, ...]:
-        return _arm_counts(self.runtime.policy)
+        return _arm_counts(self.runtime.agent.policy)
 
 
 async def _start_replica(

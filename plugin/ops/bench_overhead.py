@@ -33,7 +33,6 @@ import aiohttp
 import numpy as np
 import orjson
 
-from ltrr.bandit.decide import decide
 from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.ops.cluster import NEURAL_PLUGIN, ClusterInfo
@@ -103,13 +102,13 @@ def _plan(
     renderer: TemplateRenderer,
     query: str,
     vector: Sequence[float] | None,
-    rng: np.random.Generator,
     sizes: dict[str, int] | None = None,
 ) -> Plan:
     """The plan the proxy builds: decided here, or with the sizes the proxy reported."""
     if sizes is None:
-        x = runtime.features.build(query, {}, datetime.now(), None)
-        decision = decide(runtime.policy, x, runtime.catalog.budget, rng, depth=10)
+        decision = runtime.agent.decide(
+            query, {}, datetime.now(), None, budget=runtime.catalog.budget, depth=10
+        )
         sizes = {c.arm: c.size for c in decision.choices if c.included}
     return build_plan(
         runtime.catalog,
@@ -208,7 +207,6 @@ async def _run(
     renderer = TemplateRenderer()
     target = runtime.catalog.targets[0]
     fusion = get_fusion(runtime.catalog.fusion)
-    rng = np.random.default_rng(seed)  # one generator, as the proxy keeps one per catalog
     hybrid_note = "not asked for (--hybrid with no method)"
     arms: tuple[str, ...] = ()
     depth = 0
@@ -232,7 +230,7 @@ async def _run(
         # In-process decision time, over arm results fetched once from the real node.
         arm_results = []
         for q in queries:
-            plan = _plan(runtime, renderer, q, vectors[q], rng)
+            plan = _plan(runtime, renderer, q, vectors[q])
             _, payload = await _timed_post(
                 session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
             )
@@ -246,7 +244,7 @@ async def _run(
         for _ in range(3):
             for i, q in enumerate(queries):
                 t0 = time.perf_counter_ns()
-                plan = _plan(runtime, renderer, q, vectors[q], rng)
+                plan = _plan(runtime, renderer, q, vectors[q])
                 plan.ndjson()
                 fusion(arm_results[i], runtime.catalog.fusion.weights)
                 decision_us.append((time.perf_counter_ns() - t0) / 1000)
@@ -336,7 +334,7 @@ async def _run(
                 )
                 ltrr = payload["ext"]["ltrr"]
                 sizes = {a: info["size"] for a, info in ltrr["arms"].items() if info["included"]}
-                plan = _plan(runtime, renderer, q, vectors[q], rng, sizes)
+                plan = _plan(runtime, renderer, q, vectors[q], sizes)
                 direct, _ = await _timed_post(
                     session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
                 )
@@ -426,7 +424,7 @@ async def _run(
         native_hybrid["intercepted_rerank_status"] = rerank_status
     return {
         "catalog": str(catalog),
-        "policy": runtime.policy.name,
+        "policy": runtime.agent.name,
         "queries": n,
         "warmup": warmup,
         "throughput": SEQUENTIAL,

@@ -32,9 +32,7 @@ from ltrr.bandit.policies.base import POLICY_NAMES, Policy, PolicyConfig, Policy
 from ltrr.bandit.state import shared_statistics
 from ltrr.plugin.errors import ClusterUnavailable, LtrrError
 from ltrr.plugin.learn.bulk import EVENTS_INDEX, STATE_INDEX
-from ltrr.plugin.learn.sync import state_key
 from ltrr.plugin.ops.html import Report, new_figure
-from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.query_plans.catalog import Catalog, load_catalog
 
 PAGE_SIZE = 1000
@@ -110,9 +108,8 @@ def _build_target(path: Path, spec: str | None, seed: int) -> _Target:
         policy = make_policy(config, arms, features.n_features, seed)
     except PolicyConfigError as exc:
         raise LtrrError(f"target policy {spec or config.name!r}: {exc}") from None
-    runtime = CatalogRuntime(catalog, policy, features, None, None, np.random.default_rng(seed))
     description = config.name + (f":{','.join(config.include)}" if config.include else "")
-    return _Target(catalog, state_key(runtime), features, policy, description)
+    return _Target(catalog, catalog.targets[0], features, policy, description)
 
 
 def _load_state(http: requests.Session, url: str, target: _Target) -> tuple[str, ...]:

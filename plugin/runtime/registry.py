@@ -1,4 +1,4 @@
-"""The catalogs being served, each with its live policy, features, embedder and entities.
+"""The catalogs being served, each with its agent (the bandit's door), embedder and entities.
 
 Catalogs reload when their file or a template changes (polled) or on SIGHUP. A reload swaps
 one reference, so requests in flight finish with the catalog they started with; a catalog that
@@ -14,12 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ltrr.bandit.features import FeatureBuilder
-from ltrr.bandit.policies import make_policy
-from ltrr.bandit.policies.base import Policy
-from ltrr.bandit.state import carry_over
+from ltrr.bandit.agent import Agent
 from ltrr.plugin.runtime.entities import EntityCache
 from ltrr.query_plans.catalog import Catalog, CatalogError, load_catalog
 from ltrr.query_plans.embed import Embedder
@@ -30,11 +25,14 @@ log = logging.getLogger("ltrr.catalogs")
 @dataclass(slots=True)
 class CatalogRuntime:
     catalog: Catalog
-    policy: Policy
-    features: FeatureBuilder
+    agent: Agent
     entities: EntityCache | None
     embedder: Embedder | None
-    rng: np.random.Generator
+
+    @property
+    def state_key(self) -> str:
+        """One state per catalog target; a catalog serving several targets uses its first."""
+        return self.catalog.targets[0]
 
 
 def _watched_files(catalog: Catalog) -> dict[Path, float]:
@@ -88,48 +86,38 @@ class CatalogRegistry:
         return self._embedders[key]
 
     def _install(self, path: Path, catalog: Catalog) -> None:
-        features = FeatureBuilder(
-            [(f.name, f.kind) for f in catalog.features.context], catalog.features.hash_buckets
-        )
-        arms = [arm.spec() for arm in catalog.arms]
         old = self._runtimes.get(path)
-        keep_policy = (
-            old is not None
-            and old.policy.config == catalog.policy
-            and old.policy.arms == tuple(arms)
-            and old.features.names == features.names
-        )
-        if keep_policy and old is not None:
-            policy = old.policy
-        else:
-            policy = make_policy(catalog.policy, arms, features.n_features, self.seed)
-            if old is not None and old.features.names == features.names:
-                carried = carry_over(old.policy, policy)
-                log.info("catalog %s: new policy; statistics kept for arms %s", path, carried)
-        entities = None
-        if catalog.features.entity_field:
-            if (
-                old is not None
-                and old.entities is not None
-                and (old.entities.field == catalog.features.entity_field)
-            ):
-                entities = old.entities
-                entities.refresh_seconds = catalog.features.entity_refresh_seconds
-            else:
-                entities = EntityCache(
-                    catalog.features.entity_field,
-                    catalog.features.entity_refresh_seconds,
-                    catalog.features.entity_max,
-                )
         self._runtimes[path] = CatalogRuntime(
             catalog=catalog,
-            policy=policy,
-            features=features,
-            entities=entities,
+            agent=self._agent(path, catalog, old),
+            entities=self._entities(catalog, old),
             embedder=self._embedder(catalog),
-            rng=old.rng if old is not None else np.random.default_rng(self.seed),
         )
         self._mtimes[path] = _watched_files(catalog)
+
+    def _agent(self, path: Path, catalog: Catalog, old: CatalogRuntime | None) -> Agent:
+        """The old agent when the bandit's view is unchanged, else a new one (same stream)."""
+        arms = [arm.spec() for arm in catalog.arms]
+        fields = [(f.name, f.kind) for f in catalog.features.context]
+        buckets = catalog.features.hash_buckets
+        if old is None:
+            return Agent.create(catalog.policy, arms, fields, buckets, self.seed)
+        agent, carried = old.agent.renew(catalog.policy, arms, fields, buckets, self.seed)
+        if carried:
+            log.info("catalog %s: new policy; statistics kept for arms %s", path, carried)
+        return agent
+
+    @staticmethod
+    def _entities(catalog: Catalog, old: CatalogRuntime | None) -> EntityCache | None:
+        field = catalog.features.entity_field
+        if not field:
+            return None
+        if old is not None and old.entities is not None and old.entities.field == field:
+            old.entities.refresh_seconds = catalog.features.entity_refresh_seconds
+            return old.entities
+        return EntityCache(
+            field, catalog.features.entity_refresh_seconds, catalog.features.entity_max
+        )
 
     def reload(self, *, only_changed: bool = False) -> list[str]:
         """Reload catalogs; a bad one keeps its old version. Returns what happened, per file."""

@@ -129,6 +129,90 @@ def _filters(filters: list[Any], must_not: list[Any]) -> tuple[Mapping[str, Any]
     return tuple(out)
 
 
+def _mapping(value: Any, name: str) -> Mapping[str, Any] | None:
+    """``value`` when it is an object or absent (None); anything else is a 400."""
+    if value is not None and not isinstance(value, Mapping):
+        raise BadRequest(f"[{name}] must be an object")
+    return value
+
+
+def _explicit_text(
+    ltrr: Mapping[str, Any], query: Mapping[str, Any] | None
+) -> tuple[str, tuple[Mapping[str, Any], ...]] | PassThrough:
+    """``ext.ltrr.query`` names the text; the caller's query may only add filters beside it."""
+    text = ltrr["query"]
+    if not isinstance(text, str):
+        raise BadRequest("[ext.ltrr.query] must be a string")
+    if not query:
+        return text, ()
+    parts = _split_bool(query)
+    if parts is not None:
+        return text, _filters(parts[1], parts[2])
+    if _text_query(query, InterceptRules()) is None and "match_all" not in query:
+        return PassThrough("a query other than bool, match or multi_match beside ext.ltrr")
+    return text, ()
+
+
+def _implicit_text(
+    query: Mapping[str, Any], rules: InterceptRules
+) -> tuple[str, tuple[Mapping[str, Any], ...]] | PassThrough:
+    """The text of a single match/multi_match, alone or as the one scoring clause of a bool."""
+    text = _text_query(query, rules)
+    if text is not None:
+        return text, ()
+    parts = _split_bool(query)
+    if parts is None or len(parts[0]) != 1 or not isinstance(parts[0][0], Mapping):
+        return PassThrough("query is not a single match or multi_match")
+    text = _text_query(parts[0][0], rules)
+    if text is None:
+        return PassThrough("query is not a single match or multi_match")
+    return text, _filters(parts[1], parts[2])
+
+
+def _free_text(
+    params: Mapping[str, str],
+    query: Mapping[str, Any] | None,
+    ltrr: Mapping[str, Any] | None,
+    rules: InterceptRules,
+) -> tuple[str, tuple[Mapping[str, Any], ...]] | PassThrough:
+    """The search's text and the caller's filters, or why it is not a free-text search."""
+    if ltrr is not None and ltrr.get("query") is not None:
+        return _explicit_text(ltrr, query)
+    if query:
+        return _implicit_text(query, rules)
+    if "q" in params and rules.query_string_q:
+        if not PLAIN_Q.match(params["q"]):
+            return PassThrough("q uses query syntax")
+        return params["q"], ()
+    return PassThrough("no free-text query")
+
+
+def _source(body: Mapping[str, Any], params: Mapping[str, str]) -> Any:
+    """``_source`` from the body, else from the URL parameters, as OpenSearch reads them."""
+    source: Any = body.get("_source")
+    if source is not None:
+        return source
+    if "_source_includes" in params or "_source_excludes" in params:
+        return {
+            "includes": [s for s in params.get("_source_includes", "").split(",") if s],
+            "excludes": [s for s in params.get("_source_excludes", "").split(",") if s],
+        }
+    if "_source" in params:
+        raw = params["_source"]
+        return {"true": True, "false": False}.get(raw, raw.split(","))
+    return None
+
+
+def _unsupported(params: Mapping[str, str], body: Mapping[str, Any]) -> PassThrough | None:
+    extra_params = sorted(set(params) - PARAMS)
+    if extra_params:
+        return PassThrough(f"parameter {extra_params[0]}")
+    extra_keys = sorted(set(body) - BODY_KEYS)
+    if extra_keys:
+        return PassThrough(f"body key {extra_keys[0]}")
+    return None
+
+
 def parse_search(
     target: str,
     params: Mapping[str, str],
@@ -137,88 +221,33 @@ def parse_search(
 ) -> SearchRequest | PassThrough:
     """Read an intercepted ``_search``, or say why it must pass through."""
     body = body or {}
-    extra_params = sorted(set(params) - PARAMS)
-    if extra_params:
-        return PassThrough(f"parameter {extra_params[0]}")
-    extra_keys = sorted(set(body) - BODY_KEYS)
-    if extra_keys:
-        return PassThrough(f"body key {extra_keys[0]}")
-    ext = body.get("ext") or {}
-    if not isinstance(ext, Mapping):
-        raise BadRequest("[ext] must be an object")
-    ltrr = ext.get("ltrr")
-    ubi_ext = ext.get("ubi")
-    ubi: Mapping[str, Any] = ubi_ext if isinstance(ubi_ext, Mapping) else {}
-    query_body = body.get("query")
-    if query_body is not None and not isinstance(query_body, Mapping):
-        raise BadRequest("[query] must be an object")
-
-    filters: tuple[Mapping[str, Any], ...] = ()
-    text: str | None = None
-    explicit = isinstance(ltrr, Mapping) and ltrr.get("query") is not None
-    if explicit:
-        assert isinstance(ltrr, Mapping)
-        if not isinstance(ltrr["query"], str):
-            raise BadRequest("[ext.ltrr.query] must be a string")
-        text = ltrr["query"]
-        if query_body:
-            parts = _split_bool(query_body)
-            if parts is not None:
-                filters = _filters(parts[1], parts[2])
-            elif (
-                _text_query(query_body, InterceptRules()) is None and "match_all" not in query_body
-            ):
-                return PassThrough("a query other than bool, match or multi_match beside ext.ltrr")
-    elif query_body:
-        text = _text_query(query_body, rules)
-        if text is None:
-            parts = _split_bool(query_body)
-            if parts is None or len(parts[0]) != 1 or not isinstance(parts[0][0], Mapping):
-                return PassThrough("query is not a single match or multi_match")
-            text = _text_query(parts[0][0], rules)
-            if text is None:
-                return PassThrough("query is not a single match or multi_match")
-            filters = _filters(parts[1], parts[2])
-    elif "q" in params and rules.query_string_q:
-        if not PLAIN_Q.match(params["q"]):
-            return PassThrough("q uses query syntax")
-        text = params["q"]
-    if text is None:
-        return PassThrough("no free-text query")
-
-    context = ltrr.get("context", {}) if isinstance(ltrr, Mapping) else {}
-    if not isinstance(context, Mapping):
-        raise BadRequest("[ext.ltrr.context] must be an object")
-    decision_id = (ltrr.get("decision_id") if isinstance(ltrr, Mapping) else None) or ubi.get(
-        "query_id"
+    unsupported = _unsupported(params, body)
+    if unsupported is not None:
+        return unsupported
+    ext = _mapping(body.get("ext"), "ext") or {}
+    ltrr: Mapping[str, Any] | None = (
+        ext.get("ltrr") if isinstance(ext.get("ltrr"), Mapping) else None
     )
-    post_filter = body.get("post_filter")
-    if post_filter is not None and not isinstance(post_filter, Mapping):
-        raise BadRequest("[post_filter] must be an object")
-    source: Any = body.get("_source")
-    if source is None and ("_source_includes" in params or "_source_excludes" in params):
-        source = {
-            "includes": [s for s in params.get("_source_includes", "").split(",") if s],
-            "excludes": [s for s in params.get("_source_excludes", "").split(",") if s],
-        }
-    elif source is None and "_source" in params:
-        raw = params["_source"]
-        source = {"true": True, "false": False}.get(raw, raw.split(","))
-    explain = params.get("explain", "false") == "true" or bool(
-        isinstance(ltrr, Mapping) and ltrr.get("explain")
-    )
+    ubi: Mapping[str, Any] = ext["ubi"] if isinstance(ext.get("ubi"), Mapping) else {}
+    found = _free_text(params, _mapping(body.get("query"), "query"), ltrr, rules)
+    if isinstance(found, PassThrough):
+        return found
+    text, filters = found
+    ltrr = ltrr or {}
+    context = _mapping(ltrr.get("context", {}), "ext.ltrr.context") or {}
+    decision_id = ltrr.get("decision_id") or ubi.get("query_id")
     return SearchRequest(
         target=target,
         query=text,
         context=dict(context),
         filters=filters,
-        post_filter=post_filter,
-        source=source,
+        post_filter=_mapping(body.get("post_filter"), "post_filter"),
+        source=_source(body, params),
         size=_int(body.get("size", params.get("size", 10)), "size"),
         from_=_int(body.get("from", params.get("from", 0)), "from"),
-        explain=explain,
+        explain=params.get("explain", "false") == "true" or bool(ltrr.get("explain")),
         decision_id=str(decision_id) if decision_id is not None else None,
-        explicit=explicit,
+        explicit=ltrr.get("query") is not None,
     )
 
 

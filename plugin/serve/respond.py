@@ -6,9 +6,13 @@ documents this decision retrieved), which is exact for it, so its relation is ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from ltrr.bandit.decision import Decision
+from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.serve.pages import RankedList
+from ltrr.plugin.serve.retrieve import ArmResult, Retrieval
 
 DECISION_HEADER = "X-LTRR-Decision-Id"
 
@@ -27,6 +31,47 @@ def _hit(ranked_hit: Any, explain: bool) -> dict[str, Any]:
             ],
         }
     return out
+
+
+SHARD_KEYS = ("total", "successful", "skipped", "failed")
+
+
+def _arm_info(decision_arm: Any, result: ArmResult | None) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "included": decision_arm.included,
+        "size": decision_arm.size,
+        "propensity": decision_arm.propensity,
+        "score": decision_arm.score,
+    }
+    if result is not None:
+        info.update(hits=len(result.hits), took=result.took)
+        info["status"] = "ok" if result.ok else "failed"
+        if not result.ok:
+            info["error"] = result.error
+    return info
+
+
+def describe_arms(
+    decision: Decision,
+    retrieval: Retrieval,
+    rerank_shards: Mapping[str, Any],
+    stats: Stats,
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Per arm, what was decided and what it returned (``ext.ltrr.arms``); and the ``_shards``
+    of every search the answer took, the arms' and the rerank's, summed."""
+    arms: dict[str, Any] = {}
+    shards = dict.fromkeys(SHARD_KEYS, 0)
+    for choice in decision.choices:
+        result = retrieval.results.get(choice.arm)
+        arms[choice.arm] = _arm_info(choice, result)
+        if result is not None:
+            if not result.ok:
+                stats.arm_failures[choice.arm] += 1
+            for k in SHARD_KEYS:
+                shards[k] += int(result.shards.get(k, 0))
+    for k in SHARD_KEYS:
+        shards[k] += int(rerank_shards.get(k, 0))
+    return arms, shards
 
 
 def build_response(

@@ -178,11 +178,11 @@ class Proxy:
             str(r.catalog.path): {
                 "targets": list(r.catalog.targets),
                 "digest": r.catalog.digest[:12],
-                "policy": r.policy.name,
+                "policy": r.agent.name,
                 "entities": len(r.entities.current) if r.entities and r.entities.current else 0,
                 "embedder": r.embedder.stats._asdict() if r.embedder is not None else None,
-                "policy_version": r.policy.version(),
-                "policy_arms": r.policy.summary(),
+                "policy_version": r.agent.version(),
+                "policy_arms": r.agent.summary(),
             }
             for r in self.registry.runtimes()
         }

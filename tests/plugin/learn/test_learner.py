@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from urllib.parse import unquote
 
 import numpy as np
@@ -195,14 +196,16 @@ def ranked(ids=SHOWN):
 
 
 def record(learner, runtime, decision_id="d1", *, x=X, included=("a", "b"), **kwargs):
+    choice = kwargs.pop("choice", decision(included))
+    features = None if x is None else tuple(float(v) for v in x)
+    found = kwargs.pop("retrieval", retrieval())
     learner.record(
         runtime,
         decision_id,
         QUERY,
         {"segment": "pro"},
-        x,
-        kwargs.pop("choice", decision(included)),
-        kwargs.pop("retrieval", retrieval()),
+        replace(choice, features=features),
+        {arm: frozenset(h.id for h in r.hits) for arm, r in found.results.items() if r.ok},
         ranked(),
     )
 
@@ -230,12 +233,12 @@ def logged(learner):
 
 
 def snapshot(runtime):
-    s = runtime.policy.stats
+    s = runtime.agent.policy.stats
     return s.a.copy(), s.a_inv.copy(), s.b.copy(), s.counts.copy()
 
 
 def assert_stats(runtime, *, a, b, counts):
-    s = runtime.policy.stats
+    s = runtime.agent.policy.stats
     np.testing.assert_allclose(s.a, np.stack(a))
     np.testing.assert_allclose(s.b, np.stack(b))
     assert s.counts.tolist() == counts
@@ -291,7 +294,7 @@ def test_unlearnable_decision_is_logged_but_not_kept(learner, runtime, x, policy
 
 
 def test_click_rewards_only_the_arm_that_retrieved_the_object(learner, runtime, clock):
-    a0 = runtime.policy.stats.a[0].copy()
+    a0 = runtime.agent.policy.stats.a[0].copy()
     np.testing.assert_array_equal(a0, EYE)  # ridge 1: the prior
     record(learner, runtime, "d1")
     clock.now = T0 + 3
@@ -333,7 +336,7 @@ def test_later_events_only_add_to_b(learner, runtime, clock):
     assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[6.0 * X, 10.0 * X], counts=[1, 1])
     assert [e["weight"] for e in logged(learner)] == [2.0, 6.0, 4.0]
     assert [e["base_weight"] for e in logged(learner)] == [1.0, 2.0, 1.0]  # not debiased
-    assert runtime.policy.version() == 2
+    assert runtime.agent.policy.version() == 2
 
 
 def test_several_events_in_one_request_count_the_context_once(learner, runtime):
@@ -476,14 +479,14 @@ def test_window_closing_without_feedback_is_reward_zero(learner, runtime, clock)
     record(learner, runtime, "d1")
     clock.now = T0 + WINDOW - 0.01
     assert learner.sweep() == 0
-    assert runtime.policy.stats.counts.tolist() == [0, 0]
+    assert runtime.agent.policy.stats.counts.tolist() == [0, 0]
     clock.now = T0 + WINDOW
     assert learner.sweep() == 1
     assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[0.0 * X, 0.0 * X], counts=[1, 1])
     assert learner.pending_decisions() == 0
     assert learner.stats.counts["windows_closed_without_feedback"] == 1
     assert learner.sweep() == 0  # closed once
-    assert runtime.policy.stats.counts.tolist() == [1, 1]
+    assert runtime.agent.policy.stats.counts.tolist() == [1, 1]
 
 
 def test_window_closing_updates_only_included_arms(learner, runtime, clock):
@@ -743,5 +746,5 @@ def test_reused_decision_id_closes_one_window_early(new_learner, runtime, clock)
     record(learner, runtime, "d2")
     assert learner.pending_decisions() == 1
     # The older d1 closed when its id was reused, the newer one early to make room for d2.
-    assert runtime.policy.stats.counts.tolist() == [2, 2]
+    assert runtime.agent.policy.stats.counts.tolist() == [2, 2]
     assert learner.stats.counts["windows_closed_early"] == 1

@@ -56,7 +56,7 @@ def replica(path, store):
 
 def policy_of(registry):
     (runtime,) = registry.runtimes()
-    return runtime.policy
+    return runtime.agent.policy
 
 
 def sync(state):
@@ -148,12 +148,12 @@ def test_a_fresh_policy_writes_nothing_until_it_has_a_delta(catalog):
     assert store.seq_no == seq_no
     assert store.count("/_bulk") == bulks
     assert store.count(f"/{STATE_INDEX}/_mget") == reads + 1
-    assert_local(runtime.policy, "a", total())
+    assert_local(runtime.agent.policy, "a", total())
     assert state.snapshot() == {
         "music": {"merges": 2, "conflicts": 0, "last_error": None, "versions": {}}
     }
 
-    delta = learn(runtime.policy, "a", [(X1, 1.0)])
+    delta = learn(runtime.agent.policy, "a", [(X1, 1.0)])
     sync(state)
     assert store.ids(STATE_INDEX) == {"music:_catalog", "music:a"}
     assert_doc(stored(store, "a"), total(delta))
@@ -171,7 +171,7 @@ def test_one_sync_creates_the_documents_and_serves_prior_plus_delta(catalog):
     doc = stored(store, "a")
     assert doc["target"] == "music"
     assert doc["arm"] == "a"
-    assert doc["layout"] == layout_digest(registry.runtimes()[0].features.names)
+    assert doc["layout"] == layout_digest(registry.runtimes()[0].agent.feature_names)
     assert doc["ridge"] == RIDGE
     assert_doc(doc, total(delta_a))
     assert_doc(stored(store, "b"), total(delta_b))
@@ -367,7 +367,7 @@ def test_a_document_for_another_feature_layout_is_ignored_and_overwritten(catalo
     }
     store.put(STATE_INDEX, "music:a", {**foreign, "target": "music", "arm": "a"})
     registry, state = replica(catalog, store)
-    layout = layout_digest(registry.runtimes()[0].features.names)
+    layout = layout_digest(registry.runtimes()[0].agent.feature_names)
     misshapen = {**foreign, "layout": layout, "a": np.eye(3).tolist(), "b": [0.0] * 3}
     store.put(STATE_INDEX, "music:b", {**misshapen, "target": "music", "arm": "b"})
     policy = policy_of(registry)
@@ -403,10 +403,10 @@ def test_a_changed_catalog_drops_removed_arms_and_keeps_the_others(catalog, tmp_
     assert stored(store, "_catalog")["catalog"] == runtime.catalog.digest
     assert runtime.catalog.digest != old_registry.runtimes()[0].catalog.digest
     assert_doc(stored(store, "a"), total(delta_a))
-    assert_local(runtime.policy, "a", total(delta_a))  # kept from the shared state
-    assert_local(runtime.policy, "c", total())  # new: the prior
+    assert_local(runtime.agent.policy, "a", total(delta_a))  # kept from the shared state
+    assert_local(runtime.agent.policy, "c", total())  # new: the prior
 
-    delta_c = learn(runtime.policy, "c", [(X3, 1.0)])
+    delta_c = learn(runtime.agent.policy, "c", [(X3, 1.0)])
     sync(state)
     assert_doc(stored(store, "c"), total(delta_c))
 

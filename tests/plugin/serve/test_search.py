@@ -100,7 +100,7 @@ def test_policy_exception_falls_back_to_the_static_plan_and_counts(runtime, monk
     def broken(_x):
         raise RuntimeError("numerical trouble")
 
-    monkeypatch.setattr(runtime.policy, "probabilities", broken)
+    monkeypatch.setattr(runtime.agent.policy, "probabilities", broken)
     stats = Stats()
     fake = FakeOpenSearch({"name": hits("1"), "tags": hits("2")})
     answer = run(fake, runtime, SearchRequest("music", "x"), stats=stats)
@@ -257,7 +257,7 @@ def test_by_policy_fusion_scales_each_arm_by_its_score(tmp_path, monkeypatch):
     registry.load_all()
     (runtime,) = registry.runtimes()
     scores = (np.array([1.0, 1.0]), np.array([0.1, 2.0]))
-    monkeypatch.setattr(runtime.policy, "probabilities", lambda _x: scores)
+    monkeypatch.setattr(runtime.agent.policy, "probabilities", lambda _x: scores)
     fake = FakeOpenSearch({"name": hits("1", "2", "3"), "tags": hits("3", "4")})
     answer = run(fake, runtime, SearchRequest("music", "x", size=10))
     # RRF (k 60) with weights a = 1 x 0.1, b = 1 x 2.0: "3" = 0.1/63 + 2/61 = 0.0344,

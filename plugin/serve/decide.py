@@ -1,0 +1,59 @@
+"""Decide: ask the catalog's agent which arms to query and how many candidates from each.
+
+A policy that fails must not fail the search, so the catalog's static plan (propensity 1 for
+its arms, no features, so never learned from) stands in, and the reason is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from ltrr.bandit.decision import FALLBACK_POLICY, ArmChoice, Decision
+from ltrr.plugin.runtime.registry import CatalogRuntime
+from ltrr.plugin.serve.intercept import SearchRequest
+from ltrr.query_plans.catalog import Catalog
+
+log = logging.getLogger("ltrr.search")
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    decision: Decision
+    fallback: str | None  # why the static plan stands in, if it does
+
+
+def static_decision(catalog: Catalog, depth: int, reason: str) -> Decision:
+    """The catalog's fallback plan, as a decision with propensity 1 for its arms."""
+    sizes = {f.arm: max(f.size, min(depth, catalog.arm(f.arm).max_size)) for f in catalog.fallback}
+    return Decision(
+        tuple(
+            ArmChoice(
+                arm.name, arm.name in sizes, sizes.get(arm.name, 0), float(arm.name in sizes), 0.0
+            )
+            for arm in catalog.arms
+        ),
+        policy=f"{FALLBACK_POLICY} ({reason})",
+    )
+
+
+def decide(runtime: CatalogRuntime, request: SearchRequest, now: datetime) -> Decided:
+    """The agent's decision for this search, or the static plan when the policy fails."""
+    try:
+        entities = runtime.entities.current if runtime.entities is not None else None
+        decision = runtime.agent.decide(
+            request.query,
+            request.context,
+            now,
+            entities,
+            budget=runtime.catalog.budget,
+            depth=request.depth,
+        )
+        return Decided(decision, None)
+    except Exception as exc:  # a policy bug must cost one search its learning, not its answer
+        log.exception("policy failed; using the static plan")
+        return Decided(
+            static_decision(runtime.catalog, request.depth, "policy error"),
+            f"policy error: {exc}",
+        )
