@@ -21,12 +21,10 @@ statistics are exactly as if one process had seen everything.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,12 +32,20 @@ from urllib.parse import quote
 import orjson
 
 from ltrr.bandit.decision import Decision
-from ltrr.bandit.rewards import arm_rewards, position_factor
 from ltrr.plugin.errors import InvalidEvent, UnknownDecision
-from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, BulkQueue, bulk, ensure_indices
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, BulkQueue, ensure_indices
 from ltrr.plugin.learn.eventlog import EventLog
 from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, ubi_events
+from ltrr.plugin.learn.intake import Accepted, accept, invalid
 from ltrr.plugin.learn.memorize import MemoryUpdater
+from ltrr.plugin.learn.records import (
+    DecisionRecord,
+    OpenWindows,
+    Searched,
+    close_all,
+    from_document,
+)
+from ltrr.plugin.learn.shipping import Shipper
 from ltrr.plugin.learn.sync import StateSync
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
@@ -50,38 +56,12 @@ from ltrr.query_plans.rerank import RankedHit
 log = logging.getLogger("ltrr.learn")
 
 MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once it is known
-SHIP_BATCH = 2000
-
-
-@dataclass(slots=True)
-class DecisionRecord:
-    """What a decision's feedback needs, kept for the catalog's window."""
-
-    decision_id: str
-    target: str
-    feature_names: tuple[str, ...]
-    x: tuple[float, ...]  # the context the policy saw, handed back to the agent with rewards
-    included: tuple[str, ...]
-    results: dict[str, frozenset[str]]  # arm -> ids it retrieved
-    returned: dict[str, str]  # id -> index, every candidate the proxy could show
-    query_key: str
-    created: float
-    expires: float
-    owner: bool  # made here: this replica closes its window
-    observed: bool = False  # A already holds this context (a first event was applied here)
-    seen: set[str] = field(default_factory=set)  # event ids applied
-
-
-@dataclass(frozen=True, slots=True)
-class _Accepted:
-    event: FeedbackEvent
-    value: float  # the catalog's weight for the event type (logged as ``base_weight``)
-    weight: float  # ``value`` after position debiasing: what the arms and the memory earn
-    rewards: dict[str, float]
 
 
 class Learner:
-    """Decision records, feedback intake, and the background writers of the learning loop."""
+    """The learning loop as the serving layer sees it: ``record`` each decision, take
+    ``feedback`` and ``ubi`` events, and run the background writers between ``start`` and
+    ``stop``."""
 
     def __init__(
         self,
@@ -95,19 +75,17 @@ class Learner:
         fsync: bool = True,
         max_decisions: int = 200_000,
     ) -> None:
-        self.max_decisions = max_decisions
         self.transport = transport
         self.registry = registry
         self.stats = stats
         self.clock = clock
         self.events = EventLog(data_dir / "events", fsync=fsync)
+        self.shipper = Shipper(transport, self.events)
         self.decisions = BulkQueue(transport, DECISIONS_INDEX)
         self.memory = MemoryUpdater(transport, clock)
         self.state = StateSync(transport, registry.runtimes, interval=state_interval)
-        self._records: dict[str, DecisionRecord] = {}
-        self._expiry: list[tuple[float, str]] = []
+        self._open = OpenWindows(max_decisions)
         self._tasks: list[asyncio.Task[None]] = []
-        self.shipped = 0
 
     # -- decisions ----------------------------------------------------------------------------
 
@@ -128,70 +106,37 @@ class Learner:
         catalog = runtime.catalog
         now = self.clock()
         window = catalog.feedback.window_seconds
-        returned = {h.hit.id: h.hit.index for h in ranked}
-        key = exact_key(query)
-        x = decision.features
-        learnable = decision.learnable
-        if learnable and x is not None:
-            record = DecisionRecord(
-                decision_id=decision_id,
-                target=runtime.state_key,
-                feature_names=runtime.agent.feature_names,
-                x=x,
-                included=tuple(c.arm for c in decision.choices if c.included and c.arm in results),
-                results=dict(results),
-                returned=returned,
-                query_key=key,
-                created=now,
-                expires=now + window,
-                owner=True,
-            )
-            reused = self._records.get(decision_id)
-            if reused is not None and reused.owner and not (reused.observed or reused.seen):
-                self._zero_reward(reused)  # a client reused its id: close the older window
-            self._records[decision_id] = record
-            heapq.heappush(self._expiry, (record.expires, decision_id))
+        searched = Searched(
+            decision_id,
+            runtime.state_key,
+            catalog.digest,
+            runtime.agent.version(),
+            runtime.agent.feature_names,
+            query,
+            context,
+            decision,
+            results,
+            ranked,
+        )
+        record = searched.record(now, window)
+        if record is not None:
+            replaced = self._open.put(record)
+            if replaced is not None and replaced.open_without_feedback:
+                self._zero_reward(replaced)  # a client reused its id: close the older window
             self._bound()
         if catalog.memory is not None:
-            self.memory.searched(runtime.state_key, catalog.memory, key)
-        self.decisions.put(
-            decision_id,
-            {
-                "decision_id": decision_id,
-                "target": runtime.state_key,
-                "catalog": catalog.digest,
-                "policy": decision.policy,
-                "policy_version": runtime.agent.version(),
-                "timestamp": now,
-                "window_seconds": window,
-                "query": query,
-                "context": dict(context),
-                "learnable": learnable,
-                "feature_names": list(runtime.agent.feature_names),
-                "features": [float(v) for v in x] if x is not None else None,
-                "arms": {
-                    c.arm: {
-                        "included": c.included,
-                        "size": c.size,
-                        "propensity": c.propensity,
-                        "score": c.score,
-                        "ok": c.arm in results,  # a failed arm is no evidence either way
-                        "results": sorted(results.get(c.arm, ())),
-                    }
-                    for c in decision.choices
-                },
-                "returned": [[h.hit.index, h.hit.id] for h in ranked],
-            },
-        )
+            self.memory.searched(runtime.state_key, catalog.memory, exact_key(query))
+        self.decisions.put(decision_id, searched.document(now, window))
 
     async def _find(self, decision_id: str) -> DecisionRecord:
         """The decision's record: this replica's, else the one another replica logged."""
-        now = self.clock()
-        record = self._records.get(decision_id)
-        if record is not None:
-            if now > record.expires:
-                raise UnknownDecision(f"decision {decision_id!r} is past its feedback window")
-            return record
+        record = self._open.get(decision_id) or await self._fetch(decision_id)
+        if self.clock() > record.expires:
+            raise UnknownDecision(f"decision {decision_id!r} is past its feedback window")
+        return record
+
+    async def _fetch(self, decision_id: str) -> DecisionRecord:
+        """A decision another replica made, from ``ltrr-decisions``; kept for its window."""
         reply = await self.transport.request(
             "GET",
             f"/{DECISIONS_INDEX}/_doc/{quote(decision_id, safe='')}",
@@ -207,29 +152,14 @@ class Learner:
         if reply.status != 200:
             raise UpstreamError(f"reading decision {decision_id}: {reply.status}")
         doc = reply.json()["_source"]
-        expires = float(doc["timestamp"]) + float(doc["window_seconds"])
-        if now > expires:
+        if float(doc["timestamp"]) + float(doc["window_seconds"]) < self.clock():
             raise UnknownDecision(f"decision {decision_id!r} is past its feedback window")
         if not doc.get("learnable"):
             raise UnknownDecision(
                 f"decision {decision_id!r} used a fallback plan: nothing to learn"
             )
-        arms = doc["arms"]
-        record = DecisionRecord(
-            decision_id=decision_id,
-            target=doc["target"],
-            feature_names=tuple(doc["feature_names"]),
-            x=tuple(float(v) for v in doc["features"]),
-            included=tuple(a for a, info in arms.items() if info["included"] and info["ok"]),
-            results={a: frozenset(info["results"]) for a, info in arms.items()},
-            returned={doc_id: index for index, doc_id in doc["returned"]},
-            query_key=exact_key(doc["query"]),
-            created=float(doc["timestamp"]),
-            expires=expires,
-            owner=False,
-        )
-        self._records[decision_id] = record
-        heapq.heappush(self._expiry, (expires, decision_id))
+        record = from_document(doc)
+        self._open.put(record)
         return record
 
     def _runtime(self, record: DecisionRecord) -> CatalogRuntime | None:
@@ -259,12 +189,12 @@ class Learner:
             raise InvalidEvent(
                 f"events must have at most {config.max_events} entries, got {len(events)}"
             )
-        accepted: list[_Accepted] = []
+        accepted: list[Accepted] = []
         for i, event in enumerate(events):
-            reason = self._invalid(record, runtime, event)
+            reason = invalid(record, config, event)
             if reason is not None:
                 raise InvalidEvent(f"events[{i}]: {reason}")
-            accepted.append(self._rewards(record, runtime, event))
+            accepted.append(accept(record, config, event))
         applied = await self._commit(record, runtime, accepted)
         self.stats.count("feedback_events", applied)
         self.stats.count("feedback_duplicates", len(events) - applied)
@@ -284,66 +214,33 @@ class Learner:
         for event in extract.events:
             by_decision.setdefault(event.decision_id, []).append(event)
         for decision_id, events in by_decision.items():
-            try:
-                record = await self._find(decision_id)
-            except (UnknownDecision, UpstreamError):
-                self.stats.count("ubi_skipped: unknown decision", len(events))
-                continue
-            runtime = self._runtime(record)
-            if runtime is None:
-                self.stats.count("ubi_skipped: catalog no longer served", len(events))
-                continue
-            accepted = []
-            for event in events:
-                reason = self._invalid(record, runtime, event)
-                if reason is None:
-                    accepted.append(self._rewards(record, runtime, event))
-                else:
-                    self.stats.count("ubi_skipped: invalid event")
-            applied = await self._commit(record, runtime, accepted)
-            self.stats.count("ubi_events", applied)
+            await self._ubi_decision(decision_id, events)
 
-    @staticmethod
-    def _invalid(
-        record: DecisionRecord, runtime: CatalogRuntime, event: FeedbackEvent
-    ) -> str | None:
-        weights = runtime.catalog.feedback.events
-        if event.type not in weights:
-            return (
-                f"type {event.type!r} is not an event type of the catalog for "
-                f"{record.target!r}; known: {', '.join(sorted(weights))}"
-            )
-        if event.object_id not in record.returned:
-            return (
-                f"object_id {event.object_id!r} was never shown for decision {record.decision_id!r}"
-            )
-        return None
-
-    @staticmethod
-    def _rewards(
-        record: DecisionRecord, runtime: CatalogRuntime, event: FeedbackEvent
-    ) -> _Accepted:
-        feedback = runtime.catalog.feedback
-        value = float(feedback.events[event.type])
-        weight = value
-        if feedback.debias is not None:
-            weight *= position_factor(
-                event.position, feedback.debias.eta, feedback.debias.max_factor
-            )
-        rewards = arm_rewards(
-            record.results,
-            record.included,
-            event.object_id,
-            weight,
-            unique=feedback.credit == "unique",
-        )
-        return _Accepted(event, value, weight, rewards)
+    async def _ubi_decision(self, decision_id: str, events: list[FeedbackEvent]) -> None:
+        try:
+            record = await self._find(decision_id)
+        except (UnknownDecision, UpstreamError):
+            self.stats.count("ubi_skipped: unknown decision", len(events))
+            return
+        runtime = self._runtime(record)
+        if runtime is None:
+            self.stats.count("ubi_skipped: catalog no longer served", len(events))
+            return
+        config = runtime.catalog.feedback
+        accepted = []
+        for event in events:
+            if invalid(record, config, event) is None:
+                accepted.append(accept(record, config, event))
+            else:
+                self.stats.count("ubi_skipped: invalid event")
+        applied = await self._commit(record, runtime, accepted)
+        self.stats.count("ubi_events", applied)
 
     async def _commit(
-        self, record: DecisionRecord, runtime: CatalogRuntime, accepted: list[_Accepted]
+        self, record: DecisionRecord, runtime: CatalogRuntime, accepted: list[Accepted]
     ) -> int:
         """Make the new events durable, then apply them; returns how many were new."""
-        fresh: list[_Accepted] = []
+        fresh: list[Accepted] = []
         for item in accepted:
             if item.event.event_id not in record.seen:
                 record.seen.add(item.event.event_id)  # reserved now: a concurrent duplicate waits
@@ -375,7 +272,7 @@ class Learner:
             self._apply(record, runtime, item)
         return len(fresh)
 
-    def _apply(self, record: DecisionRecord, runtime: CatalogRuntime, item: _Accepted) -> None:
+    def _apply(self, record: DecisionRecord, runtime: CatalogRuntime, item: Accepted) -> None:
         runtime.agent.reward(record.x, item.rewards, first=record.owner and not record.observed)
         if record.owner:
             record.observed = True
@@ -394,23 +291,10 @@ class Learner:
 
     def sweep(self) -> int:
         """Close the windows that ended: no feedback means reward 0 for each included arm."""
-        now = self.clock()
-        closed = 0
-        while self._expiry and self._expiry[0][0] <= now:
-            closed += self._close_oldest()
+        closed = close_all(self._open.expired(self.clock()), self._zero_reward)
         if closed:
             self.stats.count("windows_closed_without_feedback", closed)
         return closed
-
-    def _close_oldest(self) -> int:
-        expires, decision_id = heapq.heappop(self._expiry)
-        record = self._records.get(decision_id)
-        if record is None or record.expires != expires:
-            return 0  # already gone, or the id was reused by a newer decision
-        del self._records[decision_id]
-        if not record.owner or record.observed or record.seen:
-            return 0  # ``seen``: a first event is being made durable; it counts the context
-        return self._zero_reward(record)
 
     def _zero_reward(self, record: DecisionRecord) -> int:
         """No feedback in the window: every included arm observes reward 0 for this context."""
@@ -422,36 +306,24 @@ class Learner:
 
     def _bound(self) -> None:
         """Past ``max_decisions`` open windows, the oldest close early (memory stays bounded)."""
-        before = len(self._records)
-        while len(self._records) > self.max_decisions and self._expiry:
-            self._close_oldest()
-        early = before - len(self._records)
+        before = len(self._open)
+        close_all(self._open.over_limit(), self._zero_reward)
+        early = before - len(self._open)
         if early:
             self.stats.count("windows_closed_early", early)
 
     def pending_decisions(self) -> int:
-        return len(self._records)
+        return len(self._open)
 
     # -- shipping -----------------------------------------------------------------------------
 
     async def ship_events(self) -> int:
-        """Copy the durable log's unshipped events to ``ltrr-events``; idempotent by event id."""
-        shipped = 0
-        while True:
-            lines, position = await asyncio.to_thread(self.events.pending, SHIP_BATCH)
-            if not lines:
-                return shipped
-            actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-            for line in lines:
-                doc = orjson.loads(line)
-                actions.append(({"index": {"_index": EVENTS_INDEX, "_id": doc["event_id"]}}, doc))
-            results = await bulk(self.transport, actions, timeout=60.0)
-            failed = [r for status, r in results if status >= 300]
-            if failed:  # the whole batch is retried: re-indexing by id cannot duplicate
-                raise UpstreamError(f"{len(failed)} events not stored, e.g. {failed[0]}")
-            await asyncio.to_thread(self.events.commit, position)
-            shipped += len(lines)
-            self.shipped += len(lines)
+        """Copy the durable log's unshipped events to ``ltrr-events``."""
+        return await self.shipper.ship()
+
+    @property
+    def shipped(self) -> int:
+        return self.shipper.shipped
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -506,9 +378,9 @@ class Learner:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "decisions_pending": len(self._records),
+            "decisions_pending": len(self._open),
             "events_unshipped_bytes": self.events.backlog(),
-            "events_shipped": self.shipped,
+            "events_shipped": self.shipper.shipped,
             "decisions_logged": self.decisions.written,
             "decisions_dropped": self.decisions.dropped,
             "memory_pending_keys": self.memory.pending_keys(),

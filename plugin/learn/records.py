@@ -1,0 +1,179 @@
+"""Decision records: what a decision's feedback needs, kept for the catalog's feedback window.
+
+A record is made where the decision was made (its ``owner`` closes the window) or read back
+from ``ltrr-decisions`` by another replica. ``document`` and ``from_document`` are the one
+translation between the two, so both replicas learn from exactly the same facts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ltrr.bandit.decision import Decision
+from ltrr.query_plans.memory import exact_key
+from ltrr.query_plans.rerank import RankedHit
+
+
+@dataclass(slots=True)
+class DecisionRecord:
+    """What a decision's feedback needs, kept for the catalog's window."""
+
+    decision_id: str
+    target: str
+    feature_names: tuple[str, ...]
+    x: tuple[float, ...]  # the context the policy saw, handed back to the agent with rewards
+    included: tuple[str, ...]
+    results: dict[str, frozenset[str]]  # arm -> ids it retrieved
+    returned: dict[str, str]  # id -> index, every candidate the proxy could show
+    query_key: str
+    created: float
+    expires: float
+    owner: bool  # made here: this replica closes its window
+    observed: bool = False  # the agent already holds this context (a first event was applied)
+    seen: set[str] = field(default_factory=set)  # event ids applied
+
+    @property
+    def open_without_feedback(self) -> bool:
+        """Its window would close with reward 0: made here, and no event applied or pending."""
+        return self.owner and not (self.observed or self.seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """One intercepted search, as the learner is told of it."""
+
+    decision_id: str
+    target: str
+    catalog: str  # the catalog's digest
+    policy_version: int
+    feature_names: tuple[str, ...]
+    query: str
+    context: Mapping[str, object]
+    decision: Decision
+    results: Mapping[str, frozenset[str]]  # arm -> ids, for each arm that answered
+    ranked: Sequence[RankedHit]
+
+    def record(self, now: float, window: float) -> DecisionRecord | None:
+        """The record its feedback is matched against; None when nothing can be learned."""
+        x = self.decision.features
+        if not self.decision.learnable or x is None:
+            return None
+        return DecisionRecord(
+            decision_id=self.decision_id,
+            target=self.target,
+            feature_names=self.feature_names,
+            x=x,
+            included=tuple(c.arm for c in self.decision.included if c.arm in self.results),
+            results=dict(self.results),
+            returned={h.hit.id: h.hit.index for h in self.ranked},
+            query_key=exact_key(self.query),
+            created=now,
+            expires=now + window,
+            owner=True,
+        )
+
+    def document(self, now: float, window: float) -> dict[str, Any]:
+        """The ``ltrr-decisions`` document: enough for off-policy estimates and for another
+        replica to take this decision's feedback."""
+        decision = self.decision
+        return {
+            "decision_id": self.decision_id,
+            "target": self.target,
+            "catalog": self.catalog,
+            "policy": decision.policy,
+            "policy_version": self.policy_version,
+            "timestamp": now,
+            "window_seconds": window,
+            "query": self.query,
+            "context": dict(self.context),
+            "learnable": decision.learnable,
+            "feature_names": list(self.feature_names),
+            "features": list(decision.features) if decision.features is not None else None,
+            "arms": {
+                c.arm: {
+                    "included": c.included,
+                    "size": c.size,
+                    "propensity": c.propensity,
+                    "score": c.score,
+                    "ok": c.arm in self.results,  # a failed arm is no evidence either way
+                    "results": sorted(self.results.get(c.arm, ())),
+                }
+                for c in decision.choices
+            },
+            "returned": [[h.hit.index, h.hit.id] for h in self.ranked],
+        }
+
+
+def from_document(doc: Mapping[str, Any]) -> DecisionRecord:
+    """Another replica's decision, read back from ``ltrr-decisions``; it never owns it."""
+    arms = doc["arms"]
+    created = float(doc["timestamp"])
+    return DecisionRecord(
+        decision_id=str(doc["decision_id"]),
+        target=doc["target"],
+        feature_names=tuple(doc["feature_names"]),
+        x=tuple(float(v) for v in doc["features"]),
+        included=tuple(a for a, info in arms.items() if info["included"] and info["ok"]),
+        results={a: frozenset(info["results"]) for a, info in arms.items()},
+        returned={doc_id: index for index, doc_id in doc["returned"]},
+        query_key=exact_key(doc["query"]),
+        created=created,
+        expires=created + float(doc["window_seconds"]),
+        owner=False,
+    )
+
+
+class OpenWindows:
+    """The records whose windows are open, oldest first, at most ``limit`` of them.
+
+    A record leaves when its window ends (``expired``), when more than ``limit`` are open
+    (the oldest go early), or when a client reuses its decision id (the newer one wins).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._records: dict[str, DecisionRecord] = {}
+        self._expiry: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        return self._records.get(decision_id)
+
+    def put(self, record: DecisionRecord) -> DecisionRecord | None:
+        """Keep ``record``; returns the record it replaced under the same id, if any."""
+        replaced = self._records.get(record.decision_id)
+        self._records[record.decision_id] = record
+        heapq.heappush(self._expiry, (record.expires, record.decision_id))
+        return replaced
+
+    def expired(self, now: float) -> Iterator[DecisionRecord]:
+        """Take out every record whose window ended by ``now``."""
+        while self._expiry and self._expiry[0][0] <= now:
+            record = self._pop_oldest()
+            if record is not None:
+                yield record
+
+    def over_limit(self) -> Iterator[DecisionRecord]:
+        """Take out the oldest records while more than ``limit`` are open."""
+        while len(self._records) > self.limit and self._expiry:
+            record = self._pop_oldest()
+            if record is not None:
+                yield record
+
+    def _pop_oldest(self) -> DecisionRecord | None:
+        expires, decision_id = heapq.heappop(self._expiry)
+        record = self._records.get(decision_id)
+        if record is None or record.expires != expires:
+            return None  # already gone, or the id was reused by a newer decision
+        del self._records[decision_id]
+        return record
+
+
+def close_all(records: Iterator[DecisionRecord], zero: Callable[[DecisionRecord], int]) -> int:
+    """Close each record's window; ``zero`` rewards the ones that got no feedback."""
+    return sum(zero(r) for r in records if r.open_without_feedback)
