@@ -60,13 +60,25 @@ def allocate_sizes(
         for i, r in zip(active, room, strict=True):
             sizes[i] += r
         return sizes
+    for i, extra in _water_fill(left, active, room, weight):
+        sizes[i] += extra
+    return sizes
+
+
+def _water_fill(
+    left: int, active: list[int], room: list[int], weight: list[float]
+) -> list[tuple[int, int]]:
+    """Split ``left`` units over the ``active`` arms by ``weight``, each capped at its ``room``:
+    what a full arm cannot take goes to the others; then whole units, the spare ones to the
+    largest fractions (ties: catalog order). Returns (arm, units) pairs."""
+    out: list[tuple[int, int]] = []
     while left > 0:
         unit = left / sum(weight)
         shares = [w * unit for w in weight]
         full = [k for k, share in enumerate(shares) if share >= room[k]]
         if full:
             for k in full:
-                sizes[active[k]] += room[k]
+                out.append((active[k], room[k]))
                 left -= room[k]
             keep = [k for k in range(len(active)) if k not in full]
             active = [active[k] for k in keep]
@@ -77,9 +89,9 @@ def allocate_sizes(
         spare = left - sum(whole)
         by_fraction = sorted(range(len(active)), key=lambda k: (whole[k] - shares[k], k))
         for rank, k in enumerate(by_fraction):
-            sizes[active[k]] += min(whole[k] + (1 if rank < spare else 0), room[k])
+            out.append((active[k], min(whole[k] + (1 if rank < spare else 0), room[k])))
         left = 0
-    return sizes
+    return out
 
 
 def decide(

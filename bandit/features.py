@@ -168,6 +168,33 @@ def _category_values(value: object) -> tuple[str, ...]:
     return ()
 
 
+def _shape(text: str, n_chars: int, n_tokens: int) -> list[float]:
+    """The query's shape: length, digits, quotes, case, punctuation, script."""
+    digits = sum(map(str.isdigit, text))
+    upper = sum(map(str.isupper, text))
+    cased = upper + sum(map(str.islower, text))
+    if text.isascii():
+        punctuation = sum(map(_ASCII_PUNCTUATION.__contains__, text))
+        non_ascii = 0
+    else:
+        punctuation = sum(map(_is_punctuation_or_symbol, text))
+        non_ascii = n_chars - len(text.encode("ascii", "ignore"))
+    quoted = 1.0 if not _QUOTE_CHARS.isdisjoint(text) and _QUOTED.search(text) is not None else 0.0
+    per_char = 1.0 / n_chars
+    return [
+        min(n_chars / CHARS_SCALE, 1.0),
+        min(n_tokens / TOKENS_SCALE, 1.0),
+        digits * per_char,
+        1.0 if digits else 0.0,
+        quoted,
+        upper / cased if cased else 0.0,
+        punctuation * per_char,
+        non_ascii * per_char,
+        min((n_chars - n_tokens + 1) / n_tokens / TOKEN_CHARS_SCALE, 1.0),
+        1.0 if n_tokens == 1 else 0.0,
+    ]
+
+
 class FeatureBuilder:
     """Turns (query, caller context, clock, entities) into the policy's float64 vector."""
 
@@ -210,36 +237,7 @@ class FeatureBuilder:
         text = " ".join(tokens)
         n_chars = len(text)
 
-        if n_chars:
-            digits = sum(map(str.isdigit, text))
-            upper = sum(map(str.isupper, text))
-            cased = upper + sum(map(str.islower, text))
-            if text.isascii():
-                punctuation = sum(map(_ASCII_PUNCTUATION.__contains__, text))
-                non_ascii = 0
-            else:
-                punctuation = sum(map(_is_punctuation_or_symbol, text))
-                non_ascii = n_chars - len(text.encode("ascii", "ignore"))
-            quoted = (
-                1.0
-                if not _QUOTE_CHARS.isdisjoint(text) and _QUOTED.search(text) is not None
-                else 0.0
-            )
-            per_char = 1.0 / n_chars
-            shape = [
-                min(n_chars / CHARS_SCALE, 1.0),
-                min(n_tokens / TOKENS_SCALE, 1.0),
-                digits * per_char,
-                1.0 if digits else 0.0,
-                quoted,
-                upper / cased if cased else 0.0,
-                punctuation * per_char,
-                non_ascii * per_char,
-                min((n_chars - n_tokens + 1) / n_tokens / TOKEN_CHARS_SCALE, 1.0),
-                1.0 if n_tokens == 1 else 0.0,
-            ]
-        else:
-            shape = [0.0] * 10
+        shape = _shape(text, n_chars, n_tokens) if n_chars else [0.0] * 10
 
         exact = prefix = 0.0
         if entities is not None and n_chars:

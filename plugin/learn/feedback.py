@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 from urllib.parse import unquote
 
 import orjson
@@ -29,6 +30,9 @@ MAX_TIMESTAMP_CHARS = 64
 EVENT_KEYS = frozenset({"type", "object_id", "position", "value", "timestamp", "id"})
 SOURCES = frozenset({"api", "ubi"})
 BULK_ACTIONS = frozenset({"index", "create", "update", "delete"})
+
+T = TypeVar("T")
+_Reader = Callable[[object], T | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,38 @@ def parse_feedback(
     return decision_id, events
 
 
+def _positive_int(value: object) -> int | None:
+    return value if type(value) is int and value >= 1 else None
+
+
+def _id_text(value: object) -> str | None:
+    return _text(value, MAX_ID_CHARS)
+
+
+def _type_text(value: object) -> str | None:
+    return _text(value, MAX_TYPE_CHARS)
+
+
+def _required(raw: Mapping[str, object], key: str, read: _Reader[T], where: str, rule: str) -> T:
+    if key not in raw:
+        raise _invalid(f"{where}.{key} is required")
+    value = read(raw[key])
+    if value is None:
+        raise _invalid(f"{where}.{key} must be {rule}, got {_show(raw[key])}")
+    return value
+
+
+def _optional(
+    raw: Mapping[str, object], key: str, read: _Reader[T], where: str, rule: str
+) -> T | None:
+    if raw.get(key) is None:
+        return None
+    value = read(raw[key])
+    if value is None:
+        raise _invalid(f"{where}.{key} must be {rule}, got {_show(raw[key])}")
+    return value
+
+
 def _api_event(raw: object, where: str, decision_id: str, now: float) -> FeedbackEvent:
     if not isinstance(raw, dict):
         raise _invalid(f"{where} must be an object, got {_show(raw)}")
@@ -217,36 +253,34 @@ def _api_event(raw: object, where: str, decision_id: str, now: float) -> Feedbac
     for required in ("type", "object_id"):
         if required not in raw:
             raise _invalid(f"{where}.{required} is required")
-    type_ = _text(raw["type"], MAX_TYPE_CHARS)
-    if type_ is None:
-        raise _invalid(
-            f"{where}.type must be a non-empty string of at most {MAX_TYPE_CHARS} characters, "
-            f"got {_show(raw['type'])}"
-        )
-    object_id = _object_id(raw["object_id"])
-    if object_id is None:
-        raise _invalid(
-            f"{where}.object_id must be a non-empty string or a number, of at most "
-            f"{MAX_ID_CHARS} characters, got {_show(raw['object_id'])}"
-        )
-    position = raw.get("position")
-    if position is not None and (type(position) is not int or position < 1):
-        raise _invalid(f"{where}.position must be a positive integer, got {_show(position)}")
-    value = _number(raw.get("value"))
-    if value is None and raw.get("value") is not None:
-        raise _invalid(f"{where}.value must be a finite number, got {_show(raw['value'])}")
-    timestamp = now if raw.get("timestamp") is None else _timestamp(raw["timestamp"])
+    type_ = _required(
+        raw,
+        "type",
+        _type_text,
+        where,
+        f"a non-empty string of at most {MAX_TYPE_CHARS} characters",
+    )
+    object_id = _required(
+        raw,
+        "object_id",
+        _object_id,
+        where,
+        f"a non-empty string or a number, of at most {MAX_ID_CHARS} characters",
+    )
+    position = _optional(raw, "position", _positive_int, where, "a positive integer")
+    value = _optional(raw, "value", _number, where, "a finite number")
+    timestamp = _optional(
+        raw,
+        "timestamp",
+        _timestamp,
+        where,
+        "an ISO 8601 string or epoch milliseconds (>= 0, before year 10000)",
+    )
     if timestamp is None:
-        raise _invalid(
-            f"{where}.timestamp must be an ISO 8601 string or epoch milliseconds (>= 0, before "
-            f"year 10000), got {_show(raw['timestamp'])}"
-        )
-    client_id = None if raw.get("id") is None else _text(raw["id"], MAX_ID_CHARS)
-    if client_id is None and raw.get("id") is not None:
-        raise _invalid(
-            f"{where}.id must be a non-empty string of at most {MAX_ID_CHARS} characters, "
-            f"got {_show(raw['id'])}"
-        )
+        timestamp = now
+    client_id = _optional(
+        raw, "id", _id_text, where, f"a non-empty string of at most {MAX_ID_CHARS} characters"
+    )
     return FeedbackEvent(
         event_id=client_id or _hash_id(decision_id, type_, object_id, position, value, timestamp),
         decision_id=decision_id,
@@ -329,6 +363,40 @@ def ubi_events(method: str, path: str, body: bytes, *, now: float) -> UbiExtract
     return UbiExtract(events, skipped)
 
 
+def _action(line: bytes) -> tuple[str, dict[str, object]]:
+    """A bulk action line's action and metadata; OpenSearch refuses the bulk for anything else."""
+    try:
+        action = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise _MalformedBulk from None
+    if not isinstance(action, dict) or len(action) != 1:
+        raise _MalformedBulk
+    ((name, meta),) = action.items()
+    if name not in BULK_ACTIONS or not isinstance(meta, dict):
+        raise _MalformedBulk
+    return name, meta
+
+
+def _bulk_item(
+    name: str, meta: Mapping[str, object], source: bytes | None, url_index: str | None
+) -> _Doc | str:
+    index = meta.get("_index")
+    if index is None:
+        index = url_index
+    if index != UBI_INDEX:
+        return "other index"
+    if name in ("delete", "update"):
+        return f"{name} action"
+    if source is None:
+        return "malformed"  # an action line with no source line: OpenSearch drops it
+    doc_id = meta.get("_id")
+    if doc_id is None:
+        return _Doc(None, source)
+    if isinstance(doc_id, int | str) and not isinstance(doc_id, bool):
+        return _Doc(str(doc_id), source)
+    return "bad _id"
+
+
 def _bulk_items(body: bytes, url_index: str | None) -> Iterator[_Doc | str]:
     """Each ``ubi_events`` index/create document, or the reason a bulk item is not one.
 
@@ -340,36 +408,10 @@ def _bulk_items(body: bytes, url_index: str | None) -> Iterator[_Doc | str]:
     for line in lines:
         if not line.strip():
             continue  # OpenSearch skips empty action lines too
-        try:
-            action = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise _MalformedBulk from None
-        if not isinstance(action, dict) or len(action) != 1:
-            raise _MalformedBulk
-        ((name, meta),) = action.items()
-        if name not in BULK_ACTIONS or not isinstance(meta, dict):
-            raise _MalformedBulk
+        name, meta = _action(line)
         # Read the source line first, whatever the item: it frames the rest of the body.
         source = None if name == "delete" else next(lines, None)
-        index = meta.get("_index")
-        if index is None:
-            index = url_index
-        if index != UBI_INDEX:
-            yield "other index"
-        elif name == "delete":
-            yield "delete action"
-        elif name == "update":
-            yield "update action"
-        elif source is None:
-            yield "malformed"  # an action line with no source line: OpenSearch drops it
-        else:
-            doc_id = meta.get("_id")
-            if doc_id is None:
-                yield _Doc(None, source)
-            elif isinstance(doc_id, int | str) and not isinstance(doc_id, bool):
-                yield _Doc(str(doc_id), source)
-            else:
-                yield "bad _id"
+        yield _bulk_item(name, meta, source, url_index)
 
 
 def _missing(value: object) -> bool:
@@ -385,31 +427,47 @@ def _ubi_rank(attributes: Mapping[str, object]) -> int | None:
     return max(ordinal, 1)
 
 
-def _ubi_event(doc: _Doc, now: float) -> FeedbackEvent | str:
-    """The event, or the reason it is skipped."""
+class _Skipped(LtrrError):
+    """A UBI document we cannot learn from; the reason is counted, never raised further."""
+
+
+def _ubi_field(value: object, read: _Reader[T], name: str) -> T:
+    """The field read, else skip the document as missing it or as having a bad one."""
+    parsed = read(value)
+    if parsed is None:
+        raise _Skipped(f"no {name}" if _missing(value) else f"bad {name}")
+    return parsed
+
+
+def _ubi_object_id(attributes: Mapping[str, object]) -> str:
+    target = attributes.get("object")
+    raw = target.get("object_id") if isinstance(target, dict) else None
+    return _ubi_field(raw, _object_id, "object_id")
+
+
+def _ubi_source(doc: _Doc) -> dict[str, object]:
     if doc.doc_id is not None and _text(doc.doc_id, MAX_ID_CHARS) is None:
-        return "bad _id"  # OpenSearch refuses it, so it is never stored
+        raise _Skipped("bad _id")  # OpenSearch refuses it, so it is never stored
     try:
         parsed = orjson.loads(doc.source)
     except orjson.JSONDecodeError:
-        return "malformed"
+        raise _Skipped("malformed") from None
     if not isinstance(parsed, dict):
-        return "malformed"
-    raw_query_id = parsed.get("query_id")
-    decision_id = _text(raw_query_id, MAX_ID_CHARS)
-    if decision_id is None:
-        return "no query_id" if _missing(raw_query_id) else "bad query_id"
-    raw_action = parsed.get("action_name")
-    type_ = _text(raw_action, MAX_TYPE_CHARS)
-    if type_ is None:
-        return "no action_name" if _missing(raw_action) else "bad action_name"
-    attributes = parsed.get("event_attributes")
-    attributes = attributes if isinstance(attributes, dict) else {}
-    target = attributes.get("object")
-    raw_object_id = target.get("object_id") if isinstance(target, dict) else None
-    object_id = _object_id(raw_object_id)
-    if object_id is None:
-        return "no object_id" if _missing(raw_object_id) else "bad object_id"
+        raise _Skipped("malformed")
+    return parsed
+
+
+def _ubi_event(doc: _Doc, now: float) -> FeedbackEvent | str:
+    """The event, or the reason it is skipped."""
+    try:
+        parsed = _ubi_source(doc)
+        decision_id = _ubi_field(parsed.get("query_id"), _id_text, "query_id")
+        type_ = _ubi_field(parsed.get("action_name"), _type_text, "action_name")
+        raw_attributes = parsed.get("event_attributes")
+        attributes = raw_attributes if isinstance(raw_attributes, dict) else {}
+        object_id = _ubi_object_id(attributes)
+    except _Skipped as skipped:
+        return str(skipped)
     raw_timestamp = parsed.get("timestamp")
     timestamp = now if raw_timestamp is None else _timestamp(raw_timestamp)
     if timestamp is None:

@@ -104,46 +104,59 @@ class StateSync:
         todo = list(ids)
         try:
             for _attempt in range(MAX_ATTEMPTS):
-                stored = await mget(self.transport, STATE_INDEX, todo)
-                actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-                written: list[tuple[str, dict[str, Any]]] = []
-                for doc_id in todo:
-                    arm = ids[doc_id]
-                    current = stored.get(doc_id)
-                    delta = deltas.get(doc_id)
-                    if delta is None and current is not None and shared.readable(current.source):
-                        shared.install(arm, current.source)  # nothing to add: just catch up
-                        tracked.versions[arm] = current.seq_no
-                        continue
-                    if delta is None and current is None:
-                        continue  # never learned anywhere: the prior is already in place
-                    doc = shared.merged(current.source if current else None, delta)
-                    doc.update({"target": target, "arm": arm})
-                    actions.append((guarded(STATE_INDEX, doc_id, current), doc))
-                    written.append((doc_id, doc))
-                results = await bulk(self.transport, actions, timeout=30.0)
-                retry: list[str] = []
-                refused: list[str] = []
-                for (doc_id, doc), (status, result) in zip(written, results, strict=True):
-                    if status in (200, 201):
-                        shared.install(ids[doc_id], doc)
-                        tracked.versions[ids[doc_id]] = int(result.get("_seq_no", -1))
-                        deltas.pop(doc_id, None)  # written: never restored, never re-sent
-                    elif status == 409:
-                        retry.append(doc_id)
-                    else:
-                        refused.append(f"{doc_id}: {status} {result}")
-                if refused:  # every result was read first, so written deltas are not restored
-                    raise UpstreamError(f"state writes refused: {'; '.join(refused)[:500]}")
-                if not retry:
+                todo = await self._attempt(target, ids, todo, deltas, tracked)
+                if not todo:
                     tracked.merges += 1
                     return
-                tracked.conflicts += len(retry)
-                todo = retry
+                tracked.conflicts += len(todo)
             raise UpstreamError(f"state merge still conflicting after {MAX_ATTEMPTS} attempts")
         finally:
             for doc_id, delta in deltas.items():  # not written: merged next round
                 shared.restore(ids[doc_id], delta)
+
+    async def _attempt(
+        self,
+        target: str,
+        ids: dict[str, str],
+        todo: list[str],
+        deltas: dict[str, Delta],
+        tracked: _Tracked,
+    ) -> list[str]:
+        """Read the stored sums, write sum + delta guarded by what was read; returns the ids
+        that conflicted (to read and try again). A written delta leaves ``deltas``."""
+        shared = tracked.shared
+        stored = await mget(self.transport, STATE_INDEX, todo)
+        actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        written: list[tuple[str, dict[str, Any]]] = []
+        for doc_id in todo:
+            arm = ids[doc_id]
+            current = stored.get(doc_id)
+            delta = deltas.get(doc_id)
+            if delta is None and current is not None and shared.readable(current.source):
+                shared.install(arm, current.source)  # nothing to add: just catch up
+                tracked.versions[arm] = current.seq_no
+                continue
+            if delta is None and current is None:
+                continue  # never learned anywhere: the prior is already in place
+            doc = shared.merged(current.source if current else None, delta)
+            doc.update({"target": target, "arm": arm})
+            actions.append((guarded(STATE_INDEX, doc_id, current), doc))
+            written.append((doc_id, doc))
+        results = await bulk(self.transport, actions, timeout=30.0)
+        retry: list[str] = []
+        refused: list[str] = []
+        for (doc_id, doc), (status, result) in zip(written, results, strict=True):
+            if status in (200, 201):
+                shared.install(ids[doc_id], doc)
+                tracked.versions[ids[doc_id]] = int(result.get("_seq_no", -1))
+                deltas.pop(doc_id, None)  # written: never restored, never re-sent
+            elif status == 409:
+                retry.append(doc_id)
+            else:
+                refused.append(f"{doc_id}: {status} {result}")
+        if refused:  # every result was read first, so written deltas are not restored
+            raise UpstreamError(f"state writes refused: {'; '.join(refused)[:500]}")
+        return retry
 
     async def _reconcile(self, runtime: CatalogRuntime, shared: SharedStatistics) -> None:
         """Compare the stored catalog with this one: drop removed arms, note added ones."""
