@@ -33,7 +33,7 @@ def test_every_exception_the_project_defines_derives_from_ltrr_error():
     # The walk saw the layers' own errors, not only the serving ones.
     for name in (
         "ltrr.bandit.policies.base.PolicyConfigError",
-        "ltrr.query_plans.catalog.CatalogError",
+        "ltrr.query_plans.catalog.reader.CatalogError",
         "ltrr.query_plans.templates.TemplateError",
         "ltrr.plugin.runtime.upstream.UpstreamError",
         "ltrr.plugin.errors.BadRequest",

@@ -1,0 +1,221 @@
+"""Load a catalog: compose the YAML with line marks, read every section, check them against
+each other, and build the immutable ``Catalog`` or report every problem at once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node
+
+from ltrr.query_plans.catalog.model import (
+    DEFAULT_DEADLINE_MS,
+    Arm,
+    Catalog,
+    EmbeddingConfig,
+    FeatureConfig,
+    FeedbackConfig,
+    FusionConfig,
+    InterceptRules,
+)
+from ltrr.query_plans.catalog.read_arms import ArmsSection
+from ltrr.query_plans.catalog.read_features import FeaturesSection
+from ltrr.query_plans.catalog.read_feedback import FeedbackSection
+from ltrr.query_plans.catalog.read_index import IndexSection
+from ltrr.query_plans.catalog.read_memory import MemorySection
+from ltrr.query_plans.catalog.read_ranking import RankingSection
+from ltrr.query_plans.catalog.reader import BAD, ArmEntry, CatalogError, Field, is_null, show_node
+from ltrr.query_plans.catalog.schema import MODEL_FILES, TOP_KEYS, TOP_REQUIRED
+
+
+class CatalogParser(
+    ArmsSection, FeaturesSection, RankingSection, FeedbackSection, MemorySection, IndexSection
+):
+    """Reads the sections in dependency order: arms first, as the others refer to them."""
+
+    def parse(self, root: Node, path: Path, raw: bytes) -> Catalog | None:
+        top = self.mapping(root, "", TOP_KEYS, TOP_REQUIRED)
+        if top is None:
+            return None
+        # An optional section set to null means "not configured"; a required one must be there.
+        present = {name: f.value for name, f in top.items() if not is_null(f.value)}
+        for name in TOP_REQUIRED:
+            if name in top and name not in present:
+                self.fail(top[name].key, name, "must have a value, not null")
+
+        entries = self.arms(present["arms"]) if "arms" in present else None
+        names = self.arm_index(entries) if entries is not None else None
+        targets = self.targets(present["target"]) if "target" in present else None
+        budget = self.integer(present["budget"], "budget", 1) if "budget" in present else None
+        deadline_ms: int | None = DEFAULT_DEADLINE_MS
+        if "deadline_ms" in present:
+            deadline_ms = self.integer(present["deadline_ms"], "deadline_ms", 10, 60_000)
+        embedding = self.embedding(present["embedding"]) if "embedding" in present else None
+        features = self.features(present["features"]) if "features" in present else None
+        policy = self.policy(present["policy"], names) if "policy" in present else None
+        fusion = self.fusion(present["fusion"], names) if "fusion" in present else FusionConfig()
+        rerank = self.rerank(present["rerank"]) if "rerank" in present else None
+        intercept = InterceptRules()
+        if "intercept" in present:
+            intercept = self.intercept(present["intercept"]) or intercept
+        feedback = self.feedback(present["feedback"]) if "feedback" in present else FeedbackConfig()
+        memory = self.memory(present["memory"]) if "memory" in present else None
+        fallback = self.fallback(present["fallback"], names) if "fallback" in present else None
+        index_body = self.index_body(present["index"]) if "index" in present else None
+        source = self.source(present["source"]) if "source" in present else None
+        if memory is not None and index_body is not None:
+            self.check_source_whole(index_body, present["index"])
+
+        if entries is not None and "budget" in present and budget is not None:
+            self.check_budget(entries, budget, present["budget"])
+        if entries is not None:
+            self.check_vectors(entries, embedding, top)
+        # Every section that returned None recorded why; the checks below only narrow types.
+        arms = tuple(e.arm for e in entries or () if e.arm is not None)
+        if (
+            self.errors
+            or entries is None
+            or len(arms) != len(entries)
+            or targets is None
+            or budget is None
+            or deadline_ms is None
+            or policy is None
+            or fusion is None
+            or feedback is None
+            or fallback is None
+            or source is BAD
+        ):
+            return None
+        digest = self.digest(raw, arms)
+        if digest is None:
+            return None
+        return Catalog(
+            path=path.resolve(),
+            targets=targets,
+            arms=arms,
+            policy=policy,
+            budget=budget,
+            fusion=fusion,
+            fallback=fallback,
+            rerank=rerank,
+            intercept=intercept,
+            features=features or FeatureConfig(),
+            embedding=embedding,
+            feedback=feedback,
+            memory=memory,
+            deadline_ms=deadline_ms,
+            digest=digest,
+            index_body=index_body,
+            source=source,
+        )
+
+    # -- checks across sections -------------------------------------------------------------
+
+    def check_budget(self, entries: Sequence[ArmEntry], budget: int, node: Node) -> None:
+        minimums = [(e.arm.name, e.arm.min_size) for e in entries if e.arm and e.arm.min_size]
+        total = sum(size for _, size in minimums)
+        if total > budget:
+            parts = ", ".join(f"{name} {size}" for name, size in minimums)
+            self.fail(
+                node,
+                "budget",
+                f"is {budget}, less than the arms' minimum sizes, which add up to {total}"
+                f" ({parts})",
+            )
+
+    def check_vectors(
+        self,
+        entries: Sequence[ArmEntry],
+        embedding: EmbeddingConfig | None,
+        top: dict[str, Field],
+    ) -> None:
+        vector_arms = [e for e in entries if e.needs_vector_node is not None]
+        if not vector_arms:
+            return
+        section = top.get("embedding")
+        if section is None or is_null(section.value):
+            for e in vector_arms:
+                self.fail(
+                    e.needs_vector_node,
+                    f"arms[{entries.index(e)}].needs_vector",
+                    f"arm {e.name!r} needs a query vector, but the catalog has no"
+                    " embedding section",
+                )
+            return
+        if embedding is None:
+            return  # the embedding section's own error says why
+        where = self.model_node or section.value
+        folder = embedding.model
+        if not folder.is_dir():
+            self.fail(where, "embedding.model", f"model folder {folder} does not exist")
+            return
+        missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+        if missing:
+            self.fail(
+                where, "embedding.model", f"model folder {folder} has no {', '.join(missing)}"
+            )
+
+    def digest(self, raw: bytes, arms: Sequence[Arm]) -> str | None:
+        """What a reload compares: the catalog's bytes and every template it uses."""
+        h = hashlib.sha256(raw)
+        for template in dict.fromkeys(arm.template for arm in arms):
+            try:
+                h.update(template.read_bytes())
+            except OSError as exc:
+                self.fail(None, "", f"template {template} vanished: {exc.strerror or exc}")
+                return None
+        return h.hexdigest()
+
+
+def _parse(path: Path | str) -> tuple[Catalog | None, list[CatalogError]]:
+    display = str(path)
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        return None, [CatalogError(display, None, "", f"cannot read: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [CatalogError(display, line, "", "not UTF-8 text")]
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem and exc.context_mark is not None:
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        at = mark.line + 1 if mark is not None else None
+        return None, [CatalogError(display, at, "", message)]
+    except yaml.YAMLError as exc:
+        return None, [CatalogError(display, None, "", f"YAML error: {exc}")]
+    if root is None:
+        return None, [CatalogError(display, None, "", "the catalog is empty")]
+    parser = CatalogParser(file, display, os.environ)
+    if not isinstance(root, MappingNode):
+        parser.fail(
+            root, "", f"a catalog is a YAML mapping (target:, arms:, ...), not {show_node(root)}"
+        )
+        return None, parser.errors
+    catalog = parser.parse(root, file, raw)
+    errors = sorted(parser.errors, key=lambda e: e.line or 0)
+    if not errors and catalog is None:  # every path to None records why; this is a safety net
+        errors = [CatalogError(display, None, "", "could not be loaded")]
+    return (catalog if not errors else None), errors
+
+
+def validate_catalog(path: Path | str) -> list[CatalogError]:
+    """Every problem found, in line order; empty means the catalog loads."""
+    return _parse(path)[1]
+
+
+def load_catalog(path: Path | str) -> Catalog:
+    """The validated catalog; raises the first ``CatalogError`` (by line) otherwise."""
+    catalog, errors = _parse(path)
+    if errors or catalog is None:
+        raise errors[0]
+    return catalog
