@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node
 
+from ltrr.bandit.policies.base import PolicyConfig
 from ltrr.query_plans.catalog.model import (
     DEFAULT_DEADLINE_MS,
     Arm,
     Catalog,
     EmbeddingConfig,
+    FallbackArm,
     FeatureConfig,
     FeedbackConfig,
     FusionConfig,
     InterceptRules,
+    MemoryConfig,
+    RerankConfig,
 )
 from ltrr.query_plans.catalog.read_arms import ArmsSection
 from ltrr.query_plans.catalog.read_features import FeaturesSection
@@ -29,6 +35,27 @@ from ltrr.query_plans.catalog.read_memory import MemorySection
 from ltrr.query_plans.catalog.read_ranking import RankingSection
 from ltrr.query_plans.catalog.reader import BAD, ArmEntry, CatalogError, Field, is_null, show_node
 from ltrr.query_plans.catalog.schema import MODEL_FILES, TOP_KEYS, TOP_REQUIRED
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Sections:
+    entries: list[ArmEntry] | None
+    targets: tuple[str, ...] | None
+    budget: int | None
+    deadline_ms: int | None
+    embedding: EmbeddingConfig | None
+    features: FeatureConfig | None
+    policy: PolicyConfig | None
+    fusion: FusionConfig | None
+    rerank: RerankConfig | None
+    intercept: InterceptRules | None
+    feedback: FeedbackConfig | None
+    memory: MemoryConfig | None
+    fallback: tuple[FallbackArm, ...] | None
+    index_body: Mapping[str, Any] | None
+    source: Any
 
 
 class CatalogParser(
@@ -45,48 +72,70 @@ class CatalogParser(
         for name in TOP_REQUIRED:
             if name in top and name not in present:
                 self.fail(top[name].key, name, "must have a value, not null")
+        read = self.sections(present)
+        self.check(read, present, top)
+        return self.build(read, path, raw)
 
-        entries = self.arms(present["arms"]) if "arms" in present else None
+    def sections(self, present: Mapping[str, Node]) -> _Sections:
+        """Every section, each read on its own; None where it is absent or failed (and said so)."""
+
+        def get(
+            name: str, read: Callable[[Node], _T | None], default: _T | None = None
+        ) -> _T | None:
+            node = present.get(name)
+            return read(node) if node is not None else default
+
+        entries = get("arms", self.arms)
         names = self.arm_index(entries) if entries is not None else None
-        targets = self.targets(present["target"]) if "target" in present else None
-        budget = self.integer(present["budget"], "budget", 1) if "budget" in present else None
-        deadline_ms: int | None = DEFAULT_DEADLINE_MS
-        if "deadline_ms" in present:
-            deadline_ms = self.integer(present["deadline_ms"], "deadline_ms", 10, 60_000)
-        embedding = self.embedding(present["embedding"]) if "embedding" in present else None
-        features = self.features(present["features"]) if "features" in present else None
-        policy = self.policy(present["policy"], names) if "policy" in present else None
-        fusion = self.fusion(present["fusion"], names) if "fusion" in present else FusionConfig()
-        rerank = self.rerank(present["rerank"]) if "rerank" in present else None
-        intercept = InterceptRules()
-        if "intercept" in present:
-            intercept = self.intercept(present["intercept"]) or intercept
-        feedback = self.feedback(present["feedback"]) if "feedback" in present else FeedbackConfig()
-        memory = self.memory(present["memory"]) if "memory" in present else None
-        fallback = self.fallback(present["fallback"], names) if "fallback" in present else None
-        index_body = self.index_body(present["index"]) if "index" in present else None
-        source = self.source(present["source"]) if "source" in present else None
-        if memory is not None and index_body is not None:
-            self.check_source_whole(index_body, present["index"])
+        return _Sections(
+            entries=entries,
+            targets=get("target", self.targets),
+            budget=get("budget", lambda n: self.integer(n, "budget", 1)),
+            deadline_ms=get(
+                "deadline_ms",
+                lambda n: self.integer(n, "deadline_ms", 10, 60_000),
+                DEFAULT_DEADLINE_MS,
+            ),
+            embedding=get("embedding", self.embedding),
+            features=get("features", self.features),
+            policy=get("policy", lambda n: self.policy(n, names)),
+            fusion=get("fusion", lambda n: self.fusion(n, names), FusionConfig()),
+            rerank=get("rerank", self.rerank),
+            intercept=get("intercept", self.intercept, InterceptRules()) or InterceptRules(),
+            feedback=get("feedback", self.feedback, FeedbackConfig()),
+            memory=get("memory", self.memory),
+            fallback=get("fallback", lambda n: self.fallback(n, names)),
+            index_body=get("index", self.index_body),
+            source=get("source", self.source),
+        )
 
-        if entries is not None and "budget" in present and budget is not None:
-            self.check_budget(entries, budget, present["budget"])
-        if entries is not None:
-            self.check_vectors(entries, embedding, top)
+    def deadline(self, node: Node) -> int | None:
+        return self.integer(node, "deadline_ms", 10, 60_000)
+
+    def check(self, read: _Sections, present: Mapping[str, Node], top: dict[str, Field]) -> None:
+        """What no section can check alone."""
+        if read.memory is not None and read.index_body is not None:
+            self.check_source_whole(read.index_body, present["index"])
+        if read.entries is not None and read.budget is not None:
+            self.check_budget(read.entries, read.budget, present["budget"])
+        if read.entries is not None:
+            self.check_vectors(read.entries, read.embedding, top)
+
+    def build(self, read: _Sections, path: Path, raw: bytes) -> Catalog | None:
         # Every section that returned None recorded why; the checks below only narrow types.
-        arms = tuple(e.arm for e in entries or () if e.arm is not None)
+        arms = tuple(e.arm for e in read.entries or () if e.arm is not None)
         if (
             self.errors
-            or entries is None
-            or len(arms) != len(entries)
-            or targets is None
-            or budget is None
-            or deadline_ms is None
-            or policy is None
-            or fusion is None
-            or feedback is None
-            or fallback is None
-            or source is BAD
+            or read.entries is None
+            or len(arms) != len(read.entries)
+            or read.targets is None
+            or read.budget is None
+            or read.deadline_ms is None
+            or read.policy is None
+            or read.fusion is None
+            or read.feedback is None
+            or read.fallback is None
+            or read.source is BAD
         ):
             return None
         digest = self.digest(raw, arms)
@@ -94,22 +143,22 @@ class CatalogParser(
             return None
         return Catalog(
             path=path.resolve(),
-            targets=targets,
+            targets=read.targets,
             arms=arms,
-            policy=policy,
-            budget=budget,
-            fusion=fusion,
-            fallback=fallback,
-            rerank=rerank,
-            intercept=intercept,
-            features=features or FeatureConfig(),
-            embedding=embedding,
-            feedback=feedback,
-            memory=memory,
-            deadline_ms=deadline_ms,
+            policy=read.policy,
+            budget=read.budget,
+            fusion=read.fusion,
+            fallback=read.fallback,
+            rerank=read.rerank,
+            intercept=read.intercept or InterceptRules(),
+            features=read.features or FeatureConfig(),
+            embedding=read.embedding,
+            feedback=read.feedback,
+            memory=read.memory,
+            deadline_ms=read.deadline_ms,
             digest=digest,
-            index_body=index_body,
-            source=source,
+            index_body=read.index_body,
+            source=read.source,
         )
 
     # -- checks across sections -------------------------------------------------------------
