@@ -25,8 +25,8 @@ from ltrr.query_plans.catalog import (
 )
 
 BUILTIN = Path(ltrr.templates.__file__).resolve().parent
-EXAMPLES = Path(__file__).resolve().parents[2] / "query_plans" / "catalogs"
-SHARED_MODEL = Path(__file__).resolve().parents[2].parent / "shared/models/all-MiniLM-L6-v2-onnx"
+EXAMPLES = Path(__file__).resolve().parents[3] / "query_plans" / "catalogs"
+SHARED_MODEL = Path(__file__).resolve().parents[3].parent / "shared/models/all-MiniLM-L6-v2-onnx"
 
 # Line numbers below refer to this text: keep it as it is.
 MINIMAL = """\
