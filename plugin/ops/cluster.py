@@ -2,7 +2,7 @@
 
 Used by ``ltrr opensearch status``, by the test session to learn what the node can do, and by
 any feature that needs a plugin (k-NN, LTR) to say so clearly instead of failing deep inside a
-query. The HTTP session is injected, so unit tests need no network.
+query. The ``Cluster`` client is injected, so unit tests need no network.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from ltrr.plugin.errors import ClusterUnavailable, PluginNotInstalled
+from ltrr.plugin.ops.client import Cluster
 
 # Names as a cluster lists them in _cat/plugins.
 KNN_PLUGIN = "opensearch-knn"
@@ -30,15 +29,15 @@ class ClusterInfo:
     plugins: dict[str, str]
 
     @classmethod
-    def fetch(
-        cls, url: str, session: requests.Session | None = None, timeout: float = 10.0
-    ) -> ClusterInfo:
-        http = session or requests.Session()
-        root = _get(http, url, "/", timeout)
-        if "version" not in root:
+    def fetch(cls, cluster: Cluster | str, timeout: float = 10.0) -> ClusterInfo:
+        """``cluster`` is a client, or a URL to make one for."""
+        http = cluster if isinstance(cluster, Cluster) else Cluster(cluster, timeout=timeout)
+        url = http.url
+        root = _get(http, "/")
+        if not isinstance(root, dict) or "version" not in root:
             raise ClusterUnavailable(f"{url} answered, but not like OpenSearch: {root}")
-        health = _get(http, url, "/_cluster/health", timeout)
-        nodes = _get(http, url, "/_nodes/plugins", timeout).get("nodes", {})
+        health = _get(http, "/_cluster/health")
+        nodes = _get(http, "/_nodes/plugins").get("nodes", {})
         modules: set[str] = set()
         plugins: dict[str, str] = {}
         for node in nodes.values():
@@ -83,14 +82,8 @@ class ClusterInfo:
         return "\n".join(lines)
 
 
-def _get(http: requests.Session, url: str, path: str, timeout: float) -> dict[str, Any]:
-    try:
-        response = http.get(url.rstrip("/") + path, timeout=timeout)
-    except requests.RequestException as exc:
-        raise ClusterUnavailable(f"{url} did not answer: {exc}") from exc
-    if response.status_code != 200:
-        raise ClusterUnavailable(
-            f"GET {path} on {url} gave {response.status_code}: {response.text[:500]}"
-        )
-    body: dict[str, Any] = response.json()
-    return body
+def _get(http: Cluster, path: str) -> dict[str, Any]:
+    status, body = http.request("GET", path)
+    if status != 200:
+        raise ClusterUnavailable(f"GET {path} on {http.url} gave {status}: {str(body)[:500]}")
+    return body if isinstance(body, dict) else {"raw": body}

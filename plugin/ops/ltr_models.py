@@ -25,12 +25,12 @@ from typing import Any, Literal
 
 import numpy as np
 import orjson
-import requests
 import yaml
 
 from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
+from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.ops.data.index import catalog_embedder
 from ltrr.plugin.ops.simulate.results import PolicyRun
@@ -102,37 +102,6 @@ class LtrResult:
     report: Path | None = None
 
 
-class _Http:
-    """JSON over one session; any failure is an ``LtrrError`` naming the request."""
-
-    def __init__(self, url: str, session: requests.Session) -> None:
-        self.url = url.rstrip("/")
-        self.session = session
-
-    def request(
-        self, method: str, path: str, body: Any = None, *, ndjson: bytes | None = None
-    ) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/x-ndjson" if ndjson else "application/json"}
-        data = ndjson if ndjson is not None else (orjson.dumps(body) if body is not None else None)
-        try:
-            reply = self.session.request(
-                method, self.url + path, data=data, headers=headers, timeout=_TIMEOUT
-            )
-        except requests.RequestException as exc:
-            raise LtrrError(f"{method} {path} on {self.url} failed: {exc}") from exc
-        try:
-            payload = orjson.loads(reply.content) if reply.content else {}
-        except orjson.JSONDecodeError:
-            payload = {"raw": reply.text[:500]}
-        return reply.status_code, payload
-
-    def ok(self, method: str, path: str, body: Any = None, *, ndjson: bytes | None = None) -> Any:
-        status, payload = self.request(method, path, body, ndjson=ndjson)
-        if status >= 300:
-            raise LtrrError(f"{method} {path} answered {status}: {str(payload)[:500]}")
-        return payload
-
-
 # --- judgments -------------------------------------------------------------------------------
 
 
@@ -169,7 +138,7 @@ def impressions_from_logs(
     return impressions, queries
 
 
-def _read_all(http: _Http, index: str, query: Mapping[str, Any], key: str) -> list[Any]:
+def _read_all(http: Cluster, index: str, query: Mapping[str, Any], key: str) -> list[Any]:
     """Every matching ``_source``, paged by ``search_after`` on a unique keyword."""
     status, _ = http.request("HEAD", f"/{index}")
     if status == 404:
@@ -191,7 +160,7 @@ def _read_all(http: _Http, index: str, query: Mapping[str, Any], key: str) -> li
 
 
 def _click_judgments(
-    http: _Http,
+    http: Cluster,
     catalog: Catalog,
     method: Literal["coec", "pbm"],
     decisions_index: str,
@@ -224,7 +193,7 @@ def _qrels_judgments(dataset: Path | None) -> tuple[Judgments, dict[str, str]]:
 
 
 def _candidates(
-    http: _Http, catalog: Catalog, queries: Mapping[str, str], depth: int, warnings: list[str]
+    http: Cluster, catalog: Catalog, queries: Mapping[str, str], depth: int, warnings: list[str]
 ) -> dict[str, list[str]]:
     """The fused candidates per query, as the proxy would find them with every arm asked.
 
@@ -269,7 +238,7 @@ def _candidates(
 
 
 def log_features(
-    http: _Http,
+    http: Cluster,
     featureset: FeatureSet,
     index: str,
     queries: Mapping[str, str],
@@ -338,7 +307,7 @@ def next_model_version(names: Iterable[str], base: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _stored_models(http: _Http, base: str, store: str | None) -> list[str]:
+def _stored_models(http: Cluster, base: str, store: str | None) -> list[str]:
     prefix = f"/_ltr/{store}" if store else "/_ltr"
     status, payload = http.request("GET", f"{prefix}/_model?prefix={base}&size=10000")
     if status == 404:
@@ -355,7 +324,7 @@ def _stored_models(http: _Http, base: str, store: str | None) -> list[str]:
     return names
 
 
-def _ensure_featureset(http: _Http, featureset: FeatureSet, store: str | None) -> None:
+def _ensure_featureset(http: Cluster, featureset: FeatureSet, store: str | None) -> None:
     """The store, then the featureset; its name carries a content digest, so one that exists
     already holds exactly these features."""
     stores = http.ok("GET", "/_ltr").get("stores") or {}
@@ -401,9 +370,11 @@ def train_ltr(
     out: Path,
     seed: int,
     report: Path | None,
-    session: requests.Session | None = None,
+    cluster: Cluster | None = None,
 ) -> LtrResult:
-    """Train, compare, export and (with the plugin) upload a reranker for one catalog."""
+    """Train, compare, export and (with the plugin) upload a reranker for one catalog.
+
+    ``cluster`` is injected by tests; by default one is made for ``opensearch``."""
     if depth < 1:
         raise LtrrError(f"depth must be at least 1, got {depth}")
     if judgments not in ("qrels", "coec", "pbm"):
@@ -412,9 +383,9 @@ def train_ltr(
         catalog = load_catalog(catalog_path)
     except CatalogError as exc:
         raise LtrrError(str(exc)) from exc
-    http = _Http(opensearch, session or requests.Session())
-    cluster = ClusterInfo.fetch(opensearch, http.session)
-    plugin = cluster.has_plugin(LTR_PLUGIN)
+    http = cluster if cluster is not None else Cluster(opensearch, timeout=_TIMEOUT)
+    info = ClusterInfo.fetch(http)
+    plugin = info.has_plugin(LTR_PLUGIN)
     target = catalog.targets[0]
     base = f"{_safe(target)}_ltr"
     store = catalog.rerank.store if catalog.rerank else None
@@ -477,7 +448,7 @@ def train_ltr(
     else:
         reason = f"LTR plugin not installed on {opensearch}"
         try:
-            cluster.require(LTR_PLUGIN)
+            info.require(LTR_PLUGIN)
         except PluginNotInstalled as exc:
             reason = str(exc)
         uploaded = False

@@ -16,9 +16,10 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
+from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN
 from ltrr.plugin.ops.data.beir import Query, write_beir
-from ltrr.plugin.ops.ltr_models import _Http, format_result, log_features, train_ltr
+from ltrr.plugin.ops.ltr_models import format_result, log_features, train_ltr
 from ltrr.query_plans.catalog import load_catalog
 from ltrr.query_plans.ltr.export import score_linear, score_xgboost
 from ltrr.query_plans.ltr.featureset import build_featureset, render_feature
@@ -238,7 +239,7 @@ def test_fallback_logging_agrees_with_the_plugins(client, cluster, opensearch_ur
         "POST", f"/_ltr/_featureset/{featureset.name}", body=featureset.body()
     )
     try:
-        http = _Http(opensearch_url, requests.Session())
+        http = Cluster(opensearch_url)
         queries = {f"q{i}": w for i, w in enumerate(WORDS)}
         candidates = {qid: [f"d{i}" for i in range(0, 40, 3)] for qid in queries}
         logged = {

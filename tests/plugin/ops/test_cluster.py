@@ -1,11 +1,12 @@
 import json
+from types import SimpleNamespace
 
 import pytest
-import requests
-from requests.adapters import BaseAdapter
+from opensearchpy.exceptions import ConnectionError as ClientConnectionError
 
 from ltrr.plugin.errors import ClusterUnavailable, PluginNotInstalled
 from ltrr.plugin.ops.cluster import ClusterInfo
+from tests.plugin.ops._scripted import scripted_cluster
 
 ROOT = {"name": "n", "version": {"distribution": "opensearch", "number": "2.19.1"}}
 HEALTH = {"status": "green"}
@@ -19,38 +20,28 @@ NODES = {
 }
 
 
-class Canned(BaseAdapter):
-    """An injected transport: answers by path, or refuses like a closed port."""
+class Canned:
+    """A scripted cluster: answers by path, or refuses like a closed port."""
 
     def __init__(self, routes):
-        super().__init__()
         self.routes = routes
 
-    def send(self, request, **kwargs):
-        path = request.path_url
+    def request(self, method, url, data=None, headers=None, timeout=None):
+        path = url.split("9200", 1)[1]
         if path not in self.routes:
-            raise requests.ConnectionError(f"refused {path}")
+            raise ClientConnectionError("N/A", f"refused {path}", None)
         status, body = self.routes[path]
-        response = requests.Response()
-        response.status_code = status
-        response._content = json.dumps(body).encode()
-        response.url = request.url
-        return response
-
-    def close(self):
-        pass
+        return SimpleNamespace(status_code=status, content=json.dumps(body).encode())
 
 
 def session(routes):
-    http = requests.Session()
-    http.mount("http://", Canned(routes))
-    return http
+    return scripted_cluster(Canned(routes))
 
 
 def info(**overrides):
     routes = {"/": (200, ROOT), "/_cluster/health": (200, HEALTH), "/_nodes/plugins": (200, NODES)}
     routes.update(overrides)
-    return ClusterInfo.fetch("http://os:9200", session(routes))
+    return ClusterInfo.fetch(session(routes))
 
 
 def test_reads_version_health_modules_and_plugins():
@@ -84,4 +75,4 @@ def test_errors_and_silence_become_cluster_unavailable():
     with pytest.raises(ClusterUnavailable, match="gave 401"):
         info(**{"/": (401, {"error": "unauthorized"})})
     with pytest.raises(ClusterUnavailable, match="did not answer"):
-        ClusterInfo.fetch("http://os:9200", session({}))
+        ClusterInfo.fetch(session({}))

@@ -19,6 +19,7 @@ from ltrr.plugin.ops.ltr_models import (
 )
 from ltrr.query_plans.catalog import load_catalog
 from ltrr.query_plans.ltr.judgments import Impression
+from tests.plugin.ops._scripted import scripted_cluster
 
 CATALOG = """\
 target: shop
@@ -166,7 +167,7 @@ def test_plugin_path_logs_with_sltr_and_uploads_the_next_version(tmp_path):
         out=tmp_path / "out",
         seed=1,
         report=None,
-        session=cluster,  # type: ignore[arg-type]
+        cluster=scripted_cluster(cluster),
     )
 
     assert result.logging == "sltr"
@@ -225,7 +226,7 @@ def test_without_the_plugin_features_are_logged_by_msearch_and_the_upload_is_ref
         out=tmp_path / "out",
         seed=1,
         report=None,
-        session=cluster,  # type: ignore[arg-type]
+        cluster=scripted_cluster(cluster),
     )
 
     assert result.logging == "fallback"
@@ -251,7 +252,7 @@ def test_qrels_need_a_dataset(tmp_path):
             out=tmp_path / "out",
             seed=1,
             report=None,
-            session=PluginCluster(),  # type: ignore[arg-type]
+            cluster=scripted_cluster(PluginCluster()),
         )
 
 
