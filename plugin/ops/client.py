@@ -98,11 +98,14 @@ class Cluster:
     def exists(self, path: str) -> bool:
         return self.request("HEAD", path)[0] == 200
 
-    def bulk(self, actions: Iterable[Mapping[str, Any]], *, chunk_size: int = 500) -> int:
-        """Index ``actions`` (helper format: ``_index``, ``_id``, ``_source``); returns how
-        many were stored, and raises naming the first item OpenSearch refused."""
+    def bulk(
+        self, actions: Iterable[Mapping[str, Any]], *, chunk_size: int = 500
+    ) -> list[dict[str, Any]]:
+        """Send ``actions`` (helper format: ``_op_type``, ``_index``, ``_id``, ``_source`` or
+        ``doc``) with the official bulk helper; returns the items OpenSearch refused, each as
+        ``{action: item}`` (empty when every one was stored)."""
         try:
-            stored, errors = helpers.bulk(
+            _, errors = helpers.bulk(
                 self.client,
                 actions,
                 chunk_size=chunk_size,
@@ -111,13 +114,9 @@ class Cluster:
             )
         except (ClientConnectionError, ConnectionTimeout) as exc:
             raise ClusterUnavailable(f"{self.url} did not answer a bulk request: {exc}") from exc
-        if errors:
-            failed = errors if isinstance(errors, list) else []
-            raise LtrrError(
-                f"bulk indexing on {self.url}: {len(failed)} items refused, "
-                f"e.g. {str(failed[:1])[:500]}"
-            )
-        return int(stored)
+        except TransportError as exc:  # the whole request refused (a malformed body, say)
+            raise ClusterError("POST", "/_bulk", int(exc.status_code or 0), exc.info) from exc
+        return list(errors) if isinstance(errors, list) else []
 
     def close(self) -> None:
         self.client.close()

@@ -101,7 +101,7 @@ def predict_memory(
         request_timeout=120,
     )
     every_page = progress if progress is not None else (lambda _done, _total: None)
-    http.bulk(
+    refused = http.bulk(
         _updates(
             hits,
             memory,
@@ -110,5 +110,7 @@ def predict_memory(
         ),
         chunk_size=PAGE,
     )
+    if refused:
+        raise LtrrError(f"writing predictions failed for {len(refused)} documents: {refused[0]}")
     http.ok("POST", f"/{target}/_refresh")
     return counts

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-import requests
 
 from ltrr.plugin.errors import LtrrError
+from ltrr.plugin.ops.client import Cluster
 from ltrr.query_plans.catalog import Catalog
 from ltrr.query_plans.embed import Embedder
 from ltrr.query_plans.memory import predicted_for
@@ -137,7 +137,7 @@ class _Checkpoint:
 
 
 def index_corpus(
-    url: str,
+    cluster: Cluster | str,
     catalog: Catalog,
     corpus: Sequence[Mapping[str, Any]],
     embed: Embed | None,
@@ -160,20 +160,19 @@ def index_corpus(
     if not all(ids):
         raise LtrrError("every document needs an _id")
     mark = _Checkpoint(checkpoint or default_checkpoint(name), name, fingerprint(catalog, corpus))
-    http = requests.Session()
-    exists = http.head(f"{url}/{name}", timeout=30).status_code == 200
-    done = mark.done() if exists else 0
+    http = cluster if isinstance(cluster, Cluster) else Cluster(cluster, timeout=300)
+    done = mark.done() if http.exists(f"/{name}") else 0
     if done >= len(corpus):
-        count = http.get(f"{url}/{name}/_count", timeout=30).json().get("count")
+        count = http.ok("GET", f"/{name}/_count").get("count")
         if count == len(corpus):
             say(f"index {name}: {count} documents already loaded")
             return IndexResult(name, len(corpus), 0, done, time.perf_counter() - started)
         done = 0  # the checkpoint says complete, the index disagrees: start over
     if done == 0:
-        http.delete(f"{url}/{name}", timeout=60)
-        created = http.put(f"{url}/{name}", json=dict(catalog.index_body or {}), timeout=60)
-        if created.status_code != 200:
-            raise LtrrError(f"could not create index {name}: {created.text[:500]}")
+        http.request("DELETE", f"/{name}")
+        status, created = http.request("PUT", f"/{name}", dict(catalog.index_body or {}))
+        if status != 200:
+            raise LtrrError(f"could not create index {name}: {str(created)[:500]}")
         mark.save(0, len(corpus))
     else:
         say(f"index {name}: resuming after {done} of {len(corpus)} acknowledged documents")
@@ -185,36 +184,29 @@ def index_corpus(
         for chunk in _batches(corpus, done, batch):
             docs = [corpus[i] for i in chunk]
             vectors = embed([embedded_text(d) for d in docs]) if field and embed else None
-            lines = bytearray()
+            actions = []
             for n, doc in enumerate(docs):
                 source = document_source(catalog, doc)
                 if vectors is not None and field is not None:
                     source[field] = vectors[n].tolist()
-                lines += orjson.dumps({"index": {"_index": name, "_id": ids[chunk[n]]}}) + b"\n"
-                lines += orjson.dumps(source) + b"\n"
-            reply = http.post(
-                f"{url}/_bulk",
-                data=bytes(lines),
-                headers={"Content-Type": "application/x-ndjson"},
-                timeout=300,
-            )
-            body = reply.json() if reply.headers.get("content-type", "").startswith("app") else {}
-            if reply.status_code != 200 or body.get("errors"):
-                raise LtrrError(f"bulk load into {name} failed: {_first_error(body, reply.text)}")
+                actions.append({"_index": name, "_id": ids[chunk[n]], "_source": source})
+            refused = http.bulk(actions, chunk_size=len(actions))
+            if refused:
+                raise LtrrError(f"bulk load into {name} failed: {_first_error(refused)}")
             done = chunk.stop
             mark.save(done, len(corpus))
             bar.update(len(docs))
     finally:
         bar.close()
-    http.post(f"{url}/{name}/_refresh", timeout=120)
+    http.ok("POST", f"/{name}/_refresh")
     seconds = time.perf_counter() - started
     say(f"index {name}: loaded {done - resumed_from} documents in {seconds:.1f} s")
     return IndexResult(name, len(corpus), done - resumed_from, resumed_from, seconds)
 
 
-def _first_error(body: Mapping[str, Any], text: str) -> str:
-    for item in body.get("items", ()):
+def _first_error(refused: Sequence[Mapping[str, Any]]) -> str:
+    for item in refused:
         for action in item.values():
             if action.get("error"):
                 return f"document {action.get('_id')}: {orjson.dumps(action['error']).decode()}"
-    return text[:500]
+    return str(refused[:1])[:500]

@@ -21,6 +21,7 @@ from ltrr.plugin.ops.data.index import (
     index_corpus,
 )
 from ltrr.query_plans.catalog import Catalog, load_catalog
+from tests.plugin.ops._scripted import scripted_cluster
 
 CATALOG = """\
 target: [artists, artists-b]
@@ -164,6 +165,10 @@ class _Reply:
     def json(self) -> Any:
         return self._body
 
+    @property
+    def content(self) -> bytes:
+        return self.text.encode()
+
 
 class _FakeOpenSearch:
     """One index: ``exists`` and ``count`` are the cluster's answers. Each bulk request records
@@ -181,8 +186,13 @@ class _FakeOpenSearch:
         self.done_before_bulk: list[int] = []
         self.sources: list[dict[str, Any]] = []
 
-    def __call__(self) -> _FakeOpenSearch:  # stands in for requests.Session()
-        return self
+    def request(self, method: str, url: str, data: Any = None, **_: Any) -> _Reply:
+        """The scripted connection's entry: one method per verb, as a cluster answers."""
+        if method == "PUT":
+            return self.put(url, json=orjson.loads(data) if data else None)
+        if method == "POST":
+            return self.post(url, data=data or b"")
+        return {"HEAD": self.head, "GET": self.get, "DELETE": self.delete}[method](url)
 
     def head(self, url: str, **_: Any) -> _Reply:
         self.calls.append(("HEAD", url))
@@ -207,7 +217,7 @@ class _FakeOpenSearch:
         self.calls.append(("POST", url))
         if not url.endswith("/_bulk"):
             return _Reply(200)
-        lines = [orjson.loads(line) for line in data.splitlines()]
+        lines = [orjson.loads(line) for line in data.splitlines() if line.strip()]
         ids = [line["index"]["_id"] for line in lines[0::2]]
         self.sources.extend(lines[1::2])
         self.bulks.append(ids)
@@ -230,9 +240,8 @@ def _run(
     corpus: list[dict[str, Any]] = CORPUS,
     **kwargs: Any,
 ) -> IndexResult:
-    monkeypatch.setattr(index_mod.requests, "Session", fake)
     return index_corpus(
-        "http://os",
+        scripted_cluster(fake),
         catalog,
         corpus,
         kwargs.pop("embed", None),
@@ -261,11 +270,11 @@ def test_fresh_run_creates_the_index_and_checkpoints_each_batch(
     assert _saved(fake.checkpoint)["done"] == 5
     assert _saved(fake.checkpoint)["total"] == 5
     assert fake.calls[:3] == [
-        ("HEAD", "http://os/artists"),
-        ("DELETE", "http://os/artists"),
-        ("PUT", "http://os/artists"),
+        ("HEAD", "http://os:9200/artists"),
+        ("DELETE", "http://os:9200/artists"),
+        ("PUT", "http://os:9200/artists"),
     ]
-    assert fake.calls[-1] == ("POST", "http://os/artists/_refresh")
+    assert fake.calls[-1] == ("POST", "http://os:9200/artists/_refresh")
     assert fake.created == dict(catalog.index_body or {})
     assert "plays" not in fake.sources[0]
     assert "q2e_predicted" in fake.sources[0]
@@ -296,7 +305,7 @@ def test_a_checkpoint_for_another_corpus_starts_over(
     _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS[:4])).save(4, 4)
     result = _run(catalog, fake, monkeypatch)
     assert fake.bulks == [["d1", "d2"], ["d3", "d4"], ["d5"]]
-    assert ("DELETE", "http://os/artists") in fake.calls
+    assert ("DELETE", "http://os:9200/artists") in fake.calls
     assert result.resumed_from == 0
 
 
@@ -316,7 +325,10 @@ def test_complete_checkpoint_with_matching_count_sends_nothing(
     _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS)).save(5, 5)
     result = _run(catalog, fake, monkeypatch)
     assert fake.bulks == []
-    assert fake.calls == [("HEAD", "http://os/artists"), ("GET", "http://os/artists/_count")]
+    assert fake.calls == [
+        ("HEAD", "http://os:9200/artists"),
+        ("GET", "http://os:9200/artists/_count"),
+    ]
     assert (result.sent, result.resumed_from, result.documents) == (0, 5, 5)
 
 
@@ -327,7 +339,7 @@ def test_complete_checkpoint_with_a_short_index_reloads(
     _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS)).save(5, 5)
     result = _run(catalog, fake, monkeypatch)
     assert fake.bulks == [["d1", "d2"], ["d3", "d4"], ["d5"]]
-    assert ("DELETE", "http://os/artists") in fake.calls
+    assert ("DELETE", "http://os:9200/artists") in fake.calls
     assert (result.sent, result.resumed_from) == (5, 0)
 
 
@@ -339,7 +351,7 @@ def test_a_bulk_item_error_names_the_document_and_keeps_the_last_good_batch(
         _run(catalog, fake, monkeypatch)
     assert fake.bulks == [["d1", "d2"], ["d3", "d4"]]  # stopped at the failing batch
     assert _saved(fake.checkpoint)["done"] == 2
-    assert ("POST", "http://os/artists/_refresh") not in fake.calls
+    assert ("POST", "http://os:9200/artists/_refresh") not in fake.calls
 
 
 def test_an_explicit_index_overrides_the_target(
@@ -348,7 +360,7 @@ def test_an_explicit_index_overrides_the_target(
     fake = _FakeOpenSearch(tmp_path / "cp.json", exists=False)
     result = _run(catalog, fake, monkeypatch, index="copy")
     assert result.index == "copy"
-    assert fake.calls[0] == ("HEAD", "http://os/copy")
+    assert fake.calls[0] == ("HEAD", "http://os:9200/copy")
     assert _saved(fake.checkpoint)["index"] == "copy"
 
 
