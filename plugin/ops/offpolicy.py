@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 import orjson
-import requests
 
 from ltrr.bandit.features import FeatureBuilder
 from ltrr.bandit.ope import Estimate, Evaluation, LoggedDecision, evaluate
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import POLICY_NAMES, Policy, PolicyConfig, PolicyConfigError
 from ltrr.bandit.state import shared_statistics
-from ltrr.plugin.errors import ClusterUnavailable, LtrrError
+from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.learn.bulk import EVENTS_INDEX, STATE_INDEX
+from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.html import Report, new_figure
 from ltrr.query_plans.catalog import Catalog, load_catalog
 
@@ -112,14 +112,14 @@ def _build_target(path: Path, spec: str | None, seed: int) -> _Target:
     return _Target(catalog, catalog.targets[0], features, policy, description)
 
 
-def _load_state(http: requests.Session, url: str, target: _Target) -> tuple[str, ...]:
+def _load_state(http: Cluster, target: _Target) -> tuple[str, ...]:
     """Install the shared statistics of every arm ``ltrr-state`` holds readably; the others
     keep their prior (the proxy does the same)."""
     shared = shared_statistics(target.policy, target.features.names)
     if shared is None:
         return ()
     ids = {f"{target.key}:{arm}": arm for arm in shared.arms}
-    answer = _post(http, url, f"/{STATE_INDEX}/_mget", {"ids": list(ids)}, missing_ok=True)
+    answer = _post(http, f"/{STATE_INDEX}/_mget", {"ids": list(ids)}, missing_ok=True)
     loaded = []
     for doc in (answer or {}).get("docs", []):
         source = doc.get("_source")
@@ -134,28 +134,19 @@ def _load_state(http: requests.Session, url: str, target: _Target) -> tuple[str,
 
 
 def _post(
-    http: requests.Session,
-    url: str,
-    path: str,
-    body: Mapping[str, Any],
-    *,
-    missing_ok: bool = False,
+    http: Cluster, path: str, body: Mapping[str, Any], *, missing_ok: bool = False
 ) -> dict[str, Any] | None:
-    try:
-        response = http.post(url.rstrip("/") + path, json=body, timeout=TIMEOUT)
-    except requests.RequestException as exc:
-        raise ClusterUnavailable(f"{url} did not answer: {exc}") from exc
-    if response.status_code == 404 and missing_ok:
+    status, answer = http.request("POST", path, body, timeout=TIMEOUT)
+    if status == 404 and missing_ok:
         return None
-    if response.status_code == 404:
-        raise LtrrError(f"{url}: no index for POST {path} ({response.text[:300]})")
-    if response.status_code != 200:
-        raise LtrrError(f"POST {path} on {url} gave {response.status_code}: {response.text[:500]}")
-    answer: dict[str, Any] = response.json()
-    return answer
+    if status == 404:
+        raise LtrrError(f"{http.url}: no index for POST {path} ({str(answer)[:300]})")
+    if status != 200:
+        raise LtrrError(f"POST {path} on {http.url} gave {status}: {str(answer)[:500]}")
+    return answer if isinstance(answer, dict) else {}
 
 
-def _rewards(http: requests.Session, url: str, ids: Sequence[str]) -> dict[str, float]:
+def _rewards(http: Cluster, ids: Sequence[str]) -> dict[str, float]:
     """Per decision, the sum of its events' catalog weights, before position debiasing (the
     value of what the user did, not what the arms were paid); no feedback is reward 0."""
     body = {
@@ -168,16 +159,14 @@ def _rewards(http: requests.Session, url: str, ids: Sequence[str]) -> dict[str, 
             }
         },
     }
-    answer = _post(http, url, f"/{EVENTS_INDEX}/_search", body, missing_ok=True)
+    answer = _post(http, f"/{EVENTS_INDEX}/_search", body, missing_ok=True)
     if answer is None:
         return {}
     buckets = answer.get("aggregations", {}).get("decisions", {}).get("buckets", [])
     return {str(b["key"]): float(b["reward"]["value"]) for b in buckets}
 
 
-def _from_index(
-    http: requests.Session, url: str, index: str, target: str
-) -> Iterator[tuple[str, dict[str, Any]]]:
+def _from_index(http: Cluster, index: str, target: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every decision of ``target``, oldest first, each with its reward attached."""
     body: dict[str, Any] = {
         "size": PAGE_SIZE,
@@ -186,12 +175,12 @@ def _from_index(
         "track_total_hits": False,
     }
     while True:
-        answer = _post(http, url, f"/{index}/_search", body)
+        answer = _post(http, f"/{index}/_search", body)
         hits = (answer or {}).get("hits", {}).get("hits", [])
         if not hits:
             return
         docs = [hit["_source"] for hit in hits]
-        rewards = _rewards(http, url, [str(doc.get("decision_id")) for doc in docs])
+        rewards = _rewards(http, [str(doc.get("decision_id")) for doc in docs])
         for doc in docs:
             decision_id = str(doc.get("decision_id"))
             yield f"{index}/{decision_id}", {**doc, "reward": rewards.get(decision_id, 0.0)}
@@ -272,31 +261,33 @@ def run_ope(
     clip: float | None = None,
     resamples: int = 1000,
     logged_target: str | None = None,
-    session: requests.Session | None = None,
+    cluster: Cluster | None = None,
 ) -> OpeResult:
     """Estimate the target's value on the logged decisions; write an HTML report if asked.
 
     ``decisions`` is a JSONL file when such a file exists, else the name of the decisions
     index on ``opensearch``. ``logged_target`` selects the decisions logged for another
-    target than the catalog's (a copy the simulator served, say). ``session`` is injected by
-    tests (no network).
+    target than the catalog's (a copy the simulator served, say). ``cluster`` is injected by
+    tests (no network); by default one is made for ``opensearch``.
     """
     target = _build_target(target_catalog, target_policy, seed)
     key = logged_target or target.key
-    http = session if session is not None else requests.Session()
+    http = cluster
+    if http is None and opensearch is not None:
+        http = Cluster(opensearch, timeout=TIMEOUT)
     state_arms: tuple[str, ...] = ()
-    if opensearch is not None:
-        state_arms = _load_state(http, opensearch, target)
+    if http is not None:
+        state_arms = _load_state(http, target)
     path = Path(decisions)
     if path.is_file():
         documents = _from_jsonl(path)
-    elif opensearch is None:
+    elif http is None:
         raise LtrrError(
             f"{decisions!r} is not a file; to read the decisions index of that name, "
             "give the cluster's URL with --opensearch"
         )
     else:
-        documents = _from_index(http, opensearch, decisions, key)
+        documents = _from_index(http, decisions, key)
 
     read = skipped = ignored = 0
     logged: list[LoggedDecision] = []

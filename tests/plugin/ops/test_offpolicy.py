@@ -1,5 +1,6 @@
 import json
 
+import orjson
 import pytest
 
 from ltrr.bandit.features import BASE_FEATURES
@@ -7,6 +8,7 @@ from ltrr.bandit.state import layout_digest
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops import offpolicy as ope
 from ltrr.plugin.ops.offpolicy import format_table, run_ope
+from tests.plugin.ops._scripted import scripted_cluster
 
 CATALOG = """\
 target: [music, music-*]
@@ -240,6 +242,7 @@ class Reply:
         self.status_code = status
         self.body = body
         self.text = json.dumps(body)
+        self.content = self.text.encode()
 
     def json(self):
         return self.body
@@ -254,7 +257,8 @@ class FakeCluster:
         self.state = state
         self.requests = []
 
-    def post(self, url, *, json, timeout):
+    def request(self, method, url, data=None, headers=None, timeout=None):
+        json = orjson.loads(data) if data else None
         self.requests.append((url, json))
         path = url.removeprefix("http://os:9200")
         if path == "/ltrr-state/_mget":
@@ -297,7 +301,9 @@ def test_decisions_and_rewards_from_the_index(catalog, monkeypatch):
         doc("d3", ("lexical",), timestamp=3.0),
     ]
     cluster = FakeCluster(docs, rewards={"d1": 2.0, "d3": 0.5})  # d2 had no event: reward 0
-    result = run("ltrr-decisions", catalog, opensearch="http://os:9200", session=cluster)
+    result = run(
+        "ltrr-decisions", catalog, opensearch="http://os:9200", cluster=scripted_cluster(cluster)
+    )
     # static {lexical}: w = (2, 0, 2); w·r = (4, 0, 1), sum 5
     e = estimates(result)
     assert e["ips"].value == pytest.approx(5 / 3)
@@ -326,7 +332,13 @@ def test_a_learning_target_starts_from_ltrr_state(log, catalog):
     # 1.9, 0.19, 0.01, 1.9, 0.19; w·r = 1.9 + 0.57 + 0 + 0.95 + 0.19 = 3.61, Σw = 4.19.
     state = {"music:lexical": theta_state(100.0), "music:popular": theta_state(-100.0)}
     cluster = FakeCluster(state=state)
-    result = run(log, catalog, policy="linucb", opensearch="http://os:9200", session=cluster)
+    result = run(
+        log,
+        catalog,
+        policy="linucb",
+        opensearch="http://os:9200",
+        cluster=scripted_cluster(cluster),
+    )
     e = estimates(result)
     assert result.state_arms == ("lexical", "popular")
     assert e["ips"].value == pytest.approx(3.61 / 5)
@@ -338,7 +350,13 @@ def test_a_learning_target_starts_from_ltrr_state(log, catalog):
 def test_a_learning_target_without_state_uses_its_prior(log, catalog):
     # Prior: θ = 0, A = I, margin = 0 + 1 - 1 = 0, p = 0.5 for both arms: the logging policy
     # itself, so every weight is 1 and IPS is the logged average 1.1.
-    result = run(log, catalog, policy="linucb", opensearch="http://os:9200", session=FakeCluster())
+    result = run(
+        log,
+        catalog,
+        policy="linucb",
+        opensearch="http://os:9200",
+        cluster=scripted_cluster(FakeCluster()),
+    )
     assert result.state_arms == ()
     assert estimates(result)["ips"].value == pytest.approx(1.1)
 
@@ -346,7 +364,13 @@ def test_a_learning_target_without_state_uses_its_prior(log, catalog):
 def test_state_for_another_layout_is_not_used(log, catalog):
     stale = {**theta_state(100.0), "layout": "0123456789abcdef"}
     cluster = FakeCluster(state={"music:lexical": stale, "music:popular": theta_state(-100.0)})
-    result = run(log, catalog, policy="linucb", opensearch="http://os:9200", session=cluster)
+    result = run(
+        log,
+        catalog,
+        policy="linucb",
+        opensearch="http://os:9200",
+        cluster=scripted_cluster(cluster),
+    )
     assert result.state_arms == ("popular",)
 
 
