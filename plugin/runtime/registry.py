@@ -114,6 +114,7 @@ class CatalogRegistry:
             return None
         if old is not None and old.entities is not None and old.entities.field == field:
             old.entities.refresh_seconds = catalog.features.entity_refresh_seconds
+            old.entities.max_entries = catalog.features.entity_max
             return old.entities
         return EntityCache(
             field, catalog.features.entity_refresh_seconds, catalog.features.entity_max
@@ -130,27 +131,31 @@ class CatalogRegistry:
                 and _watched_files(old.catalog) == self._mtimes.get(path)
             ):
                 continue
-            try:
-                catalog = load_catalog(path)
-            except CatalogError as exc:
-                message = f"catalog reload failed, keeping the previous version: {exc}"
-                log.error(message)
+            message = self._reload_one(path, old)
+            if message is not None:
                 report.append(message)
-                self._mtimes[path] = _watched_files(old.catalog) if old else {}
-                continue
-            except Exception as exc:  # an embedder that fails to load, say
-                message = f"catalog reload failed, keeping the previous version: {path}: {exc}"
-                log.error(message)
-                report.append(message)
-                continue
+        return report
+
+    def _reload_one(self, path: Path, old: CatalogRuntime | None) -> str | None:
+        """Swap in the file's new version; on any failure keep the old one and say why."""
+        try:
+            catalog = load_catalog(path)
             if old is not None and old.catalog.digest == catalog.digest:
                 self._mtimes[path] = _watched_files(catalog)
-                continue
-            self._install(path, catalog)
-            message = f"catalog reloaded: {path} ({catalog.digest[:12]})"
-            log.info(message)
-            report.append(message)
-        return report
+                return None
+            self._install(path, catalog)  # builds everything before it swaps the reference
+        except CatalogError as exc:
+            self._mtimes[path] = _watched_files(old.catalog) if old else {}
+            message = f"catalog reload failed, keeping the previous version: {exc}"
+            log.error(message)
+            return message
+        except Exception as exc:  # an embedder that fails to load, say
+            message = f"catalog reload failed, keeping the previous version: {path}: {exc}"
+            log.error(message)
+            return message
+        message = f"catalog reloaded: {path} ({catalog.digest[:12]})"
+        log.info(message)
+        return message
 
     async def watch(self, interval: float = 2.0) -> None:
         while True:
