@@ -95,6 +95,8 @@ def build_rerank_body(
 
 def _check(response: Mapping[str, Any]) -> list[Any]:
     """The response's hits, or RerankError if anything says they may be incomplete."""
+    if not isinstance(response, Mapping):
+        raise RerankError(f"rerank response is not a JSON object: {str(response)[:200]}")
     error = response.get("error")
     if error:
         reason = error

@@ -99,11 +99,12 @@ class Cluster:
         return self.request("HEAD", path)[0] == 200
 
     def bulk(
-        self, actions: Iterable[Mapping[str, Any]], *, chunk_size: int = 500
+        self, actions: Iterable[Mapping[str, Any]], *, chunk_size: int = 500, refresh: bool = False
     ) -> list[dict[str, Any]]:
         """Send ``actions`` (helper format: ``_op_type``, ``_index``, ``_id``, ``_source`` or
         ``doc``) with the official bulk helper; returns the items OpenSearch refused, each as
         ``{action: item}`` (empty when every one was stored)."""
+        extra: dict[str, Any] = {"refresh": "true"} if refresh else {}
         try:
             _, errors = helpers.bulk(
                 self.client,
@@ -111,6 +112,7 @@ class Cluster:
                 chunk_size=chunk_size,
                 raise_on_error=False,
                 request_timeout=self.timeout,
+                **extra,
             )
         except (ClientConnectionError, ConnectionTimeout) as exc:
             raise ClusterUnavailable(f"{self.url} did not answer a bulk request: {exc}") from exc

@@ -56,6 +56,8 @@ async def rerank(
             timeout=budget,
         )
         payload = reply.json()
+        if reply.status >= 300:
+            raise RerankError(f"rerank search answered {reply.status}: {str(payload)[:300]}")
         ranked = apply_rerank(fused, payload)
     except (RerankError, UpstreamError, ValueError) as exc:
         stats.count("rerank_failures")

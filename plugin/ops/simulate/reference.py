@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import orjson
-import requests
 
 from ltrr.bandit.decision import ArmSpec
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import PolicyConfig
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
+from ltrr.plugin.ops.client import Cluster
 from ltrr.query_plans.catalog import load_catalog
 
 
@@ -38,7 +38,7 @@ class ReferenceCheck:
 
 
 def _search_all(
-    http: requests.Session, url: str, index: str, query: dict[str, Any], sort: list[Any]
+    http: Cluster, index: str, query: dict[str, Any], sort: list[Any]
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     after: list[Any] | None = None
@@ -46,10 +46,10 @@ def _search_all(
         body: dict[str, Any] = {"size": 2000, "query": query, "sort": sort}
         if after is not None:
             body["search_after"] = after
-        reply = http.post(f"{url}/{index}/_search", json=body, timeout=60)
-        if reply.status_code != 200:
-            raise LtrrError(f"reading {index}: {reply.status_code} {reply.text[:300]}")
-        hits = reply.json()["hits"]["hits"]
+        status, reply = http.request("POST", f"/{index}/_search", body)
+        if status != 200:
+            raise LtrrError(f"reading {index}: {status} {str(reply)[:300]}")
+        hits = reply["hits"]["hits"]
         out.extend(hits)
         if len(hits) < 2000:
             return out
@@ -57,15 +57,14 @@ def _search_all(
 
 
 def logged_updates(
-    url: str, target: str, since: float, *, session: requests.Session | None = None
+    cluster: Cluster | str, target: str, since: float
 ) -> tuple[list[str], list[tuple[np.ndarray, dict[str, float]]]]:
     """(arm names, [(context, {included arm: summed reward})]) in decision order."""
-    http = session if session is not None else requests.Session()
+    http = cluster if isinstance(cluster, Cluster) else Cluster(cluster)
     for index in (DECISIONS_INDEX, EVENTS_INDEX):
-        http.post(f"{url}/{index}/_refresh", timeout=60)
+        http.request("POST", f"/{index}/_refresh")
     decisions = _search_all(
         http,
-        url,
         DECISIONS_INDEX,
         {
             "bool": {
@@ -82,7 +81,7 @@ def logged_updates(
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
         for hit in _search_all(
-            http, url, EVENTS_INDEX, {"terms": {"decision_id": chunk}}, [{"_doc": "asc"}]
+            http, EVENTS_INDEX, {"terms": {"decision_id": chunk}}, [{"_doc": "asc"}]
         ):
             event = hit["_source"]
             per_arm = rewards.setdefault(event["decision_id"], {})

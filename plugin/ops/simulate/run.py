@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 import numpy as np
 import orjson
-import requests
 
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
+from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.ops.data.beir import BeirDataset, read_beir
 from ltrr.plugin.ops.data.index import catalog_embedder, index_corpus
@@ -297,8 +297,7 @@ async def _calibrate(
 
 
 async def _open_natives(
-    http: requests.Session,
-    url: str,
+    http: Cluster,
     catalog: Catalog,
     contenders: Sequence[_Contender],
     notes: list[str],
@@ -309,7 +308,7 @@ async def _open_natives(
         return None
     for spec, search in natives:
         body = pipeline_for(spec.hybrid, catalog, search.arms)
-        await asyncio.to_thread(cluster_ops.put_pipeline, http, url, search.pipeline, body)
+        await asyncio.to_thread(cluster_ops.put_pipeline, http, search.pipeline, body)
     depths = "/".join(sorted({str(search.depth) for _, search in natives}))
     notes.append(
         f"{', '.join(spec.name for spec, _ in natives)}: OpenSearch's own hybrid query over the "
@@ -318,23 +317,22 @@ async def _open_natives(
         "they never learn. Their latency includes embedding the query in the simulator, as the "
         "proxy's includes its own."
     )
-    return HybridSearcher(catalog, url, catalog_embedder(catalog))
+    return HybridSearcher(catalog, http.url, catalog_embedder(catalog))
 
 
 async def _close_natives(
-    http: requests.Session,
-    url: str,
+    http: Cluster,
     contenders: Sequence[_Contender],
     searcher: HybridSearcher | None,
 ) -> None:
     pipelines = [c.hybrid.pipeline for c in contenders if c.hybrid is not None]
     if pipelines:  # also those a failed start never made: a missing one is no error
-        await asyncio.to_thread(cluster_ops.delete_pipelines, http, url, pipelines)
+        await asyncio.to_thread(cluster_ops.delete_pipelines, http, pipelines)
     if searcher is not None and searcher.embedder is not None:
         searcher.embedder.close()
 
 
-def _rerank_unavailable(url: str, catalog: Catalog) -> str | None:
+def _rerank_unavailable(http: Cluster, catalog: Catalog) -> str | None:
     """Why the catalog's rerank cannot run on this node (no plugin, no such model), or None.
 
     A rerank that fails on every search would only add its failed round trip to every
@@ -343,12 +341,11 @@ def _rerank_unavailable(url: str, catalog: Catalog) -> str | None:
     if catalog.rerank is None:
         return None
     try:
-        ClusterInfo.fetch(url).require(LTR_PLUGIN)
+        ClusterInfo.fetch(http).require(LTR_PLUGIN)
     except PluginNotInstalled:
         return "The LTR plugin is not installed on this node"
     store = f"/_ltr/{catalog.rerank.store}" if catalog.rerank.store else "/_ltr"
-    found = requests.get(f"{url}{store}/_model/{catalog.rerank.model}", timeout=30)
-    if found.status_code != 200:
+    if http.request("GET", f"{store}/_model/{catalog.rerank.model}")[0] != 200:
         return (
             f"The LTR model {catalog.rerank.model} is not on this node (train one with "
             "`ltrr ltr train`)"
@@ -357,7 +354,7 @@ def _rerank_unavailable(url: str, catalog: Catalog) -> str | None:
 
 
 def prepare_index(
-    url: str,
+    http: Cluster | str,
     catalog: Catalog,
     data: BeirDataset,
     say: Callable[[str], None],
@@ -369,7 +366,7 @@ def prepare_index(
     embed = embedder.embed_batch if embedder is not None else None
     try:
         result = index_corpus(
-            url, catalog, data.corpus, embed, checkpoint=checkpoint, say=say, progress=progress
+            http, catalog, data.corpus, embed, checkpoint=checkpoint, say=say, progress=progress
         )
     finally:
         if embedder is not None:
@@ -386,12 +383,13 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     data = read_beir(config.dataset)
     specs = lineup.expand(catalog, config.policies)
     url = config.opensearch.rstrip("/")
-    base = await asyncio.to_thread(prepare_index, url, catalog, data, say, config.progress)
+    http = Cluster(url, timeout=300)
+    base = await asyncio.to_thread(prepare_index, http, catalog, data, say, config.progress)
     g_max = max((g for judged in data.qrels.values() for g in judged.values()), default=1)
     clicks = from_spec(config.click_model, g_max=max(g_max, 1))
     sessions = session_stream(data, config.sessions, seed=config.seed, users=config.users)
     intents = sorted({s.intent for s in sessions})
-    no_rerank = await asyncio.to_thread(_rerank_unavailable, url, catalog)
+    no_rerank = await asyncio.to_thread(_rerank_unavailable, http, catalog)
     keep_rerank = no_rerank is None
     notes: list[str] = []
     if no_rerank is not None:
@@ -427,13 +425,12 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         )
     all_targets = [t for c in contenders for t in c.targets.values()]
     copies = [*all_targets, *([calibration] if calibration else [])]
-    http = requests.Session()
     say(f"copying {base} for {len(copies)} contenders (clone: shared segments)")
-    await asyncio.to_thread(cluster_ops.clone_index, http, url, base, copies)
+    await asyncio.to_thread(cluster_ops.clone_index, http, base, copies)
     # Earlier runs' statistics, memory and logs for these copies: a run starts from the prior,
     # and its decision log (which the reference check and ope read) holds only this run.
-    await asyncio.to_thread(cluster_ops.forget_targets, http, url, copies, LOOP_INDICES)
-    await asyncio.to_thread(cluster_ops.ensure_ubi_index, http, url)
+    await asyncio.to_thread(cluster_ops.forget_targets, http, copies, LOOP_INDICES)
+    await asyncio.to_thread(cluster_ops.ensure_ubi_index, http)
 
     def write_all(oracle_sets: Mapping[str, tuple[str, ...]]) -> list[Path]:
         paths = []
@@ -466,7 +463,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     oracle_sets: dict[str, tuple[tuple[str, ...], float]] = {}
     searcher: HybridSearcher | None = None
     try:
-        searcher = await _open_natives(http, url, catalog, contenders, notes)
+        searcher = await _open_natives(http, catalog, contenders, notes)
         if catalogs:  # none when every contender is a native hybrid one
             await asyncio.to_thread(proxy.start)
         if calibration is not None:
@@ -508,7 +505,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         await asyncio.to_thread(proxy.stop)
         raise
     finally:
-        await _close_natives(http, url, contenders, searcher)
+        await _close_natives(http, contenders, searcher)
     if not config.keep_serving:
         await asyncio.to_thread(proxy.stop)
     retried = {c.spec.name: c.passed_through for c in contenders if c.passed_through}

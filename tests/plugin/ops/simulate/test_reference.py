@@ -14,6 +14,7 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.ops.simulate import reference
 from ltrr.plugin.ops.simulate.reference import compare, logged_updates
+from tests.plugin.ops._scripted import scripted_cluster
 
 ARMS = ["lexical", "dense", "memory"]
 COSTS = [0.05, 0.3, 0.02]
@@ -163,7 +164,7 @@ def test_logged_updates_sum_rewards_per_decision_and_arm() -> None:
         {"decision_id": "d5"},  # an event without rewards adds nothing
     ]
     http = _Session(decisions, events)
-    arms, updates = logged_updates("http://os", "music", 100.0, session=http)  # type: ignore[arg-type]
+    arms, updates = logged_updates(scripted_cluster(http, "http://os"), "music", 100.0)
     assert arms == ["a", "b", "c"]
     got = [(x.tolist(), per_arm) for x, per_arm in updates]
     assert got == [
@@ -187,7 +188,7 @@ def test_logged_updates_pages_through_many_events() -> None:
     decisions = [_decision("d1", [1.0], {"a": IN})]
     events = [{"decision_id": "d1", "rewards": {"a": 1.0}} for _ in range(2001)]
     http = _Session(decisions, events)
-    _, updates = logged_updates("http://os", "t", 0.0, session=http)  # type: ignore[arg-type]
+    _, updates = logged_updates(scripted_cluster(http, "http://os"), "t", 0.0)
     assert updates[0][1] == {"a": 2001.0}
     event_searches = [b for p, b in http.searches if p == f"/{EVENTS_INDEX}/_search"]
     assert len(event_searches) == 2
@@ -202,4 +203,4 @@ def test_logged_updates_reports_a_failed_search() -> None:
             return super().post(url, json)
 
     with pytest.raises(LtrrError, match=f"reading {DECISIONS_INDEX}: 503"):
-        logged_updates("http://os", "t", 0.0, session=Failing([], []))  # type: ignore[arg-type]
+        logged_updates(scripted_cluster(Failing([], []), "http://os"), "t", 0.0)
