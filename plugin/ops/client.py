@@ -10,6 +10,7 @@ fails with one clear line. The serving path keeps its own aiohttp transport.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,6 +19,10 @@ from opensearchpy.exceptions import ConnectionError as ClientConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
 from ltrr.plugin.errors import ClusterUnavailable, LtrrError
+
+# The client logs every failed request at WARNING; our errors already say what failed, and a
+# node being polled while it starts would fill the terminal with refused connections.
+logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 DEFAULT_TIMEOUT = 60.0
 NDJSON = {"content-type": "application/x-ndjson"}  # lower case: it replaces the default

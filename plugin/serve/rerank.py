@@ -56,9 +56,9 @@ async def rerank(
             timeout=budget,
         )
         payload = reply.json()
+        ranked = apply_rerank(fused, payload)  # an error body is named by its reason here
         if reply.status >= 300:
-            raise RerankError(f"rerank search answered {reply.status}: {str(payload)[:300]}")
-        ranked = apply_rerank(fused, payload)
+            raise RerankError(f"rerank search answered {reply.status} with hits")
     except (RerankError, UpstreamError, ValueError) as exc:
         stats.count("rerank_failures")
         info = {"model": config.model, "status": "failed", "reason": str(exc)[:500]}

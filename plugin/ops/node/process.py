@@ -15,9 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import requests
-
-from ltrr.plugin.errors import NodeStartError, ProvisionError
+from ltrr.plugin.errors import ClusterUnavailable, NodeStartError, ProvisionError
+from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.node.config import NODE_USER, NodeConfig
 
 
@@ -138,21 +137,22 @@ def wait_green(config: NodeConfig, proc: subprocess.Popen[bytes] | None, timeout
     of one (clients create ``ubi_events`` that way), and its primaries serve everything.
     """
     deadline = time.monotonic() + timeout
-    url = f"{config.url}/_cluster/health?wait_for_status=yellow&timeout=2s"
-    with requests.Session() as http:
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise NodeStartError(
-                    f"OpenSearch exited with code {proc.returncode} while starting:\n"
-                    + log_tail(config)
-                )
-            try:
-                health = http.get(url, timeout=5)
-                if health.status_code == 200 and health.json().get("status") in ("green", "yellow"):
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
+    http = Cluster(config.url, timeout=5)
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise NodeStartError(
+                f"OpenSearch exited with code {proc.returncode} while starting:\n"
+                + log_tail(config)
+            )
+        try:
+            status, health = http.request(
+                "GET", "/_cluster/health", params={"wait_for_status": "yellow", "timeout": "2s"}
+            )
+            if status == 200 and health.get("status") in ("green", "yellow"):
+                return
+        except ClusterUnavailable:
+            pass
+        time.sleep(0.5)
     raise NodeStartError(
         f"OpenSearch did not turn green or yellow within {timeout:.0f}s:\n{log_tail(config)}"
     )
@@ -165,13 +165,11 @@ def settle_single_node(config: NodeConfig) -> None:
     """
     body = {"persistent": {"cluster.default_number_of_replicas": 0}}
     try:
-        reply = requests.put(f"{config.url}/_cluster/settings", json=body, timeout=30)
-    except requests.RequestException as exc:
+        status, reply = Cluster(config.url, timeout=30).request("PUT", "/_cluster/settings", body)
+    except ClusterUnavailable as exc:
         raise NodeStartError(f"setting the single-node defaults failed: {exc}") from exc
-    if reply.status_code != 200:
-        raise NodeStartError(
-            f"setting the single-node defaults failed: {reply.status_code} {reply.text[:300]}"
-        )
+    if status != 200:
+        raise NodeStartError(f"setting the single-node defaults failed: {status} {reply!s:.300}")
 
 
 def stop(

@@ -15,9 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import requests
-
-from ltrr.plugin.errors import LtrrError
+from ltrr.plugin.errors import ClusterUnavailable, LtrrError
+from ltrr.plugin.ops.client import Cluster
 
 
 class ProxyProcess:
@@ -78,16 +77,16 @@ class ProxyProcess:
                     + self.log.read_text(errors="replace")[-2000:]
                 )
             try:
-                if requests.get(f"{self.url}/_ltrr/stats", timeout=2).status_code == 200:
+                if Cluster(self.url, timeout=2).request("GET", "/_ltrr/stats")[0] == 200:
                     return
-            except requests.RequestException:
+            except ClusterUnavailable:
                 pass
             time.sleep(0.3)
         self.stop()
         raise LtrrError(f"the proxy did not answer within {timeout:.0f} s; see {self.log}")
 
     def stats(self) -> dict[str, object]:
-        reply: dict[str, object] = requests.get(f"{self.url}/_ltrr/stats", timeout=10).json()
+        reply: dict[str, object] = Cluster(self.url, timeout=10).ok("GET", "/_ltrr/stats")
         return reply
 
     def wait(self) -> None:
