@@ -9,7 +9,6 @@ so a policy can change its insides without the proxy noticing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -111,8 +110,7 @@ class Agent:
     ) -> Decision:
         """Draw the arms and sizes for one search; the decision carries the features it saw."""
         x = self._features.build(query, context, now, entities)
-        decision = decide(self._policy, x, budget, self._rng, depth=depth)
-        return replace(decision, features=tuple(x.tolist()))
+        return decide(self._policy, x, budget, self._rng, depth=depth)
 
     def reward(
         self, features: Sequence[float], rewards: Mapping[str, float], *, first: bool

@@ -112,7 +112,7 @@ def decide(
     if p.shape != (n,) or score.shape != (n,):
         raise ValueError(f"policy {policy.name} returned {p.shape} probabilities for {n} arms")
     if n == 0:
-        return Decision(choices=(), policy=policy.name)
+        return Decision(choices=(), policy=policy.name, features=tuple(x.tolist()))
     included: list[bool] = (rng.random(n) < p).tolist()
     propensities: list[float] = p.tolist()
     chosen = max(range(n), key=propensities.__getitem__)  # the first of equal maxima
@@ -133,4 +133,5 @@ def decide(
             for i, arm in enumerate(policy.arms)
         ),
         policy=policy.name,
+        features=tuple(x.tolist()),
     )
