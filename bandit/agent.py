@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ltrr.bandit.decide import decide
 from ltrr.bandit.decision import ArmSpec, Decision
+from ltrr.bandit.draw import draw
 from ltrr.bandit.features import EntityDictionary, FeatureBuilder
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import Policy, PolicyConfig
@@ -110,7 +110,7 @@ class Agent:
     ) -> Decision:
         """Draw the arms and sizes for one search; the decision carries the features it saw."""
         x = self._features.build(query, context, now, entities)
-        return decide(self._policy, x, budget, self._rng, depth=depth)
+        return draw(self._policy, x, budget, self._rng, depth=depth)
 
     def reward(
         self, features: Sequence[float], rewards: Mapping[str, float], *, first: bool

@@ -91,7 +91,7 @@ def test_the_shared_errors_import_only_the_root():
 @pytest.mark.parametrize("folder", ["serve", "learn", "runtime"])
 def test_the_proxy_never_touches_numpy_or_a_policy(folder):
     # ``ltrr.bandit.state`` is allowed: its documents are plain JSON the sync moves unread.
-    banned = ("numpy", "ltrr.bandit.policies", "ltrr.bandit.decide")
+    banned = ("numpy", "ltrr.bandit.policies", "ltrr.bandit.draw")
     found = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"
         for path in _files(ROOT / "plugin" / folder)

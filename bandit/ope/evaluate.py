@@ -1,6 +1,6 @@
 """A target policy's value on a log of decisions: IPS, SNIPS and DR, side by side.
 
-The action is the set of arms ``decide`` included. Its probability under the logging policy
+The action is the set of arms ``draw`` included. Its probability under the logging policy
 comes from the logged marginals (undoing the fallback adjustment), and under the target from
 the target's raw probabilities for the same context; see ``propensity``.
 
@@ -97,7 +97,7 @@ def evaluate(
     for i, d in enumerate(logged):
         x = _check(i, d, n_arms, target.n_features)
         if not any(d.included):
-            raise ValueError(f"decision {i}: no arm included, which decide never logs")
+            raise ValueError(f"decision {i}: no arm included, which draw never logs")
         try:
             p0[i] = set_probability(raw_from_marginals(d.marginals), d.included)
         except ValueError as exc:

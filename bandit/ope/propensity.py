@@ -1,6 +1,6 @@
 """The probability of a logged arm set, rebuilt from the per-arm marginals the log keeps.
 
-``decide`` draws every arm independently with its raw probability p_j and, when nothing was
+``draw`` draws every arm independently with its raw probability p_j and, when nothing was
 drawn, forces in the arm m with the highest p (first of ties). The log keeps marginals: p_j
 for j ≠ m, and p_m + (1 - p_m)·Q for m, where Q = Π_{j≠m}(1 - p_j). Off-policy estimators need
 the probability of the whole set instead, which the raw p give exactly; so the fallback
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ltrr.bandit.decide import fallback_propensity
+from ltrr.bandit.draw import fallback_propensity
 from ltrr.bandit.policies.base import Vector
 
 # Below this, 1 - Q carries no information about p_m: every other arm is (almost) never drawn,
@@ -32,12 +32,12 @@ def _as_probabilities(values: Sequence[float] | Vector, what: str) -> Vector:
 
 
 def _fallback_arm(p: Vector) -> int:
-    """The arm ``decide`` forces in: the first of the highest probabilities."""
+    """The arm ``draw`` forces in: the first of the highest probabilities."""
     return int(np.argmax(p))  # numpy's argmax returns the first of equal maxima
 
 
 def raw_from_marginals(marginals: Sequence[float] | Vector) -> Vector:
-    """The raw per-arm probabilities a policy gave, from the marginals ``decide`` logged.
+    """The raw per-arm probabilities a policy gave, from the marginals ``draw`` logged.
 
     The fallback arm is the first maximum of the marginals too (its marginal only grows, and
     an earlier arm with an equal raw p would have been chosen instead). Its raw p is
@@ -53,7 +53,7 @@ def raw_from_marginals(marginals: Sequence[float] | Vector) -> Vector:
 
 
 def marginal_inclusion(p_raw: Sequence[float] | Vector) -> Vector:
-    """Each arm's P(included) under ``decide``, as the decision log records it."""
+    """Each arm's P(included) under ``draw``, as the decision log records it."""
     p = _as_probabilities(p_raw, "probabilities").copy()
     m = _fallback_arm(p)
     p[m] = fallback_propensity(p.tolist(), m)
@@ -61,7 +61,7 @@ def marginal_inclusion(p_raw: Sequence[float] | Vector) -> Vector:
 
 
 def set_probability(p_raw: Sequence[float] | Vector, included: Sequence[bool]) -> float:
-    """P(``decide`` includes exactly the arms in ``included``) under raw probabilities p.
+    """P(``draw`` includes exactly the arms in ``included``) under raw probabilities p.
 
     Π_{j∈S} p_j · Π_{j∉S} (1 - p_j), plus Π_j (1 - p_j) when S is the fallback arm alone
     (the empty draw that was turned into {m}). An empty set never happens: it has no

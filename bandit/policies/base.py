@@ -1,7 +1,7 @@
 """The one small interface every policy implements, and its validated, immutable config.
 
 A policy maps a context vector to a per-arm inclusion probability and a score. Drawing the
-arms and sizing them happens in ``ltrr.bandit.decide``, so every policy's propensities are
+arms and sizing them happens in ``ltrr.bandit.draw``, so every policy's propensities are
 exact by construction.
 """
 

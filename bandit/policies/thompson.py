@@ -2,7 +2,7 @@
 
 Sampling θ ~ N(θ̂, v²A⁻¹) and including an arm when θᵀx beats its cost is, for that arm, a draw
 of s ~ N(θ̂ᵀx, v²·xᵀA⁻¹x). So P(include) = Φ((θ̂ᵀx - cost) / (v·sqrt(xᵀA⁻¹x))) in closed form:
-``decide`` then draws the inclusion itself, and the logged propensity is exact, not estimated.
+``draw`` then draws the inclusion itself, and the logged propensity is exact, not estimated.
 """
 
 from __future__ import annotations

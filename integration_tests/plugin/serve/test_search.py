@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import requests
 
-from ltrr.bandit.decide import fallback_propensity
 from ltrr.bandit.decision import ArmSpec
+from ltrr.bandit.draw import fallback_propensity
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import parse_policy_config
 from ltrr.query_plans.catalog import BUILTIN_TEMPLATES

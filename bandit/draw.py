@@ -94,7 +94,7 @@ def _water_fill(
     return out
 
 
-def decide(
+def draw(
     policy: Policy, x: Vector, budget: int, rng: np.random.Generator, depth: int = 0
 ) -> Decision:
     """One decision: each arm drawn independently with the policy's P(include), then sized.

@@ -4,8 +4,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from ltrr.bandit.decide import allocate_sizes, decide, fallback_propensity
 from ltrr.bandit.decision import ArmSpec
+from ltrr.bandit.draw import allocate_sizes, draw, fallback_propensity
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import Policy, PolicyConfig
 
@@ -42,7 +42,7 @@ def frequencies(policy: Policy, n: int, seed: int) -> tuple[np.ndarray, list[flo
     counts = np.zeros(len(policy.arms))
     logged: set[tuple[float, ...]] = set()
     for _ in range(n):
-        decision = decide(policy, X, budget=50, rng=rng)
+        decision = draw(policy, X, budget=50, rng=rng)
         counts += [c.included for c in decision.choices]
         logged.add(tuple(c.propensity for c in decision.choices))
     assert len(logged) == 1  # the propensity never depends on the draw
@@ -79,7 +79,7 @@ def test_logged_propensity_is_the_inclusion_frequency(p):
 
 def test_at_least_one_arm_and_outcome_probability():
     policy = fixed([0.0, 0.0, 0.0])
-    decision = decide(policy, X, 30, np.random.default_rng(0))
+    decision = draw(policy, X, 30, np.random.default_rng(0))
     assert [c.included for c in decision.choices] == [True, False, False]
     assert decision.choices[0].propensity == 1.0
     assert decision.choices[1].outcome_probability == 1.0
@@ -87,7 +87,7 @@ def test_at_least_one_arm_and_outcome_probability():
 
 def test_deterministic_given_the_seed():
     policy = fixed([0.5, 0.5, 0.5, 0.5], [0.1, 0.7, 0.2, 0.0])
-    first = [decide(policy, X, 40, np.random.default_rng(9), depth=10) for _ in range(3)]
+    first = [draw(policy, X, 40, np.random.default_rng(9), depth=10) for _ in range(3)]
     assert first[0] == first[1] == first[2]
     assert first[0].policy == "fixed"
     assert [c.score for c in first[0].choices] == pytest.approx([0.1, 0.7, 0.2, 0.0])
@@ -97,12 +97,12 @@ def test_policy_must_return_one_probability_per_arm():
     policy = fixed([0.5, 0.5])
     policy.p = np.array([0.5])
     with pytest.raises(ValueError, match="2 arms"):
-        decide(policy, X, 10, np.random.default_rng(0))
+        draw(policy, X, 10, np.random.default_rng(0))
 
 
 def test_sizes_in_a_decision():
     policy = Fixed(arms((5, 50), (10, 20), (0, 100)), [1.0, 1.0, 0.0], [1.0, 3.0, 0.0])
-    decision = decide(policy, X, 60, np.random.default_rng(0), depth=10)
+    decision = draw(policy, X, 60, np.random.default_rng(0), depth=10)
     # arm 2 excluded: floors 10 and 10, 40 left, arm 1 capped at 20, arm 0 takes the rest
     assert [c.size for c in decision.choices] == [40, 20, 0]
     assert decision.total_size == 60
@@ -111,7 +111,7 @@ def test_sizes_in_a_decision():
 def test_static_policy_decision():
     specs = arms((0, 20), (0, 20))
     policy = make_policy(PolicyConfig("static"), specs, 2, seed=None)
-    decision = decide(policy, X, 30, np.random.default_rng(0), depth=10)
+    decision = draw(policy, X, 30, np.random.default_rng(0), depth=10)
     assert [(c.included, c.size, c.propensity) for c in decision.choices] == [
         (True, 15, 1.0),
         (True, 15, 1.0),
