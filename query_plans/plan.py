@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ltrr.bandit.features import EntityDictionary
 from ltrr.query_plans.catalog import Catalog, MemoryConfig
 from ltrr.query_plans.memory import keys
 from ltrr.query_plans.templates import Encoded, TemplateError, TemplateRenderer
@@ -56,6 +57,13 @@ class SearchInput:
     post_filter: Mapping[str, Any] | None = None
     source: Any = None
     vector: Sequence[float] | None = None
+
+    @classmethod
+    def of(cls, target: str, query: str, **caller: Any) -> SearchInput:
+        """The input for ``query`` with its normalised form (what the memory arm looks up)."""
+        return cls(
+            target=target, query=query, query_norm=EntityDictionary.normalize(query), **caller
+        )
 
 
 @lru_cache(maxsize=4096)

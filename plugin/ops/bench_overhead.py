@@ -33,11 +33,10 @@ import aiohttp
 import numpy as np
 import orjson
 
-from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.ops.cluster import NEURAL_PLUGIN, ClusterInfo
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
-from ltrr.plugin.serve.retrieve import read_arm
+from ltrr.plugin.serve.retrieve import read_responses
 from ltrr.query_plans.fusion import get_fusion
 from ltrr.query_plans.hybrid import (
     METHODS,
@@ -113,12 +112,7 @@ def _plan(
     return build_plan(
         runtime.catalog,
         sizes,
-        SearchInput(
-            target=runtime.catalog.targets[0],
-            query=query,
-            query_norm=EntityDictionary.normalize(query),
-            vector=vector,
-        ),
+        SearchInput.of(runtime.catalog.targets[0], query, vector=vector),
         renderer,
         timeout_ms=1000,
     )
@@ -133,12 +127,7 @@ def _hybrid(
 ) -> HybridQuery:
     """The native hybrid query of every arm, each sub-query ``depth`` deep, one page."""
     target = runtime.catalog.targets[0]
-    request = SearchInput(
-        target=target,
-        query=query,
-        query_norm=EntityDictionary.normalize(query),
-        vector=vector,
-    )
+    request = SearchInput.of(target, query, vector=vector)
     return build_hybrid(runtime.catalog, request, renderer, depth=depth, size=PAGE)
 
 
@@ -235,10 +224,7 @@ async def _run(
                 session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
             )
             arm_results.append(
-                {
-                    s.arm: read_arm(s.arm, r).hits
-                    for s, r in zip(plan.searches, payload["responses"], strict=True)
-                }
+                {a: r.hits for a, r in read_responses(plan, payload["responses"]).items()}
             )
         decision_us: list[float] = []
         for _ in range(3):

@@ -34,7 +34,7 @@ from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.ops.data.index import catalog_embedder
 from ltrr.plugin.ops.simulate.results import PolicyRun
-from ltrr.plugin.serve.retrieve import read_arm
+from ltrr.plugin.serve.retrieve import read_responses
 from ltrr.query_plans.catalog import Catalog, CatalogError, load_catalog
 from ltrr.query_plans.fusion import get_fusion
 from ltrr.query_plans.ltr.export import createmodel_body, createmodel_path, model_definition
@@ -209,10 +209,9 @@ def _candidates(
     try:
         for qid, text in queries.items():
             vector = embedder.embed(text) if embedder is not None else None
-            request = SearchInput(
-                target=catalog.targets[0],
-                query=text,
-                query_norm=EntityDictionary.normalize(text),
+            request = SearchInput.of(
+                catalog.targets[0],
+                text,
                 source=False,
                 vector=vector,
             )
@@ -223,12 +222,11 @@ def _candidates(
                 continue
             payload = http.ok("POST", "/_msearch", ndjson=plan.ndjson())
             results = {}
-            for search, response in zip(plan.searches, payload["responses"], strict=True):
-                result = read_arm(search.arm, response)
+            for arm, result in read_responses(plan, payload["responses"]).items():
                 if result.ok:
-                    results[search.arm] = result.hits
+                    results[arm] = result.hits
                 else:
-                    warnings.append(f"query {qid}: arm {search.arm} failed: {result.error}")
+                    warnings.append(f"query {qid}: arm {arm} failed: {result.error}")
             fused = fusion(results, catalog.fusion.weights)
             out[qid] = list(dict.fromkeys(hit.id for hit in fused))
     finally:

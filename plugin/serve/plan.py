@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 from ltrr.bandit.decision import Decision
-from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.serve.decide import static_decision
@@ -82,10 +81,9 @@ async def plan(
     built = build_plan(
         catalog,
         {c.arm: c.size for c in decision.choices if c.included},
-        SearchInput(
-            target=request.target,
-            query=request.query,
-            query_norm=EntityDictionary.normalize(request.query),
+        SearchInput.of(
+            request.target,
+            request.query,
             context=request.context,
             filters=request.filters,
             post_filter=request.post_filter,

@@ -7,7 +7,7 @@ arm failure: fusion leaves it out and learning must not read it as a zero reward
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,14 @@ async def retrieve(
                         search.arm, error=f"msearch status {reply.status} {reason}".strip()
                     )
             else:
-                for search, response in zip(plan.searches, responses, strict=False):
-                    results[search.arm] = read_arm(search.arm, response)
+                results.update(read_responses(plan, responses))
     return Retrieval(results, waited * 1000.0)
+
+
+def read_responses(plan: Plan, responses: Sequence[Mapping[str, Any]]) -> dict[str, ArmResult]:
+    """Each arm's result from the ``_msearch`` responses, in the plan's order (an arm whose
+    response is missing is absent)."""
+    return {
+        search.arm: read_arm(search.arm, response)
+        for search, response in zip(plan.searches, responses, strict=False)
+    }

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from ltrr.bandit.features import EntityDictionary
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.simulate.stream import Session
 from ltrr.query_plans.catalog import Catalog
@@ -68,10 +67,9 @@ class HybridSearcher:
         vector = None
         if self._needs_vector and self.embedder is not None:
             vector = await self.embedder.aembed(session.text)
-        request = SearchInput(
-            target=search.target,
-            query=session.text,
-            query_norm=EntityDictionary.normalize(session.text),
+        request = SearchInput.of(
+            search.target,
+            session.text,
             context=session.context,
             source=False,
             vector=vector,
