@@ -19,12 +19,14 @@ class IndexSection(SectionReader):
         if fields is None:
             return None
         body: dict[str, Any] = {}
-        for name, f in fields.items():
+        ok = True
+        for name, f in fields.items():  # every bad block is reported, not only the first
             value = self.plain_mapping(f.value, f"index.{name}")
             if value is None:
-                return None
+                ok = False
+                continue
             body[name] = dict(value)
-        return MappingProxyType(body)
+        return MappingProxyType(body) if ok else None
 
     def source(self, node: Node) -> Any:
         """An OpenSearch ``_source`` value: a boolean, a field pattern or a list of them, or a

@@ -53,13 +53,16 @@ class RankingSection(SectionReader):
             settings[key] = value
         include = fields.get("include")
         if include is not None and "include" in settings and arms is not None:
-            for i, item in enumerate(include.value.value):
-                if item.value not in arms:
+            # The expanded names (``${VAR}`` already replaced), each at its own line.
+            value = settings["include"]
+            expanded = list(value) if isinstance(value, list) else []
+            for i, (item, arm) in enumerate(zip(include.value.value, expanded, strict=False)):
+                if arm not in arms:
                     ok = False
                     self.fail(
                         item,
                         f"policy.include[{i}]",
-                        f"unknown arm {item.value!r}{suggest(str(item.value), list(arms))}",
+                        f"unknown arm {arm!r}{suggest(str(arm), list(arms))}",
                     )
         if not ok:
             return None

@@ -110,6 +110,7 @@ class Reader:
         self.errors: list[CatalogError] = []
         self._constructor = SafeConstructor()
         self._nodes = 0
+        self._too_deep = False
         self._merged: dict[Node, int] = {}
 
     def fail(self, node: Node | None, key: str, message: str) -> None:
@@ -216,10 +217,16 @@ class Reader:
     def plain(self, node: Node, key: str, depth: int = 0) -> Any:
         """Free-form JSON-like data (params, index settings), or ``BAD``."""
         self._nodes += 1
-        if depth > MAX_DEPTH or self._nodes > MAX_NODES:
-            if self._nodes <= MAX_NODES + 1:
-                self.fail(node, key, "too deeply nested or too large (a recursive YAML alias?)")
-            self._nodes = MAX_NODES + 2
+        if depth == 0:
+            self._too_deep = False  # one error per value, however many paths run too deep
+        if self._nodes > MAX_NODES:  # the file's budget: an alias bomb stops the reading here
+            if self._nodes == MAX_NODES + 1:
+                self.fail(node, key, "too large (a recursive YAML alias?)")
+            return BAD
+        if depth > MAX_DEPTH:
+            if not self._too_deep:
+                self.fail(node, key, "too deeply nested (a recursive YAML alias?)")
+            self._too_deep = True
             return BAD
         if isinstance(node, MappingNode):
             fields = self.mapping(node, key, None)

@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import pytest
+
+from ltrr.query_plans.catalog import MemoryConfig, load_catalog, validate_catalog
+
+# Line numbers below refer to this text (as in test_load.py): a section appended to it starts
+# at line 15.
+MINIMAL = """\
+target: music
+budget: 20
+policy: {name: static}
+arms:
+  - name: lexical
+    template: multi_match.json.j2
+    params: {fields: [name]}
+    size: {min: 5, max: 10}
+  - name: popular
+    template: rank_feature.json.j2
+    params: {field: popularity, text_fields: [name]}
+    size: {max: 10}
+fallback:
+  - {arm: lexical, size: 5}
+"""
+
+
+def catalog_text(*replacements: tuple[str, str], append: str = "") -> str:
+    text = MINIMAL
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new, 1)
+    return text + append
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / "catalog.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def errors_of(folder: Path, text: str) -> list[tuple[int | None, str, str]]:
+    return [(e.line, e.key, e.message) for e in validate_catalog(write(folder, text))]
+
+
+def test_memory_at_its_bounds(tmp_path):
+    text = catalog_text(
+        append=(
+            "memory:\n"
+            "  field: learned\n"
+            "  predicted_field: guessed\n"
+            "  name_fields: [title, aka]\n"
+            "  phrase_fields: []\n"
+            "  half_life_days: 0.01\n"
+            "  smoothing: 0\n"
+            "  predicted_weight: 0\n"
+            "  flush_seconds: 3600\n"
+        )
+    )
+    assert load_catalog(write(tmp_path, text)).memory == MemoryConfig(
+        field="learned",
+        predicted_field="guessed",
+        name_fields=("title", "aka"),
+        phrase_fields=(),
+        half_life_days=0.01,
+        smoothing=0.0,
+        predicted_weight=0.0,
+        flush_seconds=3600.0,
+    )
+
+
+def test_the_shortest_flush_is_a_tenth_of_a_second(tmp_path):
+    text = catalog_text(append="memory: {flush_seconds: 0.1}\n")
+    memory = load_catalog(write(tmp_path, text)).memory
+    assert memory is not None
+    assert memory.flush_seconds == 0.1
+
+
+@pytest.mark.parametrize(
+    ("append", "expected"),
+    [
+        pytest.param(
+            "memory: {predicted_field: ltrr_q2e}\n",
+            [
+                (
+                    15,
+                    "memory.predicted_field",
+                    "is 'ltrr_q2e', the same as memory.field; learned and predicted scores"
+                    " need a field each",
+                )
+            ],
+            id="predicted-field-is-the-default-field",
+        ),
+        pytest.param(
+            "memory: {half_life_days: -1}\n",
+            [(15, "memory.half_life_days", "must be > 0.0, got -1")],
+            id="half-life-negative",
+        ),
+        pytest.param(
+            "memory:\n  name_fields: [name, {a: 1}]\n",
+            [(16, "memory.name_fields[1]", "must be a single value, got a mapping")],
+            id="name-field-mapping",
+        ),
+        pytest.param(
+            "memory:\n  phrase_fields:\n    - tags\n    - tags\n",
+            [(18, "memory.phrase_fields[1]", "'tags' is already at line 17")],
+            id="phrase-field-twice",
+        ),
+        pytest.param(
+            "memory: {smoothing: true}\n",
+            [(15, "memory.smoothing", "must be a number, got true")],
+            id="smoothing-bool",
+        ),
+    ],
+)
+def test_memory_errors(tmp_path, append, expected):
+    assert errors_of(tmp_path, catalog_text(append=append)) == expected
