@@ -374,34 +374,9 @@ def prepare_index(
     return result.index
 
 
-async def simulate(config: SimulationConfig, say: Callable[[str], None] = print) -> Simulation:
-    """Run every contender over the same stream; the proxy is stopped unless keep_serving."""
-    from tqdm import tqdm
-
-    started = time.time()
-    catalog = load_catalog(config.catalog)
-    data = read_beir(config.dataset)
-    specs = lineup.expand(catalog, config.policies)
-    url = config.opensearch.rstrip("/")
-    http = Cluster(url, timeout=300)
-    base = await asyncio.to_thread(prepare_index, http, catalog, data, say, config.progress)
-    g_max = max((g for judged in data.qrels.values() for g in judged.values()), default=1)
-    clicks = from_spec(config.click_model, g_max=max(g_max, 1))
-    sessions = session_stream(data, config.sessions, seed=config.seed, users=config.users)
-    intents = sorted({s.intent for s in sessions})
-    no_rerank = await asyncio.to_thread(_rerank_unavailable, http, catalog)
-    keep_rerank = no_rerank is None
-    notes: list[str] = []
-    if no_rerank is not None:
-        notes.append(
-            f"{no_rerank}, so the catalog's rerank section was left out: nDCG@10 is measured "
-            "on the fused order."
-        )
-
-    work = config.work_dir
-    shutil.rmtree(work / "catalogs", ignore_errors=True)
+def _contenders(specs: Sequence[PolicySpec], base: str, intents: Sequence[str]) -> list[_Contender]:
+    """One contender per line-up entry, each with its own copies of the index."""
     contenders: list[_Contender] = []
-    catalogs: list[Path] = []
     for spec in specs:
         if spec.name == "oracle":
             targets = {i: lineup.variant_target(base, spec, i) for i in intents}
@@ -414,6 +389,115 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
             hybrid = HybridSearch(targets[""], targets[""], spec.include, depth)
         run = PolicyRun(spec.name, spec.description, spec.learning)
         contenders.append(_Contender(spec, targets, run, hybrid=hybrid))
+    return contenders
+
+
+def _write_variants(
+    catalog: Catalog,
+    contenders: Sequence[_Contender],
+    folder: Path,
+    oracle_sets: Mapping[str, tuple[str, ...]],
+    keep_rerank: bool,
+) -> list[Path]:
+    """The catalog each proxied contender serves (the oracle's per intent, with its sets)."""
+    paths = []
+    for c in contenders:
+        if c.hybrid is not None:  # searches the node directly: no catalog variant
+            continue
+        for intent, target in c.targets.items():
+            include = oracle_sets.get(intent, ()) if c.spec.name == "oracle" else c.spec.include
+            paths.append(
+                lineup.write_variant(
+                    catalog,
+                    c.spec,
+                    folder,
+                    target=target,
+                    include=include,
+                    keep_rerank=keep_rerank,
+                )
+            )
+    return paths
+
+
+async def _oracle_sets(
+    proxy: ProxyProcess,
+    calibration: str,
+    catalog: Catalog,
+    data: BeirDataset,
+    clicks: ClickModel,
+    config: SimulationConfig,
+    say: Callable[[str], None],
+) -> dict[str, tuple[tuple[str, ...], float]]:
+    """The oracle's best arm set per intent, from a calibration stream of its own seed."""
+    per_intent: dict[str, list[Session]] = {}
+    for s in session_stream(data, config.sessions, seed=config.seed + 1, users=config.users):
+        per_intent.setdefault(s.intent, [])
+        if len(per_intent[s.intent]) < config.calibration_queries:
+            per_intent[s.intent].append(s)
+    samples = await _calibrate(
+        proxy.url, calibration, catalog, [s for g in per_intent.values() for s in g], data
+    )
+    oracle_sets = oracle.best_sets(catalog, samples, clicks, config.page)
+    for intent, (arms, value) in oracle_sets.items():
+        say(f"oracle for {intent or 'all'} queries: {'+'.join(arms)} ({value:.3f} clicks)")
+    return oracle_sets
+
+
+async def _run_all(
+    proxy: ProxyProcess,
+    contenders: Sequence[_Contender],
+    sessions: Sequence[Session],
+    data: BeirDataset,
+    clicks: ClickModel,
+    config: SimulationConfig,
+    searcher: HybridSearcher | None,
+    say: Callable[[str], None],
+) -> None:
+    """Every contender over the same stream, side by side, with one progress bar."""
+    from tqdm import tqdm
+
+    proxied = any(c.hybrid is None for c in contenders)
+    where = f"through {proxy.url}" if proxied else "straight to the node"
+    if proxied and searcher is not None:
+        where += " (the hybrid ones straight to the node)"
+    say(f"simulating {len(sessions)} sessions x {len(contenders)} policies {where}")
+    total = len(sessions) * len(contenders)
+    bar = tqdm(total=total, unit="search", desc="simulating", disable=not config.progress)
+    try:
+        await asyncio.gather(
+            *(
+                _run_contender(proxy.url, c, sessions, data, clicks, config, bar.update, searcher)
+                for c in contenders
+            )
+        )
+    finally:
+        bar.close()
+
+
+async def simulate(config: SimulationConfig, say: Callable[[str], None] = print) -> Simulation:
+    """Run every contender over the same stream; the proxy is stopped unless keep_serving."""
+    started = time.time()
+    catalog = load_catalog(config.catalog)
+    data = read_beir(config.dataset)
+    specs = lineup.expand(catalog, config.policies)  # a bad line-up fails before any indexing
+    url = config.opensearch.rstrip("/")
+    http = Cluster(url, timeout=300)
+    base = await asyncio.to_thread(prepare_index, http, catalog, data, say, config.progress)
+    g_max = max((g for judged in data.qrels.values() for g in judged.values()), default=1)
+    clicks = from_spec(config.click_model, g_max=max(g_max, 1))
+    sessions = session_stream(data, config.sessions, seed=config.seed, users=config.users)
+    no_rerank = await asyncio.to_thread(_rerank_unavailable, http, catalog)
+    notes: list[str] = []
+    if no_rerank is not None:
+        notes.append(
+            f"{no_rerank}, so the catalog's rerank section was left out: nDCG@10 is measured "
+            "on the fused order."
+        )
+
+    work = config.work_dir
+    shutil.rmtree(work / "catalogs", ignore_errors=True)
+    contenders = _contenders(specs, base, sorted({s.intent for s in sessions}))
+    catalogs: list[Path] = []
     calibration: str | None = None
     if any(c.spec.name == "oracle" for c in contenders):
         calibration = f"{base}-sim-calibration"
@@ -423,8 +507,8 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
                 catalog, full, work / "catalogs", target=calibration, keep_rerank=False
             )
         )
-    all_targets = [t for c in contenders for t in c.targets.values()]
-    copies = [*all_targets, *([calibration] if calibration else [])]
+    copies = [t for c in contenders for t in c.targets.values()]
+    copies += [calibration] if calibration else []
     say(f"copying {base} for {len(copies)} contenders (clone: shared segments)")
     await asyncio.to_thread(cluster_ops.clone_index, http, base, copies)
     # Earlier runs' statistics, memory and logs for these copies: a run starts from the prior,
@@ -432,29 +516,11 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     await asyncio.to_thread(cluster_ops.forget_targets, http, copies, LOOP_INDICES)
     await asyncio.to_thread(cluster_ops.ensure_ubi_index, http)
 
-    def write_all(oracle_sets: Mapping[str, tuple[str, ...]]) -> list[Path]:
-        paths = []
-        for c in contenders:
-            if c.hybrid is not None:  # searches the node directly: no catalog variant
-                continue
-            for intent, target in c.targets.items():
-                include = oracle_sets.get(intent, ()) if c.spec.name == "oracle" else c.spec.include
-                paths.append(
-                    lineup.write_variant(
-                        catalog,
-                        c.spec,
-                        work / "catalogs",
-                        target=target,
-                        include=include,
-                        keep_rerank=keep_rerank,
-                    )
-                )
-        return paths
-
     # The oracle's sets are unknown until calibration, which needs the proxy: start it with
     # placeholder static catalogs, calibrate, then write the real ones and reload (SIGHUP-free:
     # a restart is simpler and the copies hold nothing yet).
-    catalogs += write_all({})
+    keep_rerank = no_rerank is None
+    catalogs += _write_variants(catalog, contenders, work / "catalogs", {}, keep_rerank)
     data_dir = work / "proxy-data"
     shutil.rmtree(data_dir, ignore_errors=True)
     proxy = ProxyProcess(
@@ -467,39 +533,12 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         if catalogs:  # none when every contender is a native hybrid one
             await asyncio.to_thread(proxy.start)
         if calibration is not None:
-            per_intent: dict[str, list[Session]] = {}
-            for s in session_stream(
-                data, config.sessions, seed=config.seed + 1, users=config.users
-            ):
-                per_intent.setdefault(s.intent, [])
-                if len(per_intent[s.intent]) < config.calibration_queries:
-                    per_intent[s.intent].append(s)
-            samples = await _calibrate(
-                proxy.url, calibration, catalog, [s for g in per_intent.values() for s in g], data
-            )
-            oracle_sets = oracle.best_sets(catalog, samples, clicks, config.page)
-            for intent, (arms, value) in oracle_sets.items():
-                say(f"oracle for {intent or 'all'} queries: {'+'.join(arms)} ({value:.3f} clicks)")
+            oracle_sets = await _oracle_sets(proxy, calibration, catalog, data, clicks, config, say)
             await asyncio.to_thread(proxy.stop)
-            write_all({i: arms for i, (arms, _) in oracle_sets.items()})
+            sets = {i: arms for i, (arms, _) in oracle_sets.items()}
+            _write_variants(catalog, contenders, work / "catalogs", sets, keep_rerank)
             await asyncio.to_thread(proxy.start)
-        total = len(sessions) * len(contenders)
-        where = f"through {proxy.url}" if catalogs else "straight to the node"
-        if catalogs and searcher is not None:
-            where += " (the hybrid ones straight to the node)"
-        say(f"simulating {len(sessions)} sessions x {len(contenders)} policies {where}")
-        bar = tqdm(total=total, unit="search", desc="simulating", disable=not config.progress)
-        try:
-            await asyncio.gather(
-                *(
-                    _run_contender(
-                        proxy.url, c, sessions, data, clicks, config, bar.update, searcher
-                    )
-                    for c in contenders
-                )
-            )
-        finally:
-            bar.close()
+        await _run_all(proxy, contenders, sessions, data, clicks, config, searcher, say)
         await asyncio.sleep(3.0)  # let the proxy ship its decision log and merge state
     except BaseException:
         await asyncio.to_thread(proxy.stop)
