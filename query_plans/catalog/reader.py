@@ -214,19 +214,26 @@ class Reader:
             return BAD
         return expanded
 
-    def plain(self, node: Node, key: str, depth: int = 0) -> Any:
-        """Free-form JSON-like data (params, index settings), or ``BAD``."""
+    def _over_budget(self, node: Node, key: str, depth: int) -> bool:
+        """Too many nodes in the file (an alias bomb stops the reading), or this value nested
+        too deep (one error per value, however many of its paths run too deep)."""
         self._nodes += 1
         if depth == 0:
-            self._too_deep = False  # one error per value, however many paths run too deep
-        if self._nodes > MAX_NODES:  # the file's budget: an alias bomb stops the reading here
+            self._too_deep = False
+        if self._nodes > MAX_NODES:
             if self._nodes == MAX_NODES + 1:
                 self.fail(node, key, "too large (a recursive YAML alias?)")
-            return BAD
+            return True
         if depth > MAX_DEPTH:
             if not self._too_deep:
                 self.fail(node, key, "too deeply nested (a recursive YAML alias?)")
             self._too_deep = True
+            return True
+        return False
+
+    def plain(self, node: Node, key: str, depth: int = 0) -> Any:
+        """Free-form JSON-like data (params, index settings), or ``BAD``."""
+        if self._over_budget(node, key, depth):
             return BAD
         if isinstance(node, MappingNode):
             fields = self.mapping(node, key, None)
