@@ -13,7 +13,7 @@ from ltrr.query_plans.fusion.rrf import rrf
 from ltrr.query_plans.fusion.weights import policy_weights
 
 if TYPE_CHECKING:
-    # Type-only, so that catalog.py may one day validate methods here without an import cycle.
+    # Type-only, so that the catalog package may one day validate methods here without a cycle.
     from ltrr.query_plans.catalog import FusionConfig
 
 __all__ = [
