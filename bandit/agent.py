@@ -112,6 +112,16 @@ class Agent:
         x = self._features.build(query, context, now, entities)
         return draw(self._policy, x, budget, self._rng, depth=depth)
 
+    def features(
+        self,
+        query: str,
+        context: Mapping[str, object],
+        now: datetime,
+        entities: EntityDictionary | None,
+    ) -> tuple[float, ...]:
+        """The context vector a decision would see, as plain floats (for ``explain``)."""
+        return tuple(self._features.build(query, context, now, entities).tolist())
+
     def reward(
         self, features: Sequence[float], rewards: Mapping[str, float], *, first: bool
     ) -> None:

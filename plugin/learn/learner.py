@@ -158,7 +158,7 @@ class Learner:
             raise UnknownDecision(
                 f"decision {decision_id!r} used a fallback plan: nothing to learn"
             )
-        record = from_document(doc)
+        record = from_document(decision_id, doc)
         self._open.put(record)
         return record
 

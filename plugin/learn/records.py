@@ -107,12 +107,12 @@ class Searched:
         }
 
 
-def from_document(doc: Mapping[str, Any]) -> DecisionRecord:
+def from_document(decision_id: str, doc: Mapping[str, Any]) -> DecisionRecord:
     """Another replica's decision, read back from ``ltrr-decisions``; it never owns it."""
     arms = doc["arms"]
     created = float(doc["timestamp"])
     return DecisionRecord(
-        decision_id=str(doc["decision_id"]),
+        decision_id=decision_id,
         target=doc["target"],
         feature_names=tuple(doc["feature_names"]),
         x=tuple(float(v) for v in doc["features"]),

@@ -224,7 +224,10 @@ async def _run(
                 session, f"{opensearch_url}/_msearch", plan.ndjson(), "application/x-ndjson"
             )
             arm_results.append(
-                {a: r.hits for a, r in read_responses(plan, payload["responses"]).items()}
+                {
+                    a: r.hits
+                    for a, r in read_responses(plan, payload["responses"], strict=True).items()
+                }
             )
         decision_us: list[float] = []
         for _ in range(3):

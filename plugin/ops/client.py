@@ -16,7 +16,7 @@ from typing import Any
 
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as ClientConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, TransportError
+from opensearchpy.exceptions import ConnectionTimeout, SerializationError, TransportError
 
 from ltrr.plugin.errors import ClusterUnavailable, LtrrError
 
@@ -74,6 +74,10 @@ class Cluster:
             )
         except (ClientConnectionError, ConnectionTimeout) as exc:
             raise ClusterUnavailable(f"{self.url} did not answer {method} {path}: {exc}") from exc
+        except SerializationError as exc:
+            raise ClusterUnavailable(
+                f"{method} {path} on {self.url} answered with something that is not JSON: {exc}"
+            ) from exc
         except TransportError as exc:
             if not isinstance(exc.status_code, int):
                 raise ClusterUnavailable(f"{method} {path} on {self.url} failed: {exc}") from exc
@@ -129,6 +133,9 @@ class Cluster:
         self.client.close()
 
 
-def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> OpenSearch:
-    """The official client for ``url`` (credentials in the URL are used as basic auth)."""
-    return OpenSearch(hosts=[url], timeout=timeout, max_retries=2, retry_on_timeout=True)
+def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT, **options: Any) -> OpenSearch:
+    """The official client for ``url`` (credentials in the URL are used as basic auth);
+    ``options`` go to ``OpenSearch`` (tests pass a scripted ``connection_class``)."""
+    # No retries: a tool's POST (a model upload, a clone) must not be sent twice, and a caller
+    # that wants to wait for a node polls on its own.
+    return OpenSearch(hosts=[url], timeout=timeout, max_retries=0, **options)

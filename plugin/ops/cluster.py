@@ -33,11 +33,11 @@ class ClusterInfo:
         """``cluster`` is a client, or a URL to make one for."""
         http = cluster if isinstance(cluster, Cluster) else Cluster(cluster, timeout=timeout)
         url = http.url
-        root = _get(http, "/")
+        root = _get(http, "/", timeout)
         if not isinstance(root, dict) or "version" not in root:
             raise ClusterUnavailable(f"{url} answered, but not like OpenSearch: {root}")
-        health = _get(http, "/_cluster/health")
-        nodes = _get(http, "/_nodes/plugins").get("nodes", {})
+        health = _get(http, "/_cluster/health", timeout)
+        nodes = _get(http, "/_nodes/plugins", timeout).get("nodes", {})
         modules: set[str] = set()
         plugins: dict[str, str] = {}
         for node in nodes.values():
@@ -82,8 +82,8 @@ class ClusterInfo:
         return "\n".join(lines)
 
 
-def _get(http: Cluster, path: str) -> dict[str, Any]:
-    status, body = http.request("GET", path)
+def _get(http: Cluster, path: str, timeout: float) -> dict[str, Any]:
+    status, body = http.request("GET", path, timeout=timeout)
     if status != 200:
         raise ClusterUnavailable(f"GET {path} on {http.url} gave {status}: {str(body)[:500]}")
     return body if isinstance(body, dict) else {"raw": body}

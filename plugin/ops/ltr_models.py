@@ -222,7 +222,7 @@ def _candidates(
                 continue
             payload = http.ok("POST", "/_msearch", ndjson=plan.ndjson())
             results = {}
-            for arm, result in read_responses(plan, payload["responses"]).items():
+            for arm, result in read_responses(plan, payload["responses"], strict=True).items():
                 if result.ok:
                     results[arm] = result.hits
                 else:

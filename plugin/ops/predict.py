@@ -8,6 +8,7 @@ customer's own pipeline gets it here instead: every document is read once (scrol
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ PAGE = 500
 
 def _ensure_whole_source(http: Cluster, target: str) -> None:
     """Partial updates are rebuilt from ``_source``: a field kept out of it would be lost."""
-    for index, lost in source_losses(http.ok("GET", f"/{target}/_mapping")).items():
+    for index, lost in source_losses(http.ok("GET", f"/{target}/_mapping", timeout=30)).items():
         if lost is not None:
             raise LtrrError(
                 f"{index} keeps {lost} out of _source: writing predictions with partial updates"
@@ -35,7 +36,8 @@ def _ensure_whole_source(http: Cluster, target: str) -> None:
 def _ensure_mapping(http: Cluster, target: str, names: list[str]) -> None:
     """Both memory fields must be ``rank_features``: add them if missing, refuse another type."""
     found: dict[str, str] = {}
-    for index in http.ok("GET", f"/{target}/_mapping/field/{','.join(names)}").values():
+    fields = http.ok("GET", f"/{target}/_mapping/field/{','.join(names)}", timeout=30)
+    for index in fields.values():
         for name, info in index.get("mappings", {}).items():
             leaf = name.rsplit(".", 1)[-1]
             found[name] = str(info.get("mapping", {}).get(leaf, {}).get("type"))
@@ -45,7 +47,7 @@ def _ensure_mapping(http: Cluster, target: str, names: list[str]) -> None:
     missing = [n for n in names if n not in found]
     if missing:
         body = {"properties": {n: {"type": "rank_features"} for n in missing}}
-        http.ok("PUT", f"/{target}/_mapping", body)
+        http.ok("PUT", f"/{target}/_mapping", body, timeout=60)
 
 
 def _updates(
@@ -101,16 +103,18 @@ def predict_memory(
         request_timeout=120,
     )
     every_page = progress if progress is not None else (lambda _done, _total: None)
-    refused = http.bulk(
-        _updates(
-            hits,
-            memory,
-            counts,
-            lambda done: every_page(done, total) if done % PAGE == 0 or done == total else None,
-        ),
-        chunk_size=PAGE,
+    updates = _updates(
+        hits,
+        memory,
+        counts,
+        lambda done: every_page(done, total) if done % PAGE == 0 or done == total else None,
     )
-    if refused:
-        raise LtrrError(f"writing predictions failed for {len(refused)} documents: {refused[0]}")
+    # One bulk per page, stopping at the first page OpenSearch refused part of.
+    while chunk := list(itertools.islice(updates, PAGE)):
+        refused = http.bulk(chunk, chunk_size=PAGE)
+        if refused:
+            raise LtrrError(
+                f"writing predictions failed for {len(refused)} documents: {refused[0]}"
+            )
     http.ok("POST", f"/{target}/_refresh")
     return counts

@@ -22,6 +22,7 @@ log = logging.getLogger("ltrr.search")
 class Decided:
     decision: Decision
     fallback: str | None  # why the static plan stands in, if it does
+    features: tuple[float, ...] | None  # what the policy saw, shown by explain, even if it failed
 
 
 def static_decision(catalog: Catalog, depth: int, reason: str) -> Decision:
@@ -40,8 +41,8 @@ def static_decision(catalog: Catalog, depth: int, reason: str) -> Decision:
 
 def decide(runtime: CatalogRuntime, request: SearchRequest, now: datetime) -> Decided:
     """The agent's decision for this search, or the static plan when the policy fails."""
+    entities = runtime.entities.current if runtime.entities is not None else None
     try:
-        entities = runtime.entities.current if runtime.entities is not None else None
         decision = runtime.agent.decide(
             request.query,
             request.context,
@@ -50,10 +51,15 @@ def decide(runtime: CatalogRuntime, request: SearchRequest, now: datetime) -> De
             budget=runtime.catalog.budget,
             depth=request.depth,
         )
-        return Decided(decision, None)
+        return Decided(decision, None, decision.features)
     except Exception as exc:  # a policy bug must cost one search its learning, not its answer
         log.exception("policy failed; using the static plan")
+        try:
+            features = runtime.agent.features(request.query, request.context, now, entities)
+        except Exception:  # the features themselves failed: there is nothing to show
+            features = None
         return Decided(
             static_decision(runtime.catalog, request.depth, "policy error"),
             f"policy error: {exc}",
+            features,
         )

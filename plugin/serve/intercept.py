@@ -224,7 +224,9 @@ def parse_search(
     unsupported = _unsupported(params, body)
     if unsupported is not None:
         return unsupported
-    ext = _mapping(body.get("ext"), "ext") or {}
+    ext = body.get("ext") or {}  # an empty or false ext is no ext, as before
+    if not isinstance(ext, Mapping):
+        raise BadRequest("[ext] must be an object")
     ltrr: Mapping[str, Any] | None = (
         ext.get("ltrr") if isinstance(ext.get("ltrr"), Mapping) else None
     )
@@ -234,7 +236,9 @@ def parse_search(
         return found
     text, filters = found
     ltrr = ltrr or {}
-    context = _mapping(ltrr.get("context", {}), "ext.ltrr.context") or {}
+    context = ltrr.get("context", {})
+    if not isinstance(context, Mapping):  # null included: a context is an object or absent
+        raise BadRequest("[ext.ltrr.context] must be an object")
     decision_id = ltrr.get("decision_id") or ubi.get("query_id")
     return SearchRequest(
         target=target,

@@ -115,10 +115,13 @@ async def retrieve(
     return Retrieval(results, waited * 1000.0)
 
 
-def read_responses(plan: Plan, responses: Sequence[Mapping[str, Any]]) -> dict[str, ArmResult]:
-    """Each arm's result from the ``_msearch`` responses, in the plan's order (an arm whose
-    response is missing is absent)."""
+def read_responses(
+    plan: Plan, responses: Sequence[Mapping[str, Any]], *, strict: bool = False
+) -> dict[str, ArmResult]:
+    """Each arm's result from the ``_msearch`` responses, in the plan's order. The proxy is
+    lenient (an arm whose response is missing is absent); ``strict`` raises ``ValueError``
+    on a count that does not match, for tools that must not measure a partial answer."""
     return {
         search.arm: read_arm(search.arm, response)
-        for search, response in zip(plan.searches, responses, strict=False)
+        for search, response in zip(plan.searches, responses, strict=strict)
     }

@@ -119,20 +119,21 @@ class SearchPath:
             self.stats.count("fell_through_to_passthrough")
             return None
 
-        features = decided.decision.features
+        features = decided.features
+        arms, shards = describe_arms(
+            executed.decision, executed.retrieval, executed.reranked.shards, self.stats
+        )
         ext: dict[str, Any] = {
             "policy": executed.decision.policy,
             "catalog": catalog.digest[:12],
             "fallback": executed.fallback or fallback,
+            "arms": arms,
             "rerank": executed.reranked.info,
             "timings_ms": {k: round(v, 3) for k, v in timings.items()},
             "features": dict(zip(runtime.agent.feature_names, features, strict=True))
             if features is not None
             else None,
         }
-        ext["arms"], shards = describe_arms(
-            executed.decision, executed.retrieval, executed.reranked.shards, self.stats
-        )
         decision_id = request.decision_id or uuid.uuid4().hex
         ranked = RankedList(decision_id, executed.reranked.ranked, ext, shards, key)
         self.pages.put(ranked)

@@ -161,16 +161,18 @@ def index_corpus(
         raise LtrrError("every document needs an _id")
     mark = _Checkpoint(checkpoint or default_checkpoint(name), name, fingerprint(catalog, corpus))
     http = cluster if isinstance(cluster, Cluster) else Cluster(cluster, timeout=300)
-    done = mark.done() if http.exists(f"/{name}") else 0
+    done = mark.done() if http.request("HEAD", f"/{name}", timeout=30)[0] == 200 else 0
     if done >= len(corpus):
-        count = http.ok("GET", f"/{name}/_count").get("count")
+        count = http.ok("GET", f"/{name}/_count", timeout=30).get("count")
         if count == len(corpus):
             say(f"index {name}: {count} documents already loaded")
             return IndexResult(name, len(corpus), 0, done, time.perf_counter() - started)
         done = 0  # the checkpoint says complete, the index disagrees: start over
     if done == 0:
-        http.request("DELETE", f"/{name}")
-        status, created = http.request("PUT", f"/{name}", dict(catalog.index_body or {}))
+        http.request("DELETE", f"/{name}", timeout=60)
+        status, created = http.request(
+            "PUT", f"/{name}", dict(catalog.index_body or {}), timeout=60
+        )
         if status != 200:
             raise LtrrError(f"could not create index {name}: {str(created)[:500]}")
         mark.save(0, len(corpus))

@@ -135,7 +135,7 @@ def test_an_unlearnable_document_has_no_features():
 def test_from_document_rebuilds_the_record_another_replica_made():
     made = searched()
     doc = orjson.loads(orjson.dumps(made.document(T0, WINDOW)))  # as stored and read back
-    record = from_document(doc)
+    record = from_document(doc["decision_id"], doc)
     expected = made.record(T0, WINDOW)
     # c was not included and answered nothing: it reads back as an empty result set.
     assert record == replace(expected, owner=False, results={**expected.results, "c": frozenset()})
@@ -144,7 +144,7 @@ def test_from_document_rebuilds_the_record_another_replica_made():
 
 def test_from_document_leaves_out_an_included_arm_that_failed():
     made = searched(results={"a": frozenset({"1"})})
-    record = from_document(made.document(T0, WINDOW))
+    record = from_document(made.decision_id, made.document(T0, WINDOW))
     assert record.included == made.record(T0, WINDOW).included == ("a",)
 
 

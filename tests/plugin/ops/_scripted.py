@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from opensearchpy import OpenSearch
 from opensearchpy.connection import Connection
 
-from ltrr.plugin.ops.client import Cluster
+from ltrr.plugin.ops.client import Cluster, connect
 
 URL = "http://os:9200"
 
@@ -59,7 +58,6 @@ class ScriptedConnection(Connection):
 
 
 def scripted_cluster(script: Any, url: str = URL) -> Cluster:
-    client = OpenSearch(
-        hosts=[URL], connection_class=ScriptedConnection, script=script, base=url, max_retries=0
-    )
+    """The client ``connect`` makes (its options included), on the scripted connection."""
+    client = connect(URL, connection_class=ScriptedConnection, script=script, base=url)
     return Cluster(url, client=client)

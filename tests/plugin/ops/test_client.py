@@ -98,3 +98,10 @@ def test_bulk_refresh_is_asked_for_only_when_wanted():
     assert http.bulk([{"_op_type": "delete", "_index": "m", "_id": "1"}]) == []
     assert http.bulk([{"_op_type": "delete", "_index": "m", "_id": "1"}], refresh=True) == []
     assert [path for _, path, _, _ in script.calls] == ["/_bulk", "/_bulk?refresh=true"]
+
+
+def test_a_failed_request_is_sent_once():
+    script = Script({})  # every path refused
+    with pytest.raises(ClusterUnavailable):
+        scripted_cluster(script).request("POST", "/_ltr/_featureset/fs/_createmodel", {"m": 1})
+    assert len(script.calls) == 1

@@ -167,3 +167,16 @@ def test_strip_ltrr_keeps_other_ext():
         "size": 1,
     }
     assert strip_ltrr({"ext": {"ltrr": {}}}) == {}
+
+
+@pytest.mark.parametrize("ext", [[], "", 0, False, None])
+def test_an_empty_or_false_ext_is_no_ext(ext):
+    request = parse({"query": {"match": {"title": "hello"}}, "ext": ext})
+    assert isinstance(request, SearchRequest)
+    assert request.query == "hello"
+
+
+@pytest.mark.parametrize("context", [None, [], "segment=a"])
+def test_a_context_that_is_not_an_object_is_a_400(context):
+    with pytest.raises(BadRequest, match=r"\[ext.ltrr.context\] must be an object"):
+        parse({"ext": {"ltrr": {"query": "x", "context": context}}})

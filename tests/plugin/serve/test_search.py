@@ -111,6 +111,18 @@ def test_policy_exception_falls_back_to_the_static_plan_and_counts(runtime, monk
     assert stats.counts["policy_errors"] == 1
 
 
+def test_explain_shows_the_features_the_failed_policy_saw(runtime, monkeypatch):
+    def broken(_x):
+        raise RuntimeError("numerical trouble")
+
+    monkeypatch.setattr(runtime.agent.policy, "probabilities", broken)
+    fake = FakeOpenSearch({"name": hits("1"), "tags": hits("2")})
+    answer = run(fake, runtime, SearchRequest("music", "x", explain=True))
+    features = answer.body["ext"]["ltrr"]["features"]
+    assert list(features) == list(runtime.agent.feature_names)
+    assert features["bias"] == 1.0
+
+
 def test_one_failed_arm_is_left_out_and_recorded(runtime):
     failed = {"error": {"type": "index_not_found_exception", "reason": "gone"}, "status": 404}
     stats = Stats()
