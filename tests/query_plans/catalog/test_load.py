@@ -1,5 +1,4 @@
 import hashlib
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -23,44 +22,13 @@ from ltrr.query_plans.catalog import (
     load_catalog,
     validate_catalog,
 )
+from tests.query_plans.catalog._minimal import MINIMAL, model_folder, write
 
 BUILTIN = Path(ltrr.templates.__file__).resolve().parent
 EXAMPLES = Path(__file__).resolve().parents[3] / "query_plans" / "catalogs"
 SHARED_MODEL = Path(__file__).resolve().parents[3].parent / "shared/models/all-MiniLM-L6-v2-onnx"
 
-# Line numbers below refer to this text: keep it as it is.
-MINIMAL = """\
-target: music
-budget: 20
-policy: {name: static}
-arms:
-  - name: lexical
-    template: multi_match.json.j2
-    params: {fields: [name]}
-    size: {min: 5, max: 10}
-  - name: popular
-    template: rank_feature.json.j2
-    params: {field: popularity, text_fields: [name]}
-    size: {max: 10}
-fallback:
-  - {arm: lexical, size: 5}
-"""
-
 VECTOR_ARM = "    size: {max: 10}\n    needs_vector: true\n"  # replaces line 12; adds line 13
-
-
-def write(folder: Path, text: str, name: str = "catalog.yml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def model_folder(folder: Path) -> Path:
-    model = folder / "model"
-    model.mkdir()
-    (model / "model.onnx").write_bytes(b"")
-    (model / "tokenizer.json").write_text("{}")
-    return model
 
 
 def only_error(path: Path) -> CatalogError:

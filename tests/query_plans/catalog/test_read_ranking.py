@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from ltrr.bandit.policies.base import PolicyConfig
@@ -8,45 +6,8 @@ from ltrr.query_plans.catalog import (
     InterceptRules,
     RerankConfig,
     load_catalog,
-    validate_catalog,
 )
-
-# Line numbers below refer to this text (as in test_load.py): a section appended to it starts
-# at line 15.
-MINIMAL = """\
-target: music
-budget: 20
-policy: {name: static}
-arms:
-  - name: lexical
-    template: multi_match.json.j2
-    params: {fields: [name]}
-    size: {min: 5, max: 10}
-  - name: popular
-    template: rank_feature.json.j2
-    params: {field: popularity, text_fields: [name]}
-    size: {max: 10}
-fallback:
-  - {arm: lexical, size: 5}
-"""
-
-
-def catalog_text(*replacements: tuple[str, str], append: str = "") -> str:
-    text = MINIMAL
-    for old, new in replacements:
-        assert old in text
-        text = text.replace(old, new, 1)
-    return text + append
-
-
-def write(folder: Path, text: str) -> Path:
-    path = folder / "catalog.yml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def errors_of(folder: Path, text: str) -> list[tuple[int | None, str, str]]:
-    return [(e.line, e.key, e.message) for e in validate_catalog(write(folder, text))]
+from tests.query_plans.catalog._minimal import catalog_text, errors_of, write
 
 
 def policy(text: str) -> str:
