@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -146,6 +145,3 @@ class Agent:
     def policy(self) -> Policy:
         """For operations tools (off-policy estimates, benchmarks); the proxy never reads it."""
         return self._policy
-
-    def state(self) -> dict[str, Any]:
-        return self._policy.state()

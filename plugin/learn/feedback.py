@@ -222,8 +222,7 @@ def _type_text(value: object) -> str | None:
 
 
 def _required(raw: Mapping[str, object], key: str, read: _Reader[T], where: str, rule: str) -> T:
-    if key not in raw:
-        raise _invalid(f"{where}.{key} is required")
+    """A key the caller checked is present, read, or a 400 saying what it must be."""
     value = read(raw[key])
     if value is None:
         raise _invalid(f"{where}.{key} must be {rule}, got {_show(raw[key])}")
@@ -281,16 +280,8 @@ def _api_event(raw: object, where: str, decision_id: str, now: float) -> Feedbac
     client_id = _optional(
         raw, "id", _id_text, where, f"a non-empty string of at most {MAX_ID_CHARS} characters"
     )
-    return FeedbackEvent(
-        event_id=client_id or _hash_id(decision_id, type_, object_id, position, value, timestamp),
-        decision_id=decision_id,
-        type=type_,
-        object_id=object_id,
-        position=position,
-        value=value,
-        timestamp=timestamp,
-        source="api",
-    )
+    fields = (decision_id, type_, object_id, position, value, timestamp)
+    return FeedbackEvent(client_id or _hash_id(*fields), *fields, source="api")
 
 
 # --- UBI compatibility ---
@@ -474,13 +465,5 @@ def _ubi_event(doc: _Doc, now: float) -> FeedbackEvent | str:
         return "bad timestamp"  # OpenSearch's date mapping rejects it, so it is never stored
     position = _ubi_rank(attributes)
     value = _number(parsed.get("value"))
-    return FeedbackEvent(
-        event_id=doc.doc_id or _hash_id(decision_id, type_, object_id, position, value, timestamp),
-        decision_id=decision_id,
-        type=type_,
-        object_id=object_id,
-        position=position,
-        value=value,
-        timestamp=timestamp,
-        source="ubi",
-    )
+    fields = (decision_id, type_, object_id, position, value, timestamp)
+    return FeedbackEvent(doc.doc_id or _hash_id(*fields), *fields, source="ubi")
