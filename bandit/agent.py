@@ -14,10 +14,10 @@ from datetime import datetime
 import numpy as np
 
 from ltrr.bandit.decision import ArmSpec, Decision
-from ltrr.bandit.draw import draw
+from ltrr.bandit.draw import draw, draw_plan
 from ltrr.bandit.features import EntityDictionary, FeatureBuilder
 from ltrr.bandit.policies import make_policy
-from ltrr.bandit.policies.base import Policy, PolicyConfig
+from ltrr.bandit.policies.base import PlanPolicy, Policy, PolicyConfig
 from ltrr.bandit.state import SharedStatistics, carry_over, shared_statistics
 
 
@@ -109,6 +109,9 @@ class Agent:
     ) -> Decision:
         """Draw the arms and sizes for one search; the decision carries the features it saw."""
         x = self._features.build(query, context, now, entities)
+        if isinstance(self._policy, PlanPolicy):
+            key = EntityDictionary.normalize(query)
+            return draw_plan(self._policy, x, budget, self._rng, depth=depth, key=key)
         return draw(self._policy, x, budget, self._rng, depth=depth)
 
     def features(
@@ -122,11 +125,30 @@ class Agent:
         return tuple(self._features.build(query, context, now, entities).tolist())
 
     def reward(
-        self, features: Sequence[float], rewards: Mapping[str, float], *, first: bool
+        self,
+        features: Sequence[float],
+        rewards: Mapping[str, float],
+        *,
+        first: bool,
+        plan: str | None = None,
+        page: float = 0.0,
+        query: str = "",
     ) -> None:
-        """Credit a decision's arms. ``first``: its context is not counted yet, so each arm
-        observes it (A and b); later events of the same decision only add reward (b)."""
+        """Credit a decision. ``first``: its context is not counted yet, so it is observed
+        (A and b); later events of the same decision only add reward (b).
+
+        A plan policy learns ``page``, the reward of the whole page, for the ``plan`` the
+        decision drew and its ``query``; the others credit each arm its entry of ``rewards``."""
         x = np.asarray(features, dtype=np.float64)
+        if isinstance(self._policy, PlanPolicy):
+            if plan is None or plan not in self._policy.plans:
+                return  # made by another policy, or a plan this catalog no longer has
+            key = EntityDictionary.normalize(query)
+            if first:
+                self._policy.update_plan(plan, x, page, key)
+            elif page != 0.0:
+                self._policy.add_plan_reward(plan, x, page, key)
+            return
         for arm, value in rewards.items():
             if arm not in self._arm_names:
                 continue  # an arm the catalog has dropped since the decision

@@ -44,12 +44,17 @@ class Decision:
     """The policy's choice for one search, in catalog arm order.
 
     ``features`` is the context vector the policy saw, as plain floats, so that the learner
-    can hand it back with the rewards; a fallback plan that no policy made has None.
+    can hand it back with the rewards; a fallback plan that no policy made has None. A plan
+    policy also names the ``plan`` it drew and that plan's exact probability
+    (``plan_propensity``): the page follows from the plan and the fusion, so that is the
+    probability of the page.
     """
 
     choices: tuple[ArmChoice, ...]
     policy: str
     features: tuple[float, ...] | None = None
+    plan: str | None = None
+    plan_propensity: float | None = None
 
     @property
     def learnable(self) -> bool:

@@ -13,85 +13,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ltrr.bandit.decision import ArmChoice, ArmSpec, Decision
-from ltrr.bandit.policies.base import Policy, Vector
-
-SIZE_WEIGHT_FLOOR = 1e-3  # so an arm with a non-positive score still gets a sliver
+from ltrr.bandit.decision import ArmChoice, Decision
+from ltrr.bandit.plans import candidate_plans
+from ltrr.bandit.policies.base import PlanPolicy, Policy, Vector
+from ltrr.bandit.sizes import allocate_sizes
 
 
 def fallback_propensity(p: Sequence[float], chosen: int) -> float:
     """P(arm ``chosen`` included) when it is also forced in whenever no arm was drawn."""
     none_of_the_others = math.prod(1.0 - q for j, q in enumerate(p) if j != chosen)
     return p[chosen] + (1.0 - p[chosen]) * none_of_the_others
-
-
-def allocate_sizes(
-    arms: Sequence[ArmSpec],
-    included: Sequence[bool],
-    scores: Sequence[float],
-    budget: int,
-    depth: int = 0,
-) -> list[int]:
-    """Candidates per arm: a page-filling floor each, then the budget left by water-filling.
-
-    Each included arm first gets max(min_size, min(depth, max_size)), so any one arm can fill
-    the page the caller asked for. What is left of ``budget`` is split in proportion to
-    max(score, 0) + 1e-3, each arm capped at its max_size; what a capped arm cannot take goes
-    to the arms that still have room. Shares are rounded down and the units left over go to the
-    largest fractions (ties: catalog order). The total is at most max(budget, sum of floors);
-    excluded arms get 0.
-    """
-    sizes = [0] * len(arms)
-    active: list[int] = []  # included arms below their max_size
-    room: list[int] = []
-    weight: list[float] = []
-    for i, arm in enumerate(arms):
-        if not included[i]:
-            continue
-        size = max(arm.min_size, min(depth, arm.max_size))
-        sizes[i] = size
-        if arm.max_size > size:
-            active.append(i)
-            room.append(arm.max_size - size)
-            score = float(scores[i])
-            weight.append((score if score > 0.0 else 0.0) + SIZE_WEIGHT_FLOOR)
-    left = budget - sum(sizes)
-    if left >= sum(room):  # everyone fits: the common case when the budget is generous
-        for i, r in zip(active, room, strict=True):
-            sizes[i] += r
-        return sizes
-    for i, extra in _water_fill(left, active, room, weight):
-        sizes[i] += extra
-    return sizes
-
-
-def _water_fill(
-    left: int, active: list[int], room: list[int], weight: list[float]
-) -> list[tuple[int, int]]:
-    """Split ``left`` units over the ``active`` arms by ``weight``, each capped at its ``room``:
-    what a full arm cannot take goes to the others; then whole units, the spare ones to the
-    largest fractions (ties: catalog order). Returns (arm, units) pairs."""
-    out: list[tuple[int, int]] = []
-    while left > 0:
-        unit = left / sum(weight)
-        shares = [w * unit for w in weight]
-        full = [k for k, share in enumerate(shares) if share >= room[k]]
-        if full:
-            for k in full:
-                out.append((active[k], room[k]))
-                left -= room[k]
-            keep = [k for k in range(len(active)) if k not in full]
-            active = [active[k] for k in keep]
-            room = [room[k] for k in keep]
-            weight = [weight[k] for k in keep]
-            continue
-        whole = [math.floor(share) for share in shares]
-        spare = left - sum(whole)
-        by_fraction = sorted(range(len(active)), key=lambda k: (whole[k] - shares[k], k))
-        for rank, k in enumerate(by_fraction):
-            out.append((active[k], min(whole[k] + (1 if rank < spare else 0), room[k])))
-        left = 0
-    return out
 
 
 def draw(
@@ -134,4 +65,52 @@ def draw(
         ),
         policy=policy.name,
         features=tuple(x.tolist()),
+    )
+
+
+def draw_plan(
+    policy: PlanPolicy,
+    x: Vector,
+    budget: int,
+    rng: np.random.Generator,
+    depth: int = 0,
+    key: str = "",
+) -> Decision:
+    """One decision of a plan policy: one uniform draw picks the plan from its distribution.
+
+    Each arm's logged propensity is its exact marginal, the summed probability of the plans
+    that ask it at these sizes; the plan's own probability is logged beside it.
+    """
+    plans = candidate_plans(policy.arms, budget, depth)
+    names = tuple(plan.name for plan in plans)
+    if names != policy.plans:
+        raise ValueError(f"policy {policy.name} has plans {policy.plans}, the catalog {names}")
+    if not plans:
+        return Decision(choices=(), policy=policy.name, features=tuple(x.tolist()))
+    p, _ = policy.distribution(x, key)
+    chosen = min(int(np.searchsorted(np.cumsum(p), rng.random(), side="right")), len(plans) - 1)
+    while p[chosen] <= 0.0:  # rounding at the top of the cumulative sum
+        chosen -= 1
+    plan = plans[chosen]
+    probabilities: list[float] = p.tolist()
+    choices = []
+    for i, arm in enumerate(policy.arms):
+        marginal = sum(
+            q for q, other in zip(probabilities, plans, strict=True) if other.includes(i)
+        )
+        choices.append(
+            ArmChoice(
+                arm=arm.name,
+                included=plan.includes(i),
+                size=plan.sizes[i],
+                propensity=min(1.0, marginal),
+                score=1.0 if plan.includes(i) else 0.0,
+            )
+        )
+    return Decision(
+        choices=tuple(choices),
+        policy=policy.name,
+        features=tuple(x.tolist()),
+        plan=plan.name,
+        plan_propensity=probabilities[chosen],
     )

@@ -8,6 +8,7 @@ from ltrr.bandit.decision import ArmSpec
 from ltrr.bandit.policies.base import Policy, PolicyConfig, PolicyConfigError
 from ltrr.bandit.policies.epsilon_greedy import EpsilonGreedy
 from ltrr.bandit.policies.linucb import LinUCB
+from ltrr.bandit.policies.safe_plans import SafePlans
 from ltrr.bandit.policies.static import StaticPolicy
 from ltrr.bandit.policies.thompson import LinearThompson
 
@@ -19,12 +20,13 @@ __all__ = [
     "Policy",
     "PolicyConfig",
     "PolicyConfigError",
+    "SafePlans",
     "StaticPolicy",
     "make_policy",
 ]
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (LinUCB, LinearThompson, EpsilonGreedy, StaticPolicy)
+    cls.name: cls for cls in (LinUCB, LinearThompson, EpsilonGreedy, SafePlans, StaticPolicy)
 }
 
 

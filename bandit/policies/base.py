@@ -54,7 +54,7 @@ class PolicyConfig:
     include: tuple[str, ...] = field(default_factory=tuple)
 
 
-POLICY_NAMES = ("linucb", "thompson", "epsilon_greedy", "static")
+POLICY_NAMES = ("linucb", "thompson", "epsilon_greedy", "safe_plans", "static")
 
 
 def parse_policy_config(name: str, params: Mapping[str, object]) -> PolicyConfig:
@@ -146,3 +146,34 @@ class Policy(ABC):
                 f"state is for {state.get('n_features')!r} features, "
                 f"this policy has {self.n_features}"
             )
+
+
+class PlanPolicy(Policy):
+    """A distribution over whole plans (``ltrr.bandit.plans``), learned from page rewards.
+
+    ``probabilities`` still answers per arm, as the marginal chance that a plan asking the arm
+    is drawn, so tools that read inclusion probabilities see the same kind of numbers.
+    """
+
+    @property
+    @abstractmethod
+    def plans(self) -> tuple[str, ...]:
+        """The plan names, in the order ``distribution`` answers."""
+
+    @abstractmethod
+    def distribution(self, x: Vector, key: str = "") -> tuple[Vector, Vector]:
+        """Return (P(plan), score) for every plan; ``key`` is the normalised query (its own
+        history, when the policy keeps one)."""
+
+    @abstractmethod
+    def update_plan(self, plan: str, x: Vector, reward: float, key: str = "") -> None:
+        """Learn from the page reward of ``plan`` shown for context ``x`` and query ``key``."""
+
+    @abstractmethod
+    def add_plan_reward(self, plan: str, x: Vector, reward: float, key: str = "") -> None:
+        """More page reward for a context ``update_plan`` already counted."""
+
+    def update(self, arm: str, x: Vector, reward: float) -> None:
+        """Per-arm credit means nothing to a plan policy: only the name is checked."""
+        if all(a.name != arm for a in self.arms):
+            raise KeyError(arm)

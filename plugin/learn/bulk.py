@@ -61,6 +61,7 @@ INDEX_BODIES: Mapping[str, Mapping[str, Any]] = {
                 "target": _KEYWORD,
                 "catalog": _KEYWORD,
                 "policy": _KEYWORD,
+                "plan": _KEYWORD,
                 "policy_version": {"type": "long"},
                 "query": {"type": "text", "fields": {"keyword": _KEYWORD}},
                 "timestamp": _DATE,

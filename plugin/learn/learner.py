@@ -74,6 +74,7 @@ class Learner:
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
         max_decisions: int = 200_000,
+        background: bool = True,
     ) -> None:
         self.transport = transport
         self.registry = registry
@@ -86,6 +87,7 @@ class Learner:
         self.state = StateSync(transport, registry.runtimes, interval=state_interval)
         self._open = OpenWindows(max_decisions)
         self._tasks: list[asyncio.Task[None]] = []
+        self.background = background  # False: the caller runs ``due`` (a simulated clock)
 
     # -- decisions ----------------------------------------------------------------------------
 
@@ -273,7 +275,14 @@ class Learner:
         return len(fresh)
 
     def _apply(self, record: DecisionRecord, runtime: CatalogRuntime, item: Accepted) -> None:
-        runtime.agent.reward(record.x, item.rewards, first=record.owner and not record.observed)
+        runtime.agent.reward(
+            record.x,
+            item.rewards,
+            first=record.owner and not record.observed,
+            plan=record.plan,
+            page=item.value,
+            query=record.query,
+        )
         if record.owner:
             record.observed = True
         memory = runtime.catalog.memory
@@ -301,7 +310,13 @@ class Learner:
         runtime = self._runtime(record)
         if runtime is None:
             return 0
-        runtime.agent.reward(record.x, dict.fromkeys(record.included, 0.0), first=True)
+        runtime.agent.reward(
+            record.x,
+            dict.fromkeys(record.included, 0.0),
+            first=True,
+            plan=record.plan,
+            query=record.query,
+        )
         return 1
 
     def _bound(self) -> None:
@@ -334,6 +349,8 @@ class Learner:
             await self.state.sync_all()
         except (UpstreamError, TimeoutError) as exc:
             log.warning("learning state not loaded yet (will retry): %s", exc)
+        if not self.background:
+            return
         flush = min(
             (r.catalog.memory.flush_seconds for r in self.registry.runtimes() if r.catalog.memory),
             default=2.0,
@@ -345,6 +362,18 @@ class Learner:
             asyncio.create_task(self.memory.run(flush)),
             asyncio.create_task(self.state.run()),
         ]
+
+    async def due(self, targets: Sequence[str]) -> tuple[int, list[str]]:
+        """For a simulated clock: what the background loops would have done by now for these
+        targets, in a fixed order (close the windows that ended, then write the memory).
+        Returns the windows closed and the targets whose memory was written."""
+        wanted = frozenset(targets)
+        closed = close_all(self._open.expired_for(self.clock(), wanted), self._zero_reward)
+        if closed:
+            self.stats.count("windows_closed_without_feedback", closed)
+        written = [t for t in self.memory.pending_targets() if t in wanted]
+        await self.memory.flush(wanted)
+        return closed, written
 
     async def _sweep_once(self) -> None:
         self.sweep()

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -130,6 +130,9 @@ class MemoryUpdater:
             stats = self._stats(target, config, key)
             stats.engaged[ref] = stats.engaged.get(ref, 0.0) + weight
 
+    def pending_targets(self) -> list[str]:
+        return sorted(target for target, pending in self._pending.items() if pending.keys)
+
     def pending_keys(self) -> int:
         return sum(len(p.keys) for p in self._pending.values())
 
@@ -143,9 +146,14 @@ class MemoryUpdater:
                 self.last_error = str(exc)[:300]
                 log.warning("memory flush failed, will retry: %s", exc)
 
-    async def flush(self) -> None:
-        """Merge every pending key into ``ltrr-memory``, then write the changed scores."""
-        batches, self._pending = self._pending, {}
+    async def flush(self, targets: Collection[str] | None = None) -> None:
+        """Merge every pending key (of ``targets``, or all) into ``ltrr-memory``, then write the
+        changed scores."""
+        if targets is None:
+            batches, self._pending = self._pending, {}
+        else:
+            batches = {t: p for t, p in self._pending.items() if t in targets}
+            self._pending = {t: p for t, p in self._pending.items() if t not in targets}
         try:
             for target, pending in list(batches.items()):
                 await self._flush_target(target, pending)

@@ -32,6 +32,8 @@ class DecisionRecord:
     created: float
     expires: float
     owner: bool  # made here: this replica closes its window
+    query: str = ""  # as the caller sent it (a plan policy keeps each query's own record)
+    plan: str | None = None  # the plan a plan policy drew (None: arms were drawn one by one)
     observed: bool = False  # the agent already holds this context (a first event was applied)
     seen: set[str] = field(default_factory=set)  # event ids applied
 
@@ -73,6 +75,8 @@ class Searched:
             created=now,
             expires=now + window,
             owner=True,
+            query=self.query,
+            plan=self.decision.plan,
         )
 
     def document(self, now: float, window: float) -> dict[str, Any]:
@@ -90,6 +94,8 @@ class Searched:
             "query": self.query,
             "context": dict(self.context),
             "learnable": decision.learnable,
+            "plan": decision.plan,
+            "plan_propensity": decision.plan_propensity,
             "feature_names": list(self.feature_names),
             "features": list(decision.features) if decision.features is not None else None,
             "arms": {
@@ -123,6 +129,8 @@ def from_document(decision_id: str, doc: Mapping[str, Any]) -> DecisionRecord:
         created=created,
         expires=created + float(doc["window_seconds"]),
         owner=False,
+        query=str(doc["query"]),
+        plan=doc.get("plan"),
     )
 
 
@@ -157,6 +165,17 @@ class OpenWindows:
             record = self._pop_oldest()
             if record is not None:
                 yield record
+
+    def expired_for(self, now: float, targets: frozenset[str]) -> Iterator[DecisionRecord]:
+        """Take out the records of ``targets`` whose window ended by ``now``, oldest first
+        (their heap entries go stale and are skipped later)."""
+        ended = sorted(
+            (r for r in self._records.values() if r.target in targets and r.expires <= now),
+            key=lambda r: (r.expires, r.decision_id),
+        )
+        for record in ended:
+            del self._records[record.decision_id]
+            yield record
 
     def over_limit(self) -> Iterator[DecisionRecord]:
         """Take out the oldest records while more than ``limit`` are open."""

@@ -16,6 +16,7 @@ from typing import Any
 import ltrr.query_plans.catalogs
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.node import LocalNode, NodeConfig
+from ltrr.plugin.ops.replay.loop import LEARNERS as REPLAY_LEARNERS
 from ltrr.plugin.ops.simulate.lineup import DEFAULT_LINEUP
 
 # The catalogs shipped with the package (music.yml, beir.yml), wherever it is installed.
@@ -76,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=data_dir,
         seed=args.seed,
         state_interval=args.merge_seconds,
+        simulated_clock=args.simulated_clock,
     )
     try:
         import uvloop  # a faster event loop where it exists (not on Windows)
@@ -181,6 +183,30 @@ def _data_index(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     data = read_beir(args.dataset)
     prepare_index(args.opensearch, catalog, data, _say, progress=True, checkpoint=args.checkpoint)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ops.replay.bench import ReplayConfig, format_results, run_replay
+
+    config = ReplayConfig(
+        catalog=args.catalog,
+        dataset=args.dataset,
+        sessions=args.sessions,
+        seeds=tuple(args.seeds),
+        learners=tuple(args.learner),
+        held_out=args.held_out,
+        click_model=args.click_model,
+        k=args.k,
+        opensearch=args.opensearch,
+        index=args.index,
+        work_dir=args.work_dir,
+    )
+    table = format_results(run_replay(config, _say))
+    print(table)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n", encoding="utf-8")
     return 0
 
 
@@ -384,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how often bandit statistics are merged with the shared copy (default 2)",
     )
+    serve.add_argument(
+        "--simulated-clock",
+        action="store_true",
+        help="for `ltrr simulate` only: time is what POST /_ltrr/_sim/clock sets, and the "
+        "feedback windows and memory writes run when it moves, not on the wall clock",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=_serve)
 
@@ -511,6 +543,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep each session's fused top-K ids in runs.json (for ltr train --rerank-runs)",
     )
     sim.set_defaults(handler=_simulate)
+
+    rep = commands.add_parser(
+        "replay",
+        help="the line-up replayed from captured arm lists: several seeds, held-out queries",
+        description="Capture every judged query's arm lists (and OpenSearch's hybrid pages) "
+        "from the node once, then replay each learner and static plan over seeded sessions in "
+        "one process, with simulated time and a fixed order of feedback: the same seeds give "
+        "the same table on any machine. Prints the mean and 95%% interval over the seeds for a "
+        "tuning part and a held-out part of the queries.",
+    )
+    rep.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    rep.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
+    rep.add_argument("--sessions", type=int, default=3000, metavar="N")
+    rep.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9], metavar="S")
+    rep.add_argument("--learner", nargs="+", default=list(REPLAY_LEARNERS), metavar="P")
+    rep.add_argument("--held-out", type=float, default=0.3, metavar="FRACTION")
+    rep.add_argument("--click-model", default="pbm", metavar="SPEC")
+    rep.add_argument("--k", type=int, default=100, help="recall@K of the fused candidates")
+    rep.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    rep.add_argument(
+        "--index",
+        default=None,
+        help="search this index (default: the catalog's target, "
+        "loaded from the dataset when it does not hold it yet)",
+    )
+    rep.add_argument("--work-dir", type=Path, default=Path("build/replay"), metavar="DIR")
+    rep.add_argument("--out", type=Path, default=None, metavar="MD", help="also write the table")
+    rep.set_defaults(handler=_replay)
 
     ope = commands.add_parser(
         "ope",

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -26,6 +29,7 @@ from ltrr.plugin.errors import BadRequest, HttpError, PayloadTooLarge
 from ltrr.plugin.learn.feedback import is_ubi_write
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.memorize import check_sources
+from ltrr.plugin.runtime.clock import SIM_TIME_HEADER, SimulatedClock
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import AiohttpTransport, WithHeaders, make_session
@@ -45,7 +49,61 @@ from ltrr.query_plans.templates import TemplateRenderer
 log = logging.getLogger("ltrr.server")
 
 MSEARCH_PATHS = ("/_msearch", "/_msearch/template")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWN_AUTHORIZATION_ENV = "LTRR_OPENSEARCH_AUTHORIZATION"
+
+
+def _sim_seconds(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise HttpError(
+            f"{where} must be a finite number of seconds, got {value!r}",
+            status=400,
+            error_type="illegal_argument_exception",
+        )
+    return float(value)
+
+
+async def _settle(transport: WithHeaders, targets: Sequence[str]) -> None:
+    """Refresh ``targets`` once the merges running on them are done.
+
+    A merge drops deleted documents from the BM25 statistics, and it runs in the background;
+    waiting for it before each refresh makes every refresh see the same segments whatever the
+    machine's speed, so a simulation's scores are the same from run to run."""
+    path = ",".join(quote(t, safe="*") for t in targets)
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        reply = await transport.request(
+            "GET", f"/{path}/_stats/merge", headers={}, body=None, timeout=30.0
+        )
+        if reply.status >= 300:
+            raise HttpError(f"merge stats answered {reply.status}", status=502)
+        if int(reply.json()["_all"]["total"]["merges"]["current"]) == 0:
+            break
+        await asyncio.sleep(0.01)
+    reply = await transport.request(
+        "POST", f"/{path}/_refresh", headers={}, body=None, timeout=60.0
+    )
+    if reply.status >= 300:
+        raise HttpError(f"refresh answered {reply.status}", status=502)
+
+
+def _sim_tick(body: bytes) -> tuple[float, list[str]]:
+    try:
+        raw = orjson.loads(body)
+        now, targets = raw["now"], raw["targets"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise HttpError(
+            'the body must be {"now": <epoch seconds>, "targets": [<target>, ...]}',
+            status=400,
+            error_type="parse_exception",
+        ) from None
+    if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
+        raise HttpError(
+            "targets must be a list of target names",
+            status=400,
+            error_type="illegal_argument_exception",
+        )
+    return _sim_seconds(now, "now"), targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +161,10 @@ class Proxy:
         page_ttl: float = 300.0,
         data_dir: Path | None = None,
         state_interval: float = 2.0,
+        clock: SimulatedClock | None = None,
     ) -> None:
         self.registry = registry
+        self.clock = clock
         self.data_dir = data_dir
         self.state_interval = state_interval
         self.learner: Learner | None = None
@@ -116,11 +176,15 @@ class Proxy:
         self._session: aiohttp.ClientSession | None = None
         self._search: SearchPath | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._internal: WithHeaders | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors], client_max_size=self.limits.max_body)
+        middlewares = [_errors] if self.clock is None else [_errors, self._simulated_time]
+        app = web.Application(middlewares=middlewares, client_max_size=self.limits.max_body)
         app.router.add_get("/_ltrr/stats", self._stats)
         app.router.add_post("/_ltrr/feedback", self._feedback)
+        if self.clock is not None:  # only a proxy started for a simulation has this route
+            app.router.add_post("/_ltrr/_sim/clock", self._set_clock)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
@@ -148,13 +212,21 @@ class Proxy:
                     self.data_dir,
                     self.stats,
                     state_interval=self.state_interval,
+                    clock=self.clock.time if self.clock is not None else time.time,
+                    background=self.clock is None,
                 )
             except BaseException:  # a locked data directory, say: the session must not leak
                 await self._session.close()
                 raise
             await self.learner.start()
+        self._internal = internal
         self._search = SearchPath(
-            transport, self.pages, self.renderer, self.stats, learner=self.learner
+            transport,
+            self.pages,
+            self.renderer,
+            self.stats,
+            now=self.clock.datetime if self.clock is not None else datetime.now,
+            learner=self.learner,
         )
         self._watch = asyncio.create_task(self.registry.watch())
 
@@ -187,6 +259,42 @@ class Proxy:
             for r in self.registry.runtimes()
         }
         return _json_response(snapshot)
+
+    @web.middleware
+    async def _simulated_time(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A request that names its simulated time runs at that time (``ltrr simulate``)."""
+        raw = request.headers.get(SIM_TIME_HEADER)
+        if raw is None or self.clock is None:
+            return await handler(request)
+        try:
+            now = _sim_seconds(float(raw), SIM_TIME_HEADER)
+        except ValueError:
+            raise HttpError(
+                f"{SIM_TIME_HEADER} must be epoch seconds, got {raw!r}",
+                status=400,
+                error_type="illegal_argument_exception",
+            ) from None
+        token = self.clock.enter(now)
+        try:
+            return await handler(request)
+        finally:
+            self.clock.leave(token)
+
+    async def _set_clock(self, request: web.Request) -> web.Response:
+        """``POST /_ltrr/_sim/clock {"now": epoch seconds, "targets": [...]}``: what is due by
+        then for those targets (their windows, their memory) runs, and their indices are
+        refreshed so that the next search sees it."""
+        now, targets = _sim_tick(await request.read())
+        closed = 0
+        if self.clock is not None and self.learner is not None and self._internal is not None:
+            token = self.clock.enter(now)
+            try:
+                closed, written = await self.learner.due(targets)
+            finally:
+                self.clock.leave(token)
+            if written:
+                await _settle(self._internal, written)
+        return _json_response({"now": now, "windows_closed": closed})
 
     async def _feedback(self, request: web.Request) -> web.Response:
         if self.learner is None:
@@ -297,12 +405,19 @@ async def serve(
     data_dir: Path | None = None,
     seed: int | None = None,
     state_interval: float = 2.0,
+    simulated_clock: bool = False,
 ) -> None:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs."""
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs. ``simulated_clock``: time is
+    what ``POST /_ltrr/_sim/clock`` sets (for ``ltrr simulate`` only)."""
     registry = CatalogRegistry(catalogs, seed=seed)
     registry.load_all()
     proxy = Proxy(
-        registry, opensearch_url, limits=limits, data_dir=data_dir, state_interval=state_interval
+        registry,
+        opensearch_url,
+        limits=limits,
+        data_dir=data_dir,
+        state_interval=state_interval,
+        clock=SimulatedClock() if simulated_clock else None,
     )
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False)
     await runner.setup()

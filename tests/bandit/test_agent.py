@@ -162,3 +162,122 @@ def test_the_random_stream_continues_across_renew():
     first, second = decide(reference), decide(reference)
     assert [c.included for c in first.choices] != [c.included for c in second.choices]
     assert decide(renewed) == second  # not `first`, as a freshly seeded stream would give
+
+
+# --- plan policies ------------------------------------------------------------------------
+
+SAFE = PolicyConfig("safe_plans", epsilon=0.2)
+THIRD = 0.2 / 3  # each of the three plans that are not greedy (4 plans for 2 arms)
+
+
+class FixedDraw:
+    """An rng whose one uniform draw is whatever the test says."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def random(self):
+        return self.u
+
+
+def plan_agent(u):
+    from ltrr.bandit.features import FeatureBuilder
+    from ltrr.bandit.policies import make_policy
+
+    return Agent(make_policy(SAFE, ARMS, 17, seed=None), FeatureBuilder([], 8), FixedDraw(u))
+
+
+def rows(decision):
+    return [(c.arm, c.included, c.size) for c in decision.choices]
+
+
+def test_plan_decision_for_a_fresh_policy():
+    # plans for budget 6, depth 2: floors 2 each; all (3, 3), all:half (2, 2), only:a (6, 0),
+    # only:b (0, 6); cumulative probabilities 0.8, 0.8667, 0.9333, 1.0
+    decision = decide(plan_agent(0.5))
+    assert decision.policy == "safe_plans"
+    assert decision.plan == "all"
+    assert decision.plan_propensity == pytest.approx(0.8)
+    assert rows(decision) == [("a", True, 3), ("b", True, 3)]
+    # each arm: all + all:half + its own only
+    assert [c.propensity for c in decision.choices] == pytest.approx([0.8 + 2 * THIRD] * 2)
+    assert decision.features == pytest.approx(tuple(AB))
+    assert decision.learnable
+    half = decide(plan_agent(0.85))
+    assert (half.plan, half.plan_propensity) == ("all:half", pytest.approx(THIRD))
+    assert rows(half) == [("a", True, 2), ("b", True, 2)]
+    alone = decide(plan_agent(0.95))
+    assert (alone.plan, alone.plan_propensity) == ("only:b", pytest.approx(THIRD))
+    assert rows(alone) == [("a", False, 0), ("b", True, 6)]
+    assert [c.propensity for c in alone.choices] == pytest.approx([0.8 + 2 * THIRD] * 2)
+
+
+def test_plan_reward_moves_the_greedy_plan_and_the_propensities():
+    a = plan_agent(0.5)
+    a.reward(AB, {}, first=True, plan="only:a", page=2.0, query="cd")
+    stats = a.policy.stats
+    x = np.array(AB)
+    assert stats.counts.tolist() == [0, 0, 1, 0]
+    np.testing.assert_allclose(stats.b[2], 2.0 * x)  # 2.0 above a static estimate of 0
+    np.testing.assert_allclose(stats.a[2], np.eye(17) + np.outer(x, x))
+    assert a.version() == 1
+    decision = decide(a)  # only:a is now greedy: cumulative THIRD, 2 THIRD, 2 THIRD + 0.8, 1
+    assert decision.plan == "only:a"
+    assert decision.plan_propensity == pytest.approx(0.8)
+    assert rows(decision) == [("a", True, 6), ("b", False, 0)]
+    # a: all + all:half + only:a; b: all + all:half + only:b
+    assert [c.propensity for c in decision.choices] == pytest.approx([0.8 + 2 * THIRD, 0.2])
+
+
+def test_plan_rewards_first_then_later():
+    a = plan_agent(0.5)
+    x = np.array(AB)
+    a.reward(AB, {"a": 9.0}, first=True, plan="all", page=1.5, query="  AB! ")
+    a.reward(AB, {"a": 9.0}, first=False, plan="all", page=0.5, query="  AB! ")
+    stats = a.policy.stats
+    np.testing.assert_allclose(stats.a[0], np.eye(17) + np.outer(x, x))  # counted once
+    np.testing.assert_allclose(stats.b[0], 2.0 * x)  # the page rewards, not the arm rewards
+    assert stats.counts.tolist() == [1, 0, 0, 0]
+    shown, residual = a.policy.history.get("ab")  # the query is normalised
+    assert shown.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert residual.tolist() == pytest.approx([2.0, 0.0, 0.0, 0.0])
+
+
+def test_later_zero_page_rewards_are_skipped(monkeypatch):
+    a = plan_agent(0.5)
+    seen = []
+    monkeypatch.setattr(a.policy, "add_plan_reward", lambda *args: seen.append(args))
+    a.reward(AB, {"a": 1.0}, first=False, plan="all", page=0.0)
+    assert seen == []
+    a.reward(AB, {}, first=False, plan="all", page=0.25, query="Q")
+    assert [(plan, reward, key) for plan, _, reward, key in seen] == [("all", 0.25, "q")]
+
+
+@pytest.mark.parametrize("plan", [None, "only:z", "a"])
+def test_plan_rewards_without_a_known_plan_are_ignored(plan):
+    a = plan_agent(0.5)
+    a.reward(AB, {"a": 5.0, "b": 5.0}, first=True, plan=plan, page=3.0, query="ab")
+    a.reward(AB, {"a": 5.0}, first=False, plan=plan, page=3.0, query="ab")
+    assert a.version() == 0
+    np.testing.assert_allclose(a.policy.stats.b, np.zeros((4, 17)))
+    assert len(a.policy.history) == 0
+
+
+def test_plan_decision_uses_the_normalised_query_history():
+    a = plan_agent(0.5)
+    a.policy.history.add("ab", 3, 10.0)  # only:b earned 10 above the estimate for "ab"
+    decision = decide(a, query="AB!")
+    assert decision.plan == "only:b"  # advantage 0.5 * 10 for this query
+    assert decision.plan_propensity == pytest.approx(0.8)
+    assert rows(decision) == [("a", False, 0), ("b", True, 6)]
+    # the per-arm marginals are the query's own: b is in all, all:half and only:b
+    assert [c.propensity for c in decision.choices] == pytest.approx([0.2, 0.8 + 2 * THIRD])
+    assert decide(a, query="cd").plan == "all"  # another query: the static plan
+
+
+def test_plan_decisions_are_deterministic_for_a_seed():
+    first = [decide(agent(SAFE, seed=3)) for _ in range(2)]
+    one = agent(SAFE, seed=3)
+    stream = [decide(one) for _ in range(40)]
+    assert first[0] == first[1] == stream[0]
+    assert {d.plan for d in stream} > {"all"}  # mostly "all", sometimes another plan

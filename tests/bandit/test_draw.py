@@ -4,10 +4,11 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from ltrr.bandit.decision import ArmSpec
-from ltrr.bandit.draw import allocate_sizes, draw, fallback_propensity
+from ltrr.bandit.decision import ArmSpec, Decision
+from ltrr.bandit.draw import draw, draw_plan, fallback_propensity
+from ltrr.bandit.plans import plan_names
 from ltrr.bandit.policies import make_policy
-from ltrr.bandit.policies.base import Policy, PolicyConfig
+from ltrr.bandit.policies.base import PlanPolicy, Policy, PolicyConfig
 
 X = np.zeros(2)
 
@@ -118,68 +119,178 @@ def test_static_policy_decision():
     ]
 
 
-# --- sizing -------------------------------------------------------------------------------
+# --- plans --------------------------------------------------------------------------------
 
-THREE = arms((5, 50), (10, 20), (0, 100))
-
-
-def test_water_filling_by_hand():
-    # floors: max(min, min(10, max)) = 10, 10, 10; 30 left, weights 1.001, 3.001, 0.001.
-    # arm 1's share 22.5 exceeds its room 10: it takes 10, 20 left for arms 0 and 2,
-    # shares 19.98 and 0.02 -> 19 and 0, and the spare unit goes to the larger fraction.
-    assert allocate_sizes(THREE, [True] * 3, [1.0, 3.0, 0.0], 60, depth=10) == [30, 20, 10]
+PLAN_ARMS = [ArmSpec("a", 10, 100), ArmSpec("b", 0, 100), ArmSpec("c", 0, 50)]
+# dyadic, so the cumulative sums are exact: 0.5, 0.75, 0.875, 0.9375, 1.0
+DYADIC = [0.5, 0.25, 0.125, 0.0625, 0.0625]
+PLAN_NAMES = ("all", "all:half", "only:a", "only:b", "only:c")
 
 
-def test_budget_below_the_floors_keeps_the_floors():
-    sizes = allocate_sizes(THREE, [True] * 3, [1.0, 3.0, 0.0], 15, depth=10)
-    assert sizes == [10, 10, 10]  # total = max(budget, sum of floors)
+class FixedDraw:
+    """An rng whose one uniform draw is whatever the test says."""
+
+    def __init__(self, u: float):
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
 
 
-def test_generous_budget_fills_every_arm():
-    assert allocate_sizes(THREE, [True] * 3, [1.0, 3.0, 0.0], 1000, depth=10) == [50, 20, 100]
+class FixedPlans(PlanPolicy):
+    """A plan policy whose distribution is whatever the test says; it records the keys."""
+
+    name: ClassVar[str] = "fixed_plans"
+
+    def __init__(self, arms: Sequence[ArmSpec], p: Sequence[float], plans=None):
+        super().__init__(arms, 2, PolicyConfig("safe_plans"), seed=None)
+        self.p = np.array(p, dtype=np.float64)
+        self._plans = plan_names(arms) if plans is None else tuple(plans)
+        self.keys: list[str] = []
+
+    @property
+    def plans(self):
+        return self._plans
+
+    def distribution(self, x, key=""):
+        self.keys.append(key)
+        return self.p.copy(), np.zeros(len(self.p))
+
+    def probabilities(self, x):
+        raise AssertionError("draw_plan must not ask for per-arm probabilities")
+
+    def update_plan(self, plan, x, reward, key=""):
+        pass
+
+    def add_plan_reward(self, plan, x, reward, key=""):
+        pass
 
 
-def test_floor_uses_min_size_and_max_size():
-    # min_size 20 beats depth 10; max_size 5 caps it; 5 left goes to the arm with room
-    specs = arms((20, 50), (0, 5))
-    assert allocate_sizes(specs, [True, True], [0.0, 9.0], 30, depth=10) == [25, 5]
-    assert allocate_sizes(specs, [True, True], [0.0, 9.0], 0, depth=0) == [20, 0]
+def plan_of(p, u, budget=120, depth=10):
+    return draw_plan(FixedPlans(PLAN_ARMS, p), X, budget, FixedDraw(u), depth=depth)
 
 
-def test_equal_split_and_ties_go_first():
-    specs = arms((0, 100), (0, 100), (0, 100))
-    # non-positive scores all weigh 1e-3: 7 / 3 = 2.33 each, the spare unit goes to arm 0
-    assert allocate_sizes(specs, [True] * 3, [-1.0, -2.0, -3.0], 7) == [3, 2, 2]
-    assert allocate_sizes(specs[:2], [True, True], [0.5, 0.5], 5) == [3, 2]
+@pytest.mark.parametrize(
+    ("u", "plan"),
+    [
+        (0.0, "all"),
+        (0.4999, "all"),
+        (0.5, "all:half"),  # a draw on a boundary belongs to the next plan: [0.5, 0.75)
+        (0.7, "all:half"),
+        (0.75, "only:a"),
+        (0.9, "only:b"),
+        (0.9375, "only:c"),
+        (0.999999, "only:c"),
+    ],
+)
+def test_one_uniform_draw_picks_the_plan(u, plan):
+    decision = plan_of(DYADIC, u)
+    assert decision.plan == plan
+    assert decision.plan_propensity == DYADIC[PLAN_NAMES.index(plan)]
 
 
-def test_cascading_caps():
-    # arms 0 and 1 each ask for ~10 but hold 2 and 3; arm 2 takes the 15 left
-    specs = arms((0, 2), (0, 3), (0, 100))
-    assert allocate_sizes(specs, [True] * 3, [10.0, 10.0, 0.0], 20) == [2, 3, 15]
+def test_plan_decision_by_hand():
+    decision = plan_of(DYADIC, 0.9)  # only:b
+    # marginals: a = all + all:half + only:a = 0.875; b and c = 0.5 + 0.25 + 0.0625
+    assert [(c.arm, c.included, c.size, c.propensity, c.score) for c in decision.choices] == [
+        ("a", False, 0, 0.875, 0.0),
+        ("b", True, 100, 0.8125, 1.0),
+        ("c", False, 0, 0.8125, 0.0),
+    ]
+    assert decision.plan == "only:b"
+    assert decision.plan_propensity == 0.0625
+    assert decision.policy == "fixed_plans"
+    assert decision.features == (0.0, 0.0)
+    assert decision.total_size == 100
+    assert decision.learnable
 
 
-def test_excluded_arms_get_nothing():
-    specs = arms((0, 10), (0, 100))
-    assert allocate_sizes(specs, [True, False], [1.0, 1.0], 50) == [10, 0]
-    assert allocate_sizes(specs, [False, False], [1.0, 1.0], 50) == [0, 0]
+def test_plan_sizes_follow_budget_and_depth():
+    decision = plan_of(DYADIC, 0.0)  # "all" at budget 120, depth 10
+    assert [(c.included, c.size) for c in decision.choices] == [(True, 40)] * 3
+    decision = plan_of(DYADIC, 0.6, budget=180)  # "all:half": 90 -> 30 each
+    assert [c.size for c in decision.choices] == [30, 30, 30]
+    # the propensities do not depend on which plan was drawn
+    assert [c.propensity for c in decision.choices] == [0.875, 0.8125, 0.8125]
 
 
-def test_total_never_exceeds_budget_or_floors():
-    rng = np.random.default_rng(5)
-    for _ in range(500):
-        n = int(rng.integers(1, 6))
-        lows = rng.integers(0, 20, size=n)
-        specs = arms(*[(int(lo), int(lo + rng.integers(0, 60))) for lo in lows])
-        included = (rng.random(n) < 0.7).tolist()
-        scores = rng.normal(size=n).tolist()
-        budget, depth = int(rng.integers(0, 150)), int(rng.integers(0, 40))
-        sizes = allocate_sizes(specs, included, scores, budget, depth)
-        floors = [
-            max(a.min_size, min(depth, a.max_size)) if inc else 0
-            for a, inc in zip(specs, included, strict=True)
-        ]
-        room = sum(a.max_size for a, inc in zip(specs, included, strict=True) if inc)
-        assert sum(sizes) == max(sum(floors), min(budget, room))
-        for size, floor, spec, inc in zip(sizes, floors, specs, included, strict=True):
-            assert size == 0 if not inc else floor <= size <= max(spec.max_size, floor)
+def test_rounding_at_the_top_of_the_cumulative_sum_never_picks_an_impossible_plan():
+    p = [0.5, 0.4999999, 0.0, 0.0, 0.0]  # sums to just under 1
+    decision = plan_of(p, 0.99999995)
+    assert decision.plan == "all:half"
+    assert decision.plan_propensity == 0.4999999
+
+
+def test_plans_of_probability_zero_are_skipped():
+    p = [0.5, 0.0, 0.5, 0.0, 0.0]
+    assert plan_of(p, 0.5).plan == "only:a"
+    assert plan_of(p, 0.4).plan == "all"
+
+
+def test_marginal_propensity_is_capped_at_one():
+    p = [0.5, 0.5 + 1e-12, 0.0, 0.0, 0.0]
+    decision = plan_of(p, 0.1)
+    assert [c.propensity for c in decision.choices] == [1.0, 1.0, 1.0]
+
+
+def test_plan_frequencies_match_the_logged_probabilities():
+    policy = FixedPlans(PLAN_ARMS, DYADIC)
+    rng = np.random.default_rng(42)
+    n = 20_000
+    counts = dict.fromkeys(PLAN_NAMES, 0)
+    included = np.zeros(3)
+    for _ in range(n):
+        decision = draw_plan(policy, X, 120, rng, depth=10)
+        counts[decision.plan] += 1
+        included += [c.included for c in decision.choices]
+    for name, q in zip(PLAN_NAMES, DYADIC, strict=True):
+        assert abs(counts[name] / n - q) <= 4.5 * np.sqrt(q * (1 - q) / n)
+    for freq, q in zip(included / n, [0.875, 0.8125, 0.8125], strict=True):
+        assert abs(freq - q) <= 4.5 * np.sqrt(q * (1 - q) / n)
+
+
+def test_plan_draw_is_deterministic_given_the_seed():
+    policy = FixedPlans(PLAN_ARMS, [0.2] * 5)
+    runs = [
+        [draw_plan(policy, X, 120, rng, depth=10) for _ in range(10)]
+        for rng in (np.random.default_rng(3), np.random.default_rng(3))
+    ]
+    assert runs[0] == runs[1]
+    assert len({d.plan for d in runs[0]}) > 1
+
+
+def test_draw_plan_passes_the_key():
+    policy = FixedPlans(PLAN_ARMS, DYADIC)
+    draw_plan(policy, X, 120, FixedDraw(0.1), key="harry potter")
+    draw_plan(policy, X, 120, FixedDraw(0.1))
+    assert policy.keys == ["harry potter", ""]
+
+
+def test_policy_plans_must_match_the_catalog():
+    policy = FixedPlans(PLAN_ARMS, [1.0], plans=("all",))
+    with pytest.raises(ValueError, match="has plans"):
+        draw_plan(policy, X, 120, FixedDraw(0.1))
+
+
+def test_draw_plan_with_no_arms():
+    policy = make_policy(PolicyConfig("safe_plans"), [], 1, seed=None)
+    decision = draw_plan(policy, np.zeros(1), 120, FixedDraw(0.1))
+    assert decision == Decision(choices=(), policy="safe_plans", features=(0.0,))
+    assert decision.plan is None
+
+
+def test_draw_plan_with_safe_plans():
+    policy = make_policy(PolicyConfig("safe_plans", epsilon=0.2), PLAN_ARMS, 1, seed=None)
+    decision = draw_plan(policy, np.ones(1), 120, FixedDraw(0.5), depth=10)
+    assert decision.plan == "all"
+    assert decision.plan_propensity == pytest.approx(0.8)
+    assert [c.size for c in decision.choices] == [40, 40, 40]
+    # the logged marginals agree with the policy's own per-arm probabilities here
+    marginal, _ = policy.probabilities(np.ones(1))
+    assert [c.propensity for c in decision.choices] == pytest.approx(marginal.tolist())
+    assert marginal.tolist() == pytest.approx([0.9, 0.9, 0.9])
+    decision = draw_plan(policy, np.ones(1), 120, FixedDraw(0.875), depth=10)
+    # cumulative 0.8, 0.85, 0.9, ...: 0.875 falls in only:a
+    assert decision.plan == "only:a"
+    assert decision.plan_propensity == pytest.approx(0.05)
+    assert [(c.included, c.size) for c in decision.choices] == [(True, 100), (False, 0), (False, 0)]

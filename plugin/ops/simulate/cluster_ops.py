@@ -27,7 +27,11 @@ def _check(reply: tuple[int, Any], what: str) -> dict[str, Any]:
 
 
 def clone_index(http: Cluster, source: str, targets: Sequence[str]) -> None:
-    """Fresh copies of ``source`` named ``targets`` (existing ones are replaced)."""
+    """Fresh copies of ``source`` named ``targets`` (existing ones are replaced).
+
+    The copies never refresh on their own (``refresh_interval: -1``): the proxy's simulated
+    clock refreshes a copy when its memory is written, so what a search sees never depends on
+    when a wall-clock refresh happened to run."""
     for target in targets:
         if http.exists(f"/{target}"):
             _check(http.request("DELETE", f"/{target}"), f"delete {target}")
@@ -41,7 +45,13 @@ def clone_index(http: Cluster, source: str, targets: Sequence[str]) -> None:
                 http.request(
                     "POST",
                     f"/{source}/_clone/{target}",
-                    {"settings": {"index.blocks.write": None, "index.number_of_replicas": 0}},
+                    {
+                        "settings": {
+                            "index.blocks.write": None,
+                            "index.number_of_replicas": 0,
+                            "index.refresh_interval": "-1",
+                        }
+                    },
                     timeout=120,
                 ),
                 f"clone {source} to {target}",

@@ -24,7 +24,7 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.query_plans.catalog import Catalog
 from ltrr.query_plans.hybrid import HybridError, even_depth, rank_constant, sub_query_arms
 
-LEARNERS = ("linucb", "thompson", "epsilon_greedy")
+LEARNERS = ("safe_plans", "linucb", "thompson", "epsilon_greedy")
 # OpenSearch's hybrid query, fused by its score-ranker-processor (RRF) or normalization-processor.
 HYBRIDS = {"hybrid:rrf": "rrf", "hybrid:minmax": "minmax"}
 DEFAULT_LINEUP = (*LEARNERS, "only:*", "static", "full", *HYBRIDS, "oracle")
@@ -133,6 +133,7 @@ def write_variant(
     target: str,
     include: Sequence[str] = (),
     keep_rerank: bool,
+    deadline_ms: int | None = None,
 ) -> Path:
     """The catalog file for one contender; templates are pinned to absolute paths."""
     if spec.hybrid:
@@ -140,6 +141,8 @@ def write_variant(
     raw: dict[str, Any] = yaml.safe_load(catalog.path.read_text(encoding="utf-8"))
     raw["target"] = target
     raw["budget"] = spec.budget
+    if deadline_ms is not None:
+        raw["deadline_ms"] = deadline_ms
     policy = dict(raw.get("policy") or {})
     if spec.learning:
         policy["name"] = spec.name

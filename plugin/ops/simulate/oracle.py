@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from ltrr.bandit.draw import allocate_sizes
+from ltrr.bandit.sizes import allocate_sizes
 from ltrr.plugin.ops.simulate.clicks import ClickModel
 from ltrr.query_plans.catalog import Catalog
 from ltrr.query_plans.fusion import get_fusion

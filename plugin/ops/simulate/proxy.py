@@ -32,6 +32,7 @@ class ProxyProcess:
         seed: int,
         merge_seconds: float = 2.0,
         log: Path,
+        simulated_clock: bool = False,
     ) -> None:
         self.catalogs = list(catalogs)
         self.opensearch = opensearch
@@ -40,6 +41,7 @@ class ProxyProcess:
         self.seed = seed
         self.merge_seconds = merge_seconds
         self.log = log
+        self.simulated_clock = simulated_clock
         self.url = f"http://{listen}"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -64,6 +66,8 @@ class ProxyProcess:
             "--log-level",
             "warning",
         ]
+        if self.simulated_clock:
+            command.append("--simulated-clock")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self._process = subprocess.Popen(

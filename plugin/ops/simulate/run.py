@@ -11,16 +11,16 @@ clone with OpenSearch's own hybrid query instead, straight to the node (see ``hy
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 import orjson
 
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
@@ -35,18 +35,19 @@ from ltrr.plugin.ops.simulate.hybrid import HybridSearch, HybridSearcher
 from ltrr.plugin.ops.simulate.lineup import PolicySpec
 from ltrr.plugin.ops.simulate.proxy import ProxyProcess
 from ltrr.plugin.ops.simulate.results import PolicyRun, SessionRecord
-from ltrr.plugin.ops.simulate.stream import Session, session_stream
+from ltrr.plugin.ops.simulate.stream import Session, judge_page, session_stream
+from ltrr.plugin.runtime.clock import SIM_TIME_HEADER
 from ltrr.query_plans.catalog import Catalog, load_catalog
 from ltrr.query_plans.fusion.base import ArmHit
 from ltrr.query_plans.hybrid import pipeline_for
-from ltrr.query_plans.metrics import grades_for, ndcg_at_k, recall_at_k
+from ltrr.query_plans.metrics import ndcg_at_k, recall_at_k
 
 UBI_CLIENT = "ltrr-simulator"
 LOOP_INDICES = (STATE_INDEX, MEMORY_INDEX, DECISIONS_INDEX, EVENTS_INDEX)
-RETRIES = 4
-# A node stalls now and then (a merge of vector segments on 2 cores): wait before asking again,
-# 0.5 s, then 1, 2 and 4 s. Every retry is counted and reported.
-RETRY_BACKOFF_SECONDS = 0.5
+# The copies a simulation serves lift the catalog's deadline to this, so that a slow moment of
+# the machine never changes which arms answer (the same seed must give the same pages); each
+# search slower than the catalog's own deadline is counted instead.
+SIMULATION_DEADLINE_MS = 60_000  # the most a catalog allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,10 @@ class _Contender:
     spec: PolicySpec
     targets: dict[str, str]  # intent ("" = any) -> the copy it searches
     run: PolicyRun
-    passed_through: int = 0  # searches asked again because the proxy passed them through
+    passed_through: int = 0  # searches the proxy passed through (every plan failed)
+    over_deadline: int = 0  # searches slower than the catalog's deadline (still served)
+    deadline_ms: float = math.inf  # the catalog's own; the simulated copies lift it
+    window_seconds: float = 0.0  # the catalog's feedback window
     hybrid: HybridSearch | None = None  # set for the native hybrid contenders
 
 
@@ -108,14 +112,31 @@ def _click_event(decision_id: str, doc_id: str, rank: int, when: datetime) -> di
 
 
 async def _post(
-    http: aiohttp.ClientSession, url: str, body: bytes, content_type: str = "application/json"
+    http: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    content_type: str = "application/json",
+    when: datetime | None = None,
 ) -> dict[str, Any]:
-    async with http.post(url, data=body, headers={"Content-Type": content_type}) as reply:
+    """POST ``body``; ``when``: the session's simulated time, for a proxy on a simulated clock."""
+    headers = {"Content-Type": content_type}
+    if when is not None:
+        headers[SIM_TIME_HEADER] = repr(when.timestamp())
+    async with http.post(url, data=body, headers=headers) as reply:
         payload = await reply.read()
         if reply.status >= 300:
             raise LtrrError(f"{url} answered {reply.status}: {payload[:400]!r}")
         result: dict[str, Any] = orjson.loads(payload)
         return result
+
+
+async def set_clock(
+    http: aiohttp.ClientSession, proxy_url: str, when: datetime, targets: Sequence[str]
+) -> None:
+    """Move the targets' simulated clock to ``when``: what is due by then for them (closing
+    windows, writing the memory) is done before the reply."""
+    body = orjson.dumps({"now": when.timestamp(), "targets": list(targets)})
+    await _post(http, f"{proxy_url}/_ltrr/_sim/clock", body)
 
 
 async def _one_session(
@@ -130,33 +151,48 @@ async def _one_session(
     target = _intent_target(contender, session.intent)
     ask: dict[str, Any] = {"query": session.text, "context": session.context}
     request: dict[str, Any] = {"size": config.page, "_source": False, "ext": {"ltrr": ask}}
-    for attempt in range(RETRIES + 1):
-        started = time.perf_counter()
-        first = await _post(http, f"{proxy_url}/{target}/_search", orjson.dumps(request))
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        if "ltrr" in first.get("ext", {}):
-            break
-        # Every plan missed the catalog's deadline, so the proxy passed the search through
-        # (a 2-core machine running node, proxy and simulator at once); ask again.
+    await set_clock(http, proxy_url, session.time, [target])
+    started = time.perf_counter()
+    first = await _post(
+        http, f"{proxy_url}/{target}/_search", orjson.dumps(request), when=session.time
+    )
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    over = latency_ms > contender.deadline_ms
+    contender.over_deadline += int(over)
+    if "ltrr" not in first.get("ext", {}):
+        # Every plan failed, so the proxy passed the search through: a measured outcome (the
+        # page the caller got, with no decision to learn from), counted and reported.
         contender.passed_through += 1
-        if attempt == RETRIES:
-            raise LtrrError(
-                f"{contender.spec.name}: the proxy passed session {session.index} through "
-                f"{RETRIES + 1} times (no ext.ltrr): is the node overloaded?"
-            )
-        await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
+        page_ids = [h["_id"] for h in first["hits"]["hits"]]
+        judged = data.qrels.get(session.query_id, {})
+        expected, clicked = judge_page(session, page_ids, judged, clicks, config.seed)
+        return SessionRecord(
+            session=session.index,
+            intent=session.intent,
+            query=session.text,
+            reward=float(len(clicked)),
+            expected_reward=expected,
+            recall=recall_at_k(page_ids, judged, config.k) if judged else None,
+            ndcg=ndcg_at_k(page_ids, judged, 10),
+            retrieved=0,
+            arms=(),
+            latency_ms=latency_ms,
+            query_id=session.query_id,
+        )
     ltrr = first["ext"]["ltrr"]
     decision_id = ltrr["decision_id"]
     page_ids = [h["_id"] for h in first["hits"]["hits"]]
     judged = data.qrels.get(session.query_id, {})
-    expected, clicked = _judge_page(session, page_ids, judged, clicks, config.seed)
+    expected, clicked = judge_page(session, page_ids, judged, clicks, config.seed)
     if clicked:
         lines = bytearray()
         for rank in clicked:
             lines += orjson.dumps({"index": {"_index": "ubi_events"}}) + b"\n"
             event = _click_event(decision_id, page_ids[rank - 1], rank, session.time)
             lines += orjson.dumps(event) + b"\n"
-        reply = await _post(http, f"{proxy_url}/_bulk", bytes(lines), "application/x-ndjson")
+        reply = await _post(
+            http, f"{proxy_url}/_bulk", bytes(lines), "application/x-ndjson", when=session.time
+        )
         if reply.get("errors"):
             raise LtrrError(f"UBI events were refused: {orjson.dumps(reply)[:400]!r}")
     fused = list(page_ids)
@@ -167,7 +203,9 @@ async def _one_session(
             "size": config.k - config.page,
             "ext": {"ltrr": {**ask, "decision_id": decision_id}},
         }
-        rest = await _post(http, f"{proxy_url}/{target}/_search", orjson.dumps(more))
+        rest = await _post(
+            http, f"{proxy_url}/{target}/_search", orjson.dumps(more), when=session.time
+        )
         fused += [h["_id"] for h in rest["hits"]["hits"]]
     arms = ltrr["arms"]
     included = tuple(name for name, info in arms.items() if info["included"])
@@ -187,23 +225,6 @@ async def _one_session(
     )
 
 
-def _judge_page(
-    session: Session,
-    page_ids: Sequence[str],
-    judged: Mapping[str, int],
-    clicks: ClickModel,
-    seed: int,
-) -> tuple[float, list[int]]:
-    """The simulated user on the page shown: expected clicks, and the ranks clicked. The noise
-    depends on the seed and the session only, so every contender that shows the same page gets
-    the same clicks."""
-    grades = grades_for(page_ids, judged)
-    model = session.click_model(clicks)
-    expected = model.expected_clicks(grades)
-    clicked = model.sample(grades, np.random.default_rng([seed, session.index, 1]))
-    return expected, clicked
-
-
 async def _one_hybrid_session(
     http: aiohttp.ClientSession,
     searcher: HybridSearcher,
@@ -217,7 +238,7 @@ async def _one_hybrid_session(
     answer = await searcher.search(http, search, session, max(config.page, config.k))
     page_ids = answer.ids[: config.page]
     judged = data.qrels.get(session.query_id, {})
-    expected, clicked = _judge_page(session, page_ids, judged, clicks, config.seed)
+    expected, clicked = judge_page(session, page_ids, judged, clicks, config.seed)
     return SessionRecord(
         session=session.index,
         intent=session.intent,
@@ -260,6 +281,12 @@ async def _run_contender(
                 )
             contender.run.sessions.append(record)
             tick()
+        if contender.hybrid is None and sessions:
+            # Past the last window: every decision is closed (reward 0 where no click came) and
+            # the memory written before the next contender starts from the stream's first day.
+            window = timedelta(seconds=contender.window_seconds + 1.0)
+            targets = list(contender.targets.values())
+            await set_clock(http, proxy_url, sessions[-1].time + window, targets)
 
 
 async def _calibrate(
@@ -374,7 +401,13 @@ def prepare_index(
     return result.index
 
 
-def _contenders(specs: Sequence[PolicySpec], base: str, intents: Sequence[str]) -> list[_Contender]:
+def _contenders(
+    specs: Sequence[PolicySpec],
+    base: str,
+    intents: Sequence[str],
+    deadline_ms: float,
+    window_seconds: float,
+) -> list[_Contender]:
     """One contender per line-up entry, each with its own copies of the index."""
     contenders: list[_Contender] = []
     for spec in specs:
@@ -388,7 +421,16 @@ def _contenders(specs: Sequence[PolicySpec], base: str, intents: Sequence[str]) 
             depth = spec.budget // len(spec.include)
             hybrid = HybridSearch(targets[""], targets[""], spec.include, depth)
         run = PolicyRun(spec.name, spec.description, spec.learning)
-        contenders.append(_Contender(spec, targets, run, hybrid=hybrid))
+        contenders.append(
+            _Contender(
+                spec,
+                targets,
+                run,
+                hybrid=hybrid,
+                deadline_ms=deadline_ms,
+                window_seconds=window_seconds,
+            )
+        )
     return contenders
 
 
@@ -414,6 +456,7 @@ def _write_variants(
                     target=target,
                     include=include,
                     keep_rerank=keep_rerank,
+                    deadline_ms=SIMULATION_DEADLINE_MS,
                 )
             )
     return paths
@@ -453,7 +496,9 @@ async def _run_all(
     searcher: HybridSearcher | None,
     say: Callable[[str], None],
 ) -> None:
-    """Every contender over the same stream, side by side, with one progress bar."""
+    """Every contender over the same stream, side by side, with one progress bar. Each runs on
+    its own targets at its own simulated time, so their interleaving changes nothing but the
+    latencies."""
     from tqdm import tqdm
 
     proxied = any(c.hybrid is None for c in contenders)
@@ -496,7 +541,13 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
 
     work = config.work_dir
     shutil.rmtree(work / "catalogs", ignore_errors=True)
-    contenders = _contenders(specs, base, sorted({s.intent for s in sessions}))
+    contenders = _contenders(
+        specs,
+        base,
+        sorted({s.intent for s in sessions}),
+        float(catalog.deadline_ms),
+        catalog.feedback.window_seconds,
+    )
     catalogs: list[Path] = []
     calibration: str | None = None
     if any(c.spec.name == "oracle" for c in contenders):
@@ -504,7 +555,12 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         full = PolicySpec("calibration", "", False, lineup.full_budget(catalog))
         catalogs.append(
             lineup.write_variant(
-                catalog, full, work / "catalogs", target=calibration, keep_rerank=False
+                catalog,
+                full,
+                work / "catalogs",
+                target=calibration,
+                keep_rerank=False,
+                deadline_ms=SIMULATION_DEADLINE_MS,
             )
         )
     copies = [t for c in contenders for t in c.targets.values()]
@@ -524,7 +580,13 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     data_dir = work / "proxy-data"
     shutil.rmtree(data_dir, ignore_errors=True)
     proxy = ProxyProcess(
-        catalogs, url, config.listen, data_dir, seed=config.seed, log=work / "proxy.log"
+        catalogs,
+        url,
+        config.listen,
+        data_dir,
+        seed=config.seed,
+        log=work / "proxy.log",
+        simulated_clock=not config.keep_serving,
     )
     oracle_sets: dict[str, tuple[tuple[str, ...], float]] = {}
     searcher: HybridSearcher | None = None
@@ -546,18 +608,27 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     finally:
         await _close_natives(http, contenders, searcher)
     if not config.keep_serving:
-        await asyncio.to_thread(proxy.stop)
-    retried = {c.spec.name: c.passed_through for c in contenders if c.passed_through}
-    if retried:
+        await asyncio.to_thread(proxy.stop)  # writes the decision log and the state
+        await asyncio.to_thread(http.request, "POST", f"/{DECISIONS_INDEX}/_refresh")
+    passed = {c.spec.name: c.passed_through for c in contenders if c.passed_through}
+    if passed:
         notes.append(
-            "Searches the proxy passed through (every plan past the catalog's deadline) and "
-            f"that were asked again: {retried}."
+            "Searches the proxy passed through because every plan failed (judged on the page "
+            f"OpenSearch gave, nothing learned): {passed}."
         )
+    slow = {c.spec.name: c.over_deadline for c in contenders if c.over_deadline}
+    notes.append(
+        f"Searches slower than the catalog's deadline ({catalog.deadline_ms} ms; the simulated "
+        "copies lift it so that the machine's load never changes a page, and count instead): "
+        + (", ".join(f"{name} {n}" for name, n in slow.items()) if slow else "none")
+        + "."
+    )
     return Simulation(
         runs=[c.run for c in contenders],
         oracle_sets=oracle_sets,
         notes=notes,
         targets={c.spec.name: list(c.targets.values()) for c in contenders},
-        started=started,
+        # The decision log's clock: the simulated stream's, unless the proxy kept the wall's.
+        started=started if config.keep_serving else sessions[0].time.timestamp() - 1.0,
         proxy=proxy if config.keep_serving else None,
     )

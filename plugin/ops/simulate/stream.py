@@ -7,6 +7,7 @@ whatever ran before, so policies are compared on identical traffic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.data.beir import BeirDataset
 from ltrr.plugin.ops.simulate.clicks import ClickModel
 from ltrr.plugin.ops.simulate.users import UserConfig, UserPopulation
+from ltrr.query_plans.metrics import grades_for
 
 # Monday, so the simulated week starts on a weekday boundary in every zone.
 STREAM_START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -82,3 +84,20 @@ def session_stream(
             )
         )
     return out
+
+
+def judge_page(
+    session: Session,
+    page_ids: Sequence[str],
+    judged: Mapping[str, int],
+    clicks: ClickModel,
+    seed: int,
+) -> tuple[float, list[int]]:
+    """The simulated user on the page shown: expected clicks, and the ranks clicked. The noise
+    depends on the seed and the session only, so every contender that shows the same page gets
+    the same clicks."""
+    grades = grades_for(page_ids, judged)
+    model = session.click_model(clicks)
+    expected = model.expected_clicks(grades)
+    clicked = model.sample(grades, np.random.default_rng([seed, session.index, 1]))
+    return expected, clicked

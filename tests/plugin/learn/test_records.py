@@ -64,8 +64,24 @@ def test_record_keeps_what_feedback_needs():
         created=T0,
         expires=T0 + WINDOW,
         owner=True,
+        query="  Daft  PUNK ",  # as sent: a plan policy keys its query record from it
+        plan=None,  # the arms were drawn one by one
     )
     assert record.open_without_feedback
+
+
+def test_a_plan_decision_keeps_its_plan_in_the_record_and_the_log() -> None:
+    choices = (ArmChoice("a", True, 10, 0.95, 1.0), ArmChoice("b", False, 0, 0.05, 0.0))
+    decision = Decision(choices, "safe_plans", X, plan="only:a", plan_propensity=0.9)
+    plan_search = Searched(
+        "d2", "music", "digest", 1, NAMES, "daft punk", {}, decision, {"a": frozenset({"1"})}, []
+    )
+    record = plan_search.record(T0, WINDOW)
+    assert record is not None and record.plan == "only:a"
+    doc = plan_search.document(T0, WINDOW)
+    assert (doc["plan"], doc["plan_propensity"]) == ("only:a", 0.9)
+    back = from_document("d2", doc)
+    assert (back.plan, back.query) == ("only:a", "daft punk")
 
 
 def test_an_included_arm_that_failed_is_not_in_the_record():
@@ -95,6 +111,8 @@ def test_document_is_what_the_decisions_index_stores():
         "query": "  Daft  PUNK ",
         "context": {"segment": "pro"},
         "learnable": True,
+        "plan": None,
+        "plan_propensity": None,
         "feature_names": ["bias", "len", "entity"],
         "features": [1.0, 0.5, -0.25],
         "arms": {

@@ -66,6 +66,7 @@ def test_serve_refuses_a_bad_catalog_before_listening(tmp_path, capsys):
 def test_simulate_defaults_to_the_whole_line_up():
     args = build_parser().parse_args(["simulate", "--catalog", "c.yml", "--dataset", "d"])
     assert args.policy == [
+        "safe_plans",
         "linucb",
         "thompson",
         "epsilon_greedy",

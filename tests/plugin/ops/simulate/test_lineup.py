@@ -91,6 +91,7 @@ def test_static_full_and_oracle_budgets(catalog: Catalog) -> None:
 
 def test_default_lineup_expands(catalog: Catalog) -> None:
     assert _names(expand(catalog, DEFAULT_LINEUP)) == [
+        "safe_plans",
         "linucb",
         "thompson",
         "epsilon_greedy",

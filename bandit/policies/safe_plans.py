@@ -1,0 +1,137 @@
+"""Whole plans, starting from the static one: switch where another plan is expected to pay more.
+
+The plans are ``ltrr.bandit.plans``'s: all arms (the static plan), all arms at half the
+budget, each arm alone. The static plan has a ridge regression of the page reward on the
+context; every other plan has one of its *advantage* over that estimate (the page reward it
+earned minus what the static plan was expected to earn in the same context). The ridge prior
+pulls every advantage toward 0, so a new learner serves exactly the static plan, and another
+plan takes over, per context, only as its evidence outweighs the prior.
+
+Repeated queries, most of real traffic, also carry their own record (``ltrr.bandit.history``):
+what each plan earned for this query beyond the models' estimate, weighted n / (n + ridge).
+
+The greedy plan gets 1 - epsilon of the traffic and the others epsilon / (n - 1) each, which is
+where the evidence comes from; so the probability of the plan drawn is exact whatever the
+statistics. Knobs: ``ridge`` (the prior's weight, in pages) and ``epsilon``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from ltrr.bandit.decision import ArmSpec
+from ltrr.bandit.history import QueryHistory
+from ltrr.bandit.plans import plan_names
+from ltrr.bandit.policies._ridge import RidgeStatistics
+from ltrr.bandit.policies.base import PlanPolicy, PolicyConfig, Vector
+
+
+class SafePlans(PlanPolicy):
+    """Serves the static plan until another plan is known to be worth more in this context."""
+
+    name: ClassVar[str] = "safe_plans"
+
+    def __init__(
+        self, arms: Sequence[ArmSpec], n_features: int, config: PolicyConfig, seed: int | None
+    ) -> None:
+        super().__init__(arms, n_features, config, seed)
+        if n_features < 1:
+            raise ValueError(f"n_features must be >= 1, got {n_features}")
+        self._plans = plan_names(self.arms)
+        self._index = {name: i for i, name in enumerate(self._plans)}
+        self.stats = RidgeStatistics(len(self._plans), n_features, config.ridge)
+        self.history = QueryHistory(len(self._plans))
+        # Which plans ask each arm: "all" and "all:half" ask every arm, "only:a" asks a.
+        self._asks = np.array(
+            [
+                [name.startswith("all") or name == f"only:{arm.name}" for name in self._plans]
+                for arm in self.arms
+            ],
+            dtype=np.float64,
+        )
+
+    @property
+    def plans(self) -> tuple[str, ...]:
+        return self._plans
+
+    def _vector(self, x: Vector) -> Vector:
+        vector = np.asarray(x, dtype=np.float64)
+        if vector.shape != (self.n_features,):
+            raise ValueError(f"expected a vector of {self.n_features} features, got {np.shape(x)}")
+        return vector
+
+    def _advantages(self, x: Vector, key: str) -> tuple[Vector, Vector]:
+        """Per plan, the estimated reward above the static model's, and the static estimate.
+
+        The contextual model's advantage (0 for the static plan itself) is corrected by the
+        query's own record: the mean of what its n pages earned beyond the models' estimates,
+        weighted n / (n + ridge), the same prior weight the ridge gives its zero start."""
+        mean, _ = self.stats.moments(self._vector(x))
+        advantage: Vector = mean.copy()
+        advantage[0] = 0.0
+        record = self.history.get(key) if key else None
+        if record is not None:
+            shown, residual = record
+            weight = shown / (shown + self.config.ridge)
+            correction = np.divide(residual, shown, out=np.zeros_like(residual), where=shown > 0)
+            advantage += weight * correction
+        return advantage, mean[:1].copy()
+
+    def distribution(self, x: Vector, key: str = "") -> tuple[Vector, Vector]:
+        score, _ = self._advantages(x, key)
+        n = len(self._plans)
+        if n == 1:
+            return np.ones(1, dtype=np.float64), score
+        epsilon = self.config.epsilon
+        p: Vector = np.full(n, epsilon / (n - 1), dtype=np.float64)
+        p[int(np.argmax(score))] = 1.0 - epsilon  # argmax: the first of equal maxima
+        return p, score
+
+    def expected(self, x: Vector, key: str = "") -> Vector:
+        """Per plan, the estimated page reward: the static estimate plus the advantage."""
+        advantage, static = self._advantages(x, key)
+        out: Vector = advantage + static
+        return out
+
+    def probabilities(self, x: Vector) -> tuple[Vector, Vector]:
+        """Per arm, the chance that the plan drawn asks it (from the contextual model alone)."""
+        p, _ = self.distribution(x)  # no query: the contextual model alone
+        marginal: Vector = self._asks @ p
+        return marginal, marginal.copy()
+
+    def _checked(self, plan: str, x: Vector, reward: float) -> tuple[int, Vector]:
+        index = self._index[plan]
+        vector = self._vector(x)
+        if not math.isfinite(reward) or not np.isfinite(vector).all():
+            raise ValueError("rewards and features must be finite")
+        return index, vector
+
+    def update_plan(self, plan: str, x: Vector, reward: float, key: str = "") -> None:
+        """The static plan learns the reward; the others what it beat the static estimate by.
+        The query's record keeps what the page earned beyond the models' estimate."""
+        index, vector = self._checked(plan, x, reward)
+        mean = self.stats.theta @ vector
+        target = reward - (float(mean[0]) if index != 0 else 0.0)
+        self.history.add(
+            key, index, reward - float(mean[0]) - (float(mean[index]) if index else 0.0)
+        )
+        self.stats.update(index, vector, target)
+
+    def add_plan_reward(self, plan: str, x: Vector, reward: float, key: str = "") -> None:
+        index, vector = self._checked(plan, x, reward)
+        self.history.add(key, index, reward, shown=0.0)
+        self.stats.add_reward(index, vector, float(reward))
+
+    def version(self) -> int:
+        return int(self.stats.counts.sum())
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        s = self.stats
+        return {
+            name: {"n": int(s.counts[i]), "b_abs_sum": float(np.abs(s.b[i]).sum())}
+            for i, name in enumerate(self._plans)
+        }

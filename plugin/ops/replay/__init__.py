@@ -1,0 +1,1 @@
+"""Replayed simulations: captured arm lists, every plan, several seeds, held-out queries."""

@@ -1,0 +1,245 @@
+"""SafePlans: the static plan first, other plans by their advantage over the static estimate."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ltrr.bandit.decision import ArmSpec
+from ltrr.bandit.plans import plan_names
+from ltrr.bandit.policies import make_policy
+from ltrr.bandit.policies.base import PlanPolicy, PolicyConfig
+from ltrr.bandit.policies.safe_plans import SafePlans
+
+ARMS = [ArmSpec("a", 10, 100), ArmSpec("b", 0, 100), ArmSpec("c", 0, 50)]
+PLANS = ("all", "all:half", "only:a", "only:b", "only:c")
+X = np.array([1.0])
+
+
+def policy(epsilon=0.2, ridge=1.0, arms=ARMS, n_features=1):
+    config = PolicyConfig("safe_plans", epsilon=epsilon, ridge=ridge)
+    return SafePlans(arms, n_features, config, seed=0)
+
+
+def greedy(p) -> str:
+    return PLANS[int(np.argmax(p))]
+
+
+def test_name_and_plans():
+    p = policy()
+    assert SafePlans.name == "safe_plans"
+    assert isinstance(p, PlanPolicy)
+    assert p.plans == PLANS == plan_names(ARMS)
+    made = make_policy(PolicyConfig("safe_plans"), ARMS, 1, seed=None)
+    assert isinstance(made, SafePlans)
+
+
+def test_needs_at_least_one_feature():
+    with pytest.raises(ValueError, match="n_features"):
+        policy(n_features=0)
+
+
+def test_fresh_distribution_is_the_static_plan_with_epsilon_spread():
+    p, score = policy(epsilon=0.2).distribution(X)
+    # 5 plans: 1 - 0.2 on "all", 0.2 / 4 on each of the others
+    assert p.tolist() == pytest.approx([0.8, 0.05, 0.05, 0.05, 0.05])
+    assert score.tolist() == [0.0] * 5
+    assert p.sum() == pytest.approx(1.0)
+    p, _ = policy(epsilon=0.1, arms=ARMS[:2]).distribution(X)  # 4 plans
+    assert p.tolist() == pytest.approx([0.9, 0.1 / 3, 0.1 / 3, 0.1 / 3])
+
+
+def test_pure_greedy_and_pure_exploration():
+    p, _ = policy(epsilon=0.0).distribution(X)
+    assert p.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    p, _ = policy(epsilon=1.0).distribution(X)
+    assert p.tolist() == pytest.approx([0.0, 0.25, 0.25, 0.25, 0.25])
+
+
+def test_static_plan_learns_the_reward_itself():
+    p = policy()
+    p.update_plan("all", X, 1.0, "q")
+    # A = ridge + x² = 2, b = 1 -> theta = 0.5
+    assert p.stats.theta[0, 0] == pytest.approx(0.5)
+    assert p.stats.counts.tolist() == [1, 0, 0, 0, 0]
+    shown, residual = p.history.get("q")
+    assert shown.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert residual.tolist() == pytest.approx([1.0, 0, 0, 0, 0])  # 1.0 - estimate 0
+    p.update_plan("all", X, 1.0, "q")
+    # A = 3, b = 2 -> 2/3; the residual was 1.0 - 0.5
+    assert p.stats.theta[0, 0] == pytest.approx(2 / 3)
+    assert p.history.get("q")[1][0] == pytest.approx(1.5)
+
+
+def test_other_plans_learn_their_advantage_over_the_static_estimate():
+    p = policy()
+    p.update_plan("all", X, 1.0, "q")  # theta0 = 0.5
+    p.update_plan("only:a", X, 2.0, "q")
+    # target 2.0 - 0.5 = 1.5: A = 2, b = 1.5 -> theta = 0.75 (not 2.5 / 2, not 1.0)
+    assert p.stats.theta[2, 0] == pytest.approx(0.75)
+    assert p.stats.b[2, 0] == pytest.approx(1.5)
+    assert p.stats.theta[0, 0] == pytest.approx(0.5)  # the static model is untouched
+    assert p.stats.counts.tolist() == [1, 0, 1, 0, 0]
+    shown, residual = p.history.get("q")
+    assert shown.tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]
+    assert residual[2] == pytest.approx(1.5)  # 2.0 - static 0.5 - advantage 0.0
+    # a second page for only:a: the residual takes off the advantage learned so far
+    p.update_plan("only:a", X, 2.0, "q")
+    assert p.history.get("q")[1][2] == pytest.approx(1.5 + (2.0 - 0.5 - 0.75))
+    # target 1.5 again: A = 3, b = 3 -> theta = 1.0
+    assert p.stats.theta[2, 0] == pytest.approx(1.0)
+    assert p.version() == 3
+
+
+def test_expected_is_static_estimate_plus_advantage():
+    p = policy()
+    p.update_plan("all", X, 1.0)
+    p.update_plan("only:a", X, 2.0)
+    # no key, no history: static 0.5, only:a 0.5 + 0.75, the others 0.5 + 0
+    assert p.expected(X).tolist() == pytest.approx([0.5, 0.5, 1.25, 0.5, 0.5])
+    _, score = p.distribution(X)
+    assert score.tolist() == pytest.approx([0.0, 0.0, 0.75, 0.0, 0.0])
+
+
+def test_query_history_correction_by_hand():
+    p = policy()
+    p.update_plan("all", X, 1.0, "q")  # residual 1.0 on "all"
+    p.update_plan("only:a", X, 2.0, "q")  # residual 1.5 on "only:a"
+    # weight n / (n + ridge) = 1/2 for both; corrections 1.0 and 1.5
+    _, score = p.distribution(X, "q")
+    assert score.tolist() == pytest.approx([0.5, 0.0, 0.75 + 0.75, 0.0, 0.0])
+    assert p.expected(X, "q").tolist() == pytest.approx([1.0, 0.5, 2.0, 0.5, 0.5])
+    # another query, or none, sees the contextual model alone
+    assert p.distribution(X, "other")[1].tolist() == pytest.approx([0, 0, 0.75, 0, 0])
+
+
+@pytest.mark.parametrize(("ridge", "weight"), [(1.0, 2 / 3), (3.0, 2 / 5)])
+def test_history_weight_is_n_over_n_plus_ridge(ridge, weight):
+    p = policy(ridge=ridge)
+    p.history.add("q", 3, 3.0)
+    p.history.add("q", 3, 5.0)  # shown 2, mean residual 4
+    _, score = p.distribution(X, "q")
+    assert score.tolist() == pytest.approx([0.0, 0.0, 0.0, weight * 4.0, 0.0])
+    p_, _ = p.distribution(X, "q")
+    assert greedy(p_) == "only:b"
+
+
+def test_residual_never_shown_adds_no_correction():
+    p = policy()
+    p.history.add("q", 3, 5.0, shown=0.0)
+    _, score = p.distribution(X, "q")
+    assert score.tolist() == [0.0] * 5
+    assert np.isfinite(score).all()
+
+
+def test_greedy_switches_once_the_advantage_is_positive():
+    p = policy(epsilon=0.2)
+    p.update_plan("all", X, 1.0)  # static estimate 0.5
+    p.update_plan("only:b", X, 0.5)  # target 0: advantage 0, a tie goes to the static plan
+    assert greedy(p.distribution(X)[0]) == "all"
+    p = policy(epsilon=0.2)
+    p.update_plan("all", X, 1.0)
+    p.update_plan("only:b", X, 0.4)  # target -0.1: advantage -0.05
+    assert greedy(p.distribution(X)[0]) == "all"
+    p = policy(epsilon=0.2)
+    p.update_plan("all", X, 1.0)
+    p.update_plan("only:b", X, 0.6)  # target 0.1: advantage 0.05 > 0
+    dist, score = p.distribution(X)
+    assert score[3] == pytest.approx(0.05)
+    assert dist.tolist() == pytest.approx([0.05, 0.05, 0.05, 0.8, 0.05])
+
+
+def test_advantage_is_per_context():
+    p = policy(n_features=2)
+    here, there = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    p.update_plan("only:c", there, 2.0)
+    assert greedy(p.distribution(here)[0]) == "all"
+    assert greedy(p.distribution(there)[0]) == "only:c"
+
+
+def test_probabilities_are_the_per_arm_marginals():
+    p = policy(epsilon=0.2)
+    marginal, score = p.probabilities(X)
+    # every arm: "all" 0.8 + "all:half" 0.05 + its own "only" 0.05
+    assert marginal.tolist() == pytest.approx([0.9, 0.9, 0.9])
+    assert score.tolist() == marginal.tolist()
+    assert score is not marginal
+    p.update_plan("only:a", X, 2.0)  # greedy only:a
+    marginal, _ = p.probabilities(X)
+    # a: 0.05 + 0.05 + 0.8; b and c: all, all:half and their own only, 0.05 each
+    assert marginal.tolist() == pytest.approx([0.9, 0.15, 0.15])
+
+
+def test_probabilities_ignore_the_query_history():
+    p = policy(epsilon=0.2)
+    p.history.add("q", 3, 10.0)
+    assert p.probabilities(X)[0].tolist() == pytest.approx([0.9, 0.9, 0.9])
+
+
+def test_add_plan_reward_adds_to_b_and_the_history_only():
+    p = policy()
+    p.update_plan("all", X, 1.0, "q")
+    p.add_plan_reward("all", X, 1.0, "q")
+    # A stays 2, b = 2 -> theta 1.0; one page counted
+    assert p.stats.theta[0, 0] == pytest.approx(1.0)
+    assert p.stats.counts.tolist() == [1, 0, 0, 0, 0]
+    assert p.version() == 1
+    shown, residual = p.history.get("q")
+    assert shown.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert residual.tolist() == pytest.approx([2.0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("x", [np.zeros(2), np.zeros((1, 1)), np.zeros(0)])
+def test_bad_vector_shape_raises(x):
+    p = policy()
+    with pytest.raises(ValueError, match="expected a vector of 1 features"):
+        p.distribution(x)
+    with pytest.raises(ValueError, match="expected a vector of 1 features"):
+        p.probabilities(x)
+    with pytest.raises(ValueError, match="expected a vector of 1 features"):
+        p.update_plan("all", x, 1.0)
+    with pytest.raises(ValueError, match="expected a vector of 1 features"):
+        p.add_plan_reward("all", x, 1.0)
+
+
+@pytest.mark.parametrize("reward", [math.nan, math.inf, -math.inf])
+def test_non_finite_reward_raises_and_learns_nothing(reward):
+    p = policy()
+    with pytest.raises(ValueError, match="finite"):
+        p.update_plan("only:a", X, reward, "q")
+    with pytest.raises(ValueError, match="finite"):
+        p.add_plan_reward("all", X, reward, "q")
+    assert p.version() == 0
+    assert np.all(p.stats.b == 0.0)
+    assert len(p.history) == 0
+
+
+def test_non_finite_features_raise():
+    p = policy()
+    with pytest.raises(ValueError, match="finite"):
+        p.update_plan("all", np.array([math.nan]), 1.0)
+    assert p.version() == 0
+
+
+def test_unknown_plan_raises():
+    with pytest.raises(KeyError):
+        policy().update_plan("only:z", X, 1.0)
+
+
+def test_per_arm_update_only_checks_the_name():
+    p = policy()
+    p.update("a", X, 1.0)
+    assert p.version() == 0
+    with pytest.raises(KeyError):
+        p.update("z", X, 1.0)
+
+
+def test_summary():
+    p = policy()
+    p.update_plan("all", X, 1.0)
+    p.update_plan("only:a", X, -2.0)  # target -2.5
+    summary = p.summary()
+    assert list(summary) == list(PLANS)
+    assert summary["all"] == {"n": 1, "b_abs_sum": pytest.approx(1.0)}
+    assert summary["only:a"] == {"n": 1, "b_abs_sum": pytest.approx(2.5)}
+    assert summary["only:c"] == {"n": 0, "b_abs_sum": 0.0}
