@@ -56,6 +56,7 @@ from ltrr.query_plans.rerank import RankedHit
 log = logging.getLogger("ltrr.learn")
 
 MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once it is known
+DUE_DECISIONS_BATCH = 1_000  # on a simulated clock, the decision log is written this many at once
 
 
 class Learner:
@@ -373,6 +374,8 @@ class Learner:
             self.stats.count("windows_closed_without_feedback", closed)
         written = [t for t in self.memory.pending_targets() if t in wanted]
         await self.memory.flush(wanted)
+        if len(self.decisions) >= DUE_DECISIONS_BATCH:  # the log is kept bounded, in batches
+            await self.decisions.flush()
         return closed, written
 
     async def _sweep_once(self) -> None:

@@ -176,6 +176,9 @@ class OpenWindows:
         for record in ended:
             del self._records[record.decision_id]
             yield record
+        if len(self._expiry) > 2 * len(self._records) + 1024:  # drop the stale heap entries
+            self._expiry = [(r.expires, r.decision_id) for r in self._records.values()]
+            heapq.heapify(self._expiry)
 
     def over_limit(self) -> Iterator[DecisionRecord]:
         """Take out the oldest records while more than ``limit`` are open."""

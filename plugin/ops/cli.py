@@ -182,7 +182,15 @@ def _data_index(args: argparse.Namespace) -> int:
 
     catalog = load_catalog(args.catalog)
     data = read_beir(args.dataset)
-    prepare_index(args.opensearch, catalog, data, _say, progress=True, checkpoint=args.checkpoint)
+    prepare_index(
+        args.opensearch,
+        catalog,
+        data,
+        _say,
+        progress=True,
+        checkpoint=args.checkpoint,
+        index=args.index,
+    )
     return 0
 
 
@@ -229,6 +237,7 @@ def _simulate(args: argparse.Namespace) -> int:
         listen=args.listen,
         work_dir=args.work_dir,
         record_candidates=args.record_candidates,
+        index=args.index,
     )
     result = asyncio.run(simulate(config, _say))
     save_runs(result.runs, args.work_dir / "runs.json")
@@ -269,9 +278,7 @@ def _ope(args: argparse.Namespace) -> int:
         clip=args.clip,
         logged_target=args.logged_target,
     )
-    print(format_table(result))
-    if args.report is not None:
-        print(f"report: {args.report}")
+    print(format_table(result))  # it names the report when one was written
     return 0
 
 
@@ -499,11 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
     index.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
     index.add_argument(
+        "--index", default=None, help="the index to load (default: the catalog's target)"
+    )
+    index.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
         metavar="FILE",
-        help="resume file (default ~/.local/state/ltrr/index/<index>.json)",
+        help="resume file (default ~/.local/state/ltrr/index/<cluster_uuid>-<index>.json)",
     )
     index.set_defaults(handler=_data_index)
 
@@ -536,6 +546,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
     sim.add_argument("--listen", default="127.0.0.1:9260", help="the proxy's HOST:PORT")
     sim.add_argument("--work-dir", type=Path, default=Path("build/simulate"), metavar="DIR")
+    sim.add_argument(
+        "--index",
+        default=None,
+        help="the index the copies are made from (default: the catalog's target, loaded from "
+        "the dataset unless it already holds exactly it)",
+    )
     sim.add_argument("--report", type=Path, default=None, metavar="HTML")
     sim.add_argument(
         "--record-candidates",

@@ -32,7 +32,12 @@ from ltrr.plugin.learn.memorize import check_sources
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER, SimulatedClock
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
-from ltrr.plugin.runtime.upstream import AiohttpTransport, WithHeaders, make_session
+from ltrr.plugin.runtime.upstream import (
+    AiohttpTransport,
+    UpstreamError,
+    WithHeaders,
+    make_session,
+)
 from ltrr.plugin.serve.intercept import (
     SEARCH_PATH,
     PassThrough,
@@ -286,14 +291,22 @@ class Proxy:
         refreshed so that the next search sees it."""
         now, targets = _sim_tick(await request.read())
         closed = 0
+        if self.clock is not None:
+            self.clock.last = now
         if self.clock is not None and self.learner is not None and self._internal is not None:
             token = self.clock.enter(now)
             try:
                 closed, written = await self.learner.due(targets)
+                if written:
+                    await _settle(self._internal, written)
+            except (UpstreamError, TimeoutError) as exc:
+                raise HttpError(
+                    f"what was due at {now} could not be written: {exc}",
+                    status=502,
+                    error_type="upstream_error",
+                ) from exc
             finally:
                 self.clock.leave(token)
-            if written:
-                await _settle(self._internal, written)
         return _json_response({"now": now, "windows_closed": closed})
 
     async def _feedback(self, request: web.Request) -> web.Response:

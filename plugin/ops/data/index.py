@@ -1,9 +1,12 @@
 """``ltrr data index``: create a catalog's index, embed the corpus in batches, bulk-load it.
 
-A checkpoint file records how many documents OpenSearch has acknowledged for exactly this
-corpus, catalog mapping and model. An interrupted load resumes after the last acknowledged
-batch (bulk writes by ``_id`` are idempotent, so a batch sent twice is harmless); anything that
-changed starts over with a fresh index, so a half-old index is never taken for a complete one.
+A checkpoint file, one per cluster and index (``<cluster_uuid>-<index>.json``), records the uuid
+of the index this tool created and how many documents OpenSearch has acknowledged for exactly
+this corpus, catalog mapping and model. An interrupted load resumes after the last acknowledged
+batch (bulk writes by ``_id`` are idempotent, so a batch sent twice is harmless); a changed
+corpus or definition rebuilds the index, saying so, so a half-old index is never taken for a
+complete one. An existing index the checkpoint did not create (no checkpoint, another cluster's,
+someone else's, or recreated since) is never deleted: the load stops and says so.
 """
 
 from __future__ import annotations
@@ -55,9 +58,34 @@ def catalog_embedder(catalog: Catalog) -> Embedder | None:
     )
 
 
-def default_checkpoint(index: str) -> Path:
+def default_checkpoint(cluster_uuid: str, index: str) -> Path:
+    """``$XDG_STATE_HOME/ltrr/index/<cluster_uuid>-<index>.json`` (default state home
+    ``~/.local/state``): the same index name on two clusters gets two checkpoints."""
     root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return root / "ltrr" / "index" / f"{index}.json"
+    return root / "ltrr" / "index" / f"{cluster_uuid}-{index}.json"
+
+
+def cluster_uuid(http: Cluster) -> str:
+    """The cluster's ``cluster_uuid`` from ``GET /``."""
+    uuid = http.ok("GET", "/", timeout=30).get("cluster_uuid")
+    if not isinstance(uuid, str) or not uuid or uuid == "_na_":
+        raise LtrrError(
+            f"{http.url} reports no cluster_uuid (has the cluster formed?): cannot name the "
+            "index checkpoint; pass --checkpoint FILE"
+        )
+    return uuid
+
+
+def index_uuid(http: Cluster, index: str) -> str:
+    """The index's own uuid, ``settings.index.uuid`` of ``GET /<index>/_settings``."""
+    payload = http.ok("GET", f"/{index}/_settings", timeout=30)
+    entry = payload.get(index) if isinstance(payload, dict) else None
+    if entry is None and isinstance(payload, dict) and len(payload) == 1:
+        entry = next(iter(payload.values()))  # an alias: its one index
+    uuid = (entry or {}).get("settings", {}).get("index", {}).get("uuid")
+    if not isinstance(uuid, str) or not uuid:
+        raise LtrrError(f"GET /{index}/_settings on {http.url} names no single index uuid")
+    return uuid
 
 
 def embedded_text(doc: Mapping[str, Any]) -> str:
@@ -111,19 +139,34 @@ def _batches(items: Sequence[Mapping[str, Any]], start: int, size: int) -> Itera
 
 
 class _Checkpoint:
-    def __init__(self, path: Path, index: str, digest: str) -> None:
+    """What this tool loaded into one index: its name and uuid (recorded when it created the
+    index), the fingerprint of what was written, and how many documents were acknowledged."""
+
+    def __init__(self, path: Path, index: str, digest: str, index_uuid: str | None = None) -> None:
         self.path = path
         self.index = index
         self.digest = digest
+        self.index_uuid = index_uuid
 
-    def done(self) -> int:
+    def read(self) -> dict[str, Any]:
+        """The saved checkpoint, or ``{}`` when there is none (or it is unreadable)."""
         try:
             raw = orjson.loads(self.path.read_bytes())
         except (OSError, orjson.JSONDecodeError):
-            return 0
-        if not isinstance(raw, dict):
-            return 0
+            return {}
+        return raw if isinstance(raw, dict) else {}
+
+    def owns(self, uuid: str) -> bool:
+        """Whether the checkpoint records this index, ``uuid``, as the one it created."""
+        raw = self.read()
+        return raw.get("index") == self.index and raw.get("index_uuid") == uuid
+
+    def done(self) -> int:
+        """Documents acknowledged for this index (its uuid) and fingerprint, else 0."""
+        raw = self.read()
         if raw.get("index") != self.index or raw.get("fingerprint") != self.digest:
+            return 0
+        if raw.get("index_uuid") != self.index_uuid:
             return 0
         return int(raw.get("done", 0))
 
@@ -131,9 +174,46 @@ class _Checkpoint:
         """Atomically, so a crash mid-write leaves the previous checkpoint, never a torn one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        payload = {"index": self.index, "fingerprint": self.digest, "done": done, "total": total}
+        payload = {
+            "index": self.index,
+            "index_uuid": self.index_uuid,
+            "fingerprint": self.digest,
+            "done": done,
+            "total": total,
+        }
         tmp.write_bytes(orjson.dumps(payload))
         os.replace(tmp, self.path)
+
+
+def _foreign(http: Cluster, mark: _Checkpoint, uuid: str) -> LtrrError:
+    """The refusal for an existing index that the checkpoint did not create."""
+    raw = mark.read()
+    if not raw:
+        why = f"there is no checkpoint {mark.path}"
+    elif raw.get("index") != mark.index:
+        why = f"the checkpoint {mark.path} is for index {raw.get('index')!r}"
+    elif not raw.get("index_uuid"):
+        why = f"the checkpoint {mark.path} records no index uuid"
+    else:
+        why = (
+            f"the checkpoint {mark.path} records index uuid {raw.get('index_uuid')}, this one is "
+            f"{uuid} (another cluster's index, or recreated since)"
+        )
+    return LtrrError(
+        f"index {mark.index} already exists on {http.url} but was not created by this tool's "
+        f"checkpoint ({why}). It will not be deleted: delete it yourself "
+        f"(DELETE /{mark.index}) or choose another index with --index."
+    )
+
+
+def _create(http: Cluster, catalog: Catalog, mark: _Checkpoint, total: int) -> None:
+    """Create the index and record its uuid in a fresh checkpoint."""
+    name = mark.index
+    status, created = http.request("PUT", f"/{name}", dict(catalog.index_body or {}), timeout=60)
+    if status != 200:
+        raise LtrrError(f"could not create index {name}: {str(created)[:500]}")
+    mark.index_uuid = index_uuid(http, name)
+    mark.save(0, total)
 
 
 def index_corpus(
@@ -159,25 +239,42 @@ def index_corpus(
     ids = [str(doc.get("_id", "")) for doc in corpus]
     if not all(ids):
         raise LtrrError("every document needs an _id")
-    mark = _Checkpoint(checkpoint or default_checkpoint(name), name, fingerprint(catalog, corpus))
     http = cluster if isinstance(cluster, Cluster) else Cluster(cluster, timeout=300)
-    done = mark.done() if http.request("HEAD", f"/{name}", timeout=30)[0] == 200 else 0
-    if done >= len(corpus):
-        count = http.ok("GET", f"/{name}/_count", timeout=30).get("count")
-        if count == len(corpus):
-            say(f"index {name}: {count} documents already loaded")
-            return IndexResult(name, len(corpus), 0, done, time.perf_counter() - started)
-        done = 0  # the checkpoint says complete, the index disagrees: start over
-    if done == 0:
-        http.request("DELETE", f"/{name}", timeout=60)
-        status, created = http.request(
-            "PUT", f"/{name}", dict(catalog.index_body or {}), timeout=60
-        )
-        if status != 200:
-            raise LtrrError(f"could not create index {name}: {str(created)[:500]}")
-        mark.save(0, len(corpus))
+    path = checkpoint or default_checkpoint(cluster_uuid(http), name)
+    mark = _Checkpoint(path, name, fingerprint(catalog, corpus))
+    total = len(corpus)
+    if http.request("HEAD", f"/{name}", timeout=30)[0] != 200:
+        _create(http, catalog, mark, total)
+        done = 0
     else:
-        say(f"index {name}: resuming after {done} of {len(corpus)} acknowledged documents")
+        uuid = index_uuid(http, name)
+        if not mark.owns(uuid):
+            raise _foreign(http, mark, uuid)
+        mark.index_uuid = uuid
+        done = mark.done()
+        rebuild = ""
+        if mark.read().get("fingerprint") != mark.digest:
+            rebuild = (
+                "the documents or the index definition (mapping, embedding model, memory) "
+                "changed since it was loaded"
+            )
+        elif done >= total:
+            count = http.ok("GET", f"/{name}/_count", timeout=30).get("count")
+            if count == total:
+                say(f"index {name}: {count} documents already loaded")
+                return IndexResult(name, total, 0, done, time.perf_counter() - started)
+            rebuild = (
+                f"the checkpoint says {done} documents were loaded but the index holds {count}"
+            )
+        if rebuild:
+            say(f"index {name}: {rebuild}: deleting and rebuilding it")
+            status, payload = http.request("DELETE", f"/{name}", timeout=60)
+            if status not in (200, 404):
+                raise LtrrError(f"could not delete index {name}: {str(payload)[:500]}")
+            _create(http, catalog, mark, total)
+            done = 0
+        else:
+            say(f"index {name}: resuming after {done} of {total} acknowledged documents")
     resumed_from = done
     bar = tqdm(
         total=len(corpus), initial=done, unit="doc", desc=f"indexing {name}", disable=not progress

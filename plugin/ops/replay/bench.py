@@ -118,7 +118,7 @@ def run_replay(config: ReplayConfig, say: Callable[[str], None] = print) -> list
     catalog = load_catalog(config.catalog)
     data = read_beir(config.dataset)
     http = Cluster(config.opensearch.rstrip("/"), timeout=300)
-    index = config.index or prepare_index(http, catalog, data, say, config.progress)
+    index = prepare_index(http, catalog, data, say, config.progress, None, config.index)
     captured = capture(
         http, catalog, data, index, config.work_dir, k=config.k, say=say, progress=config.progress
     )

@@ -103,14 +103,17 @@ class Capture:
 
 
 def capture_key(http: Cluster, index: str, catalog: Catalog, data: BeirDataset) -> str:
-    """Cluster, index uuid, catalog digest and dataset: a change in any is a new capture."""
+    """Cluster, index uuid and segments, catalog digest and dataset: a change in any is a new
+    capture (a merge keeps the uuid but can change what an approximate search finds)."""
     info = http.ok("GET", "/")
     settings = http.ok("GET", f"/{index}/_settings")
     uuid = next(iter(settings.values()))["settings"]["index"]["uuid"]
+    stats = http.ok("GET", f"/{index}/_stats/segments,docs")["_all"]["primaries"]
     parts = [
         str(info.get("cluster_uuid", "")),
         index,
         str(uuid),
+        f"{stats['segments']['count']} segments, {stats['docs']['count']} documents",
         catalog.digest,
         str(data.path.resolve()),
         data.split,

@@ -21,7 +21,7 @@ from ltrr.plugin.ops.simulate.summary import HYBRID_PREFIX, PolicySummary, summa
 __all__ = ["load_runs", "save_runs", "simulation_report"]
 
 _FORMAT_VERSION = 1
-_DEFAULT_LEARNER = "linucb"
+_DEFAULT_LEARNER = "safe_plans"  # the example catalogs' policy
 _FULL = "full"
 
 
@@ -182,7 +182,7 @@ def load_runs(path: Path) -> list[PolicyRun]:
 
 
 def _verdict(summaries: Sequence[PolicySummary], oracle: str | None, k: int) -> str:
-    """Judge linucb when it ran, else the best learner, so any line-up gets an answer."""
+    """Judge safe_plans when it ran, else the best learner, so any line-up gets an answer."""
     learners = [s for s in summaries if s.learning]
     if not learners:
         field = [s for s in summaries if s.name != oracle]

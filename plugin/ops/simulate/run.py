@@ -68,6 +68,7 @@ class SimulationConfig:
     record_candidates: bool = False
     progress: bool = True
     keep_serving: bool = False
+    index: str | None = None  # default: the catalog's target
 
 
 @dataclass(slots=True)
@@ -387,18 +388,54 @@ def prepare_index(
     say: Callable[[str], None],
     progress: bool,
     checkpoint: Path | None = None,
+    index: str | None = None,
 ) -> str:
-    """The catalog's index, loaded from the dataset unless it already holds exactly it."""
+    """The catalog's index (or ``index``), loaded from the dataset unless it already holds
+    exactly it. Says which cluster first: a default URL may reach someone else's node."""
+    cluster = http if isinstance(http, Cluster) else Cluster(http, timeout=300)
+    root = cluster.ok("GET", "/", timeout=10)
+    say(
+        f"OpenSearch at {cluster.url}: cluster {root.get('cluster_name', '?')} "
+        f"({root.get('cluster_uuid', '?')}), {root.get('version', {}).get('number', '?')}"
+    )
     embedder = catalog_embedder(catalog)
     embed = embedder.embed_batch if embedder is not None else None
     try:
         result = index_corpus(
-            http, catalog, data.corpus, embed, checkpoint=checkpoint, say=say, progress=progress
+            http,
+            catalog,
+            data.corpus,
+            embed,
+            checkpoint=checkpoint,
+            index=index,
+            say=say,
+            progress=progress,
         )
     finally:
         if embedder is not None:
             embedder.close()
+    _one_segment(cluster, result.index, say)
     return result.index
+
+
+def _one_segment(http: Cluster, index: str, say: Callable[[str], None]) -> None:
+    """Force-merge ``index`` to one segment, once.
+
+    How a bulk load splits into segments depends on when refreshes happened to run, and an
+    approximate (HNSW) search, like BM25's ties, depends on the segments. One segment, built
+    from the documents in load order, is the same on every machine, so its copies are too."""
+    stats = http.ok("GET", f"/{index}/_stats/segments", timeout=30)
+    count = int(stats["_all"]["primaries"]["segments"]["count"])
+    if count <= 1:
+        return
+    say(f"index {index}: merging {count} segments into one (the same search on every machine)")
+    http.ok(
+        "POST",
+        f"/{index}/_forcemerge",
+        params={"max_num_segments": 1},
+        timeout=1800,
+    )
+    http.ok("POST", f"/{index}/_refresh", timeout=60)
 
 
 def _contenders(
@@ -527,7 +564,9 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     specs = lineup.expand(catalog, config.policies)  # a bad line-up fails before any indexing
     url = config.opensearch.rstrip("/")
     http = Cluster(url, timeout=300)
-    base = await asyncio.to_thread(prepare_index, http, catalog, data, say, config.progress)
+    base = await asyncio.to_thread(
+        prepare_index, http, catalog, data, say, config.progress, None, config.index
+    )
     g_max = max((g for judged in data.qrels.values() for g in judged.values()), default=1)
     clicks = from_spec(config.click_model, g_max=max(g_max, 1))
     sessions = session_stream(data, config.sessions, seed=config.seed, users=config.users)

@@ -748,3 +748,223 @@ def test_reused_decision_id_closes_one_window_early(new_learner, runtime, clock)
     # The older d1 closed when its id was reused, the newer one early to make room for d2.
     assert runtime.agent.policy.stats.counts.tolist() == [2, 2]
     assert learner.stats.counts["windows_closed_early"] == 1
+
+
+# --- a simulated clock: no background loops, ``due`` per target ---
+
+
+def two_targets(tmp_path):
+    """A registry serving music and books, each with its own policy and memory."""
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "music.yml").write_text(CATALOG)
+    (folder / "books.yml").write_text(CATALOG.replace("target: music", "target: books"))
+    registry = CatalogRegistry([folder / "music.yml", folder / "books.yml"], seed=1)
+    registry.load_all()
+    by_target = {r.state_key: r for r in registry.runtimes()}
+    assert set(by_target) == {"music", "books"}
+    return registry, by_target
+
+
+def memory_requests(fake):
+    return [(m, p) for m, p, _ in fake.requests if p in ("/ltrr-memory/_mget", "/_bulk")]
+
+
+def test_due_closes_only_the_given_targets_ended_windows_then_writes_their_memory(
+    tmp_path, new_learner, fake, clock
+):
+    registry, runtimes = two_targets(tmp_path)
+    learner = new_learner(registry=registry, background=False)
+    music, books = runtimes["music"], runtimes["books"]
+    record(learner, music, "m1")
+    record(learner, books, "b1")
+    record(learner, music, "m2")
+    feedback(learner, "m2", event("click", "1"))  # m2 is not closed with reward 0
+    clock.now = T0 + 5
+    record(learner, music, "m3")  # its window ends at T0 + 15
+    assert learner.memory.pending_targets() == ["books", "music"]
+
+    clock.now = T0 + WINDOW
+    closed, written = asyncio.run(learner.due(["music"]))
+
+    assert (closed, written) == (1, ["music"])  # m1; m2 had feedback, m3 is still open
+    assert learner.stats.counts["windows_closed_without_feedback"] == 1
+    # m1 observed reward 0 and m2 its click on a's "1"; books learned nothing.
+    assert_stats(music, a=[EYE + 2 * XXT, EYE + 2 * XXT], b=[X, 0.0 * X], counts=[2, 2])
+    assert_stats(books, a=[EYE, EYE], b=[0.0 * X, 0.0 * X], counts=[0, 0])
+    assert learner.pending_decisions() == 2  # b1 and m3
+    assert learner.memory.pending_targets() == ["books"]
+    written_keys = [
+        orjson.loads(line)["key"] for body_ in fake.bulks() for line in body_.splitlines()[1::2]
+    ]
+    assert written_keys == ["daft punk"]  # music's key only
+    (memory_bulk,) = fake.bulks()
+    assert orjson.loads(memory_bulk.splitlines()[1])["target"] == "music"
+
+    requests = len(fake.requests)
+    assert asyncio.run(learner.due(["music"])) == (0, [])  # nothing more is due
+    assert len(fake.requests) == requests  # and nothing pending to write
+
+    clock.now = T0 + 5 + WINDOW
+    closed, written = asyncio.run(learner.due(["books", "music"]))
+    assert (closed, written) == (2, ["books"])  # b1 and m3; only books had memory pending
+    assert_stats(books, a=[EYE + XXT, EYE + XXT], b=[0.0 * X, 0.0 * X], counts=[1, 1])
+    assert music.agent.policy.stats.counts.tolist() == [3, 3]
+    assert learner.pending_decisions() == 0
+    assert learner.memory.pending_targets() == []
+    assert learner.stats.counts["windows_closed_without_feedback"] == 3
+
+
+def test_due_reads_the_learners_clock_not_the_sweep(tmp_path, new_learner, clock):
+    registry, runtimes = two_targets(tmp_path)
+    learner = new_learner(registry=registry, background=False)
+    record(learner, runtimes["music"], "m1")
+    clock.now = T0 + WINDOW - 0.01
+    assert asyncio.run(learner.due(["music"]))[0] == 0
+    assert learner.pending_decisions() == 1
+    clock.now = T0 + WINDOW
+    assert asyncio.run(learner.due(["music"]))[0] == 1
+    assert learner.sweep() == 0  # already closed: its stale entry is skipped
+    assert runtimes["music"].agent.policy.stats.counts.tolist() == [1, 1]
+
+
+def test_due_for_an_unknown_target_does_nothing(tmp_path, new_learner, fake, clock):
+    registry, runtimes = two_targets(tmp_path)
+    learner = new_learner(registry=registry, background=False)
+    record(learner, runtimes["music"], "m1")
+    clock.now = T0 + 100
+    assert asyncio.run(learner.due(["videos"])) == (0, [])
+    assert asyncio.run(learner.due([])) == (0, [])
+    assert learner.pending_decisions() == 1
+    assert learner.memory.pending_targets() == ["music"]
+    assert memory_requests(fake) == []
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_start_runs_background_loops_only_when_asked(new_learner, background):
+    learner = new_learner(background=background)
+
+    async def go():
+        await learner.start()
+        others = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+        started = list(learner._tasks)
+        await learner.stop()
+        return started, others
+
+    started, others = asyncio.run(go())
+    assert learner.background is background
+    assert len(started) == (5 if background else 0)
+    assert others == set(started)  # nothing else was left running either
+
+
+def test_a_learner_without_background_loops_still_writes_what_is_pending_at_stop(
+    new_learner, runtime, fake
+):
+    learner = new_learner(background=False)
+
+    async def go():
+        await learner.start()
+        record(learner, runtime, "d1")
+        await learner.stop()
+
+    asyncio.run(go())
+    written = [orjson.loads(b.splitlines()[0]) for b in fake.bulks()]
+    indices = sorted(next(iter(action.values()))["_index"] for action in written)
+    assert indices == ["ltrr-decisions", "ltrr-memory", "ltrr-state"]
+
+
+# --- a plan policy's decision ---
+
+
+@pytest.fixture
+def plan_runtime(tmp_path):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    path = folder / "music.yml"
+    path.write_text(CATALOG.replace("policy: {name: linucb}", "policy: {name: safe_plans}"))
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    assert runtime.agent.name == "safe_plans"
+    return registry, runtime
+
+
+@pytest.fixture
+def reward_calls(monkeypatch):
+    """Every ``Agent.reward`` call's keyword arguments; the real agent still learns."""
+    from ltrr.bandit.agent import Agent
+
+    calls = []
+    real = Agent.reward
+
+    def spy(self, features, rewards, **kwargs):
+        calls.append({"features": tuple(features), "rewards": dict(rewards), **kwargs})
+        return real(self, features, rewards, **kwargs)
+
+    monkeypatch.setattr(Agent, "reward", spy)
+    return calls
+
+
+def plan_decision(plan="only:a"):
+    included = ("a",) if plan == "only:a" else ("a", "b")
+    return replace(decision(included, policy="safe_plans"), plan=plan, plan_propensity=0.05)
+
+
+def test_a_plan_decisions_feedback_gives_the_agent_its_plan_page_and_query(
+    new_learner, plan_runtime, clock, reward_calls
+):
+    registry, runtime = plan_runtime
+    learner = new_learner(registry=registry)
+    policy = runtime.agent.policy
+    record(learner, runtime, "d1", choice=plan_decision("only:a"))
+    assert learner._open.get("d1").plan == "only:a"
+    clock.now = T0 + 1
+    feedback(learner, "d1", event("click", "1", position=2))  # weight 2 after debiasing
+    clock.now = T0 + 2
+    feedback(learner, "d1", event("play", "3", position=3))
+
+    assert reward_calls == [
+        {
+            "features": tuple(X),
+            "rewards": {"a": 2.0},
+            "first": True,
+            "plan": "only:a",
+            "page": 1.0,  # the page's reward is the event's weight, not debiased
+            "query": QUERY,
+        },
+        {
+            "features": tuple(X),
+            "rewards": {"a": 0.0},  # "3" was b's, and b was not asked
+            "first": False,
+            "plan": "only:a",
+            "page": 2.0,
+            "query": QUERY,
+        },
+    ]
+    # The real policy learned it for that plan and that query.
+    only_a = policy.plans.index("only:a")
+    assert policy.stats.counts.tolist() == [int(i == only_a) for i in range(len(policy.plans))]
+    shown, _ = policy.history.get("daft punk")
+    assert shown.tolist() == [float(i == only_a) for i in range(len(policy.plans))]
+
+
+def test_a_plan_decisions_window_closing_gives_its_plan_and_query_reward_zero(
+    new_learner, plan_runtime, clock, reward_calls
+):
+    registry, runtime = plan_runtime
+    learner = new_learner(registry=registry, background=False)
+    policy = runtime.agent.policy
+    record(learner, runtime, "d1", choice=plan_decision("all"))
+    clock.now = T0 + WINDOW
+    assert asyncio.run(learner.due(["music"]))[0] == 1
+    assert reward_calls == [
+        {
+            "features": tuple(X),
+            "rewards": {"a": 0.0, "b": 0.0},
+            "first": True,
+            "plan": "all",
+            "query": QUERY,
+        }
+    ]
+    assert policy.stats.counts.tolist()[policy.plans.index("all")] == 1
+    assert policy.history.get("daft punk") is not None

@@ -437,3 +437,107 @@ def test_a_served_catalog_whose_index_would_lose_a_field_is_refused(tmp_path):
         asyncio.run(check_sources(store, [_catalog(tmp_path)]))
     asyncio.run(check_sources(store, [_catalog(tmp_path, memory=False)]))  # no memory: no writes
     asyncio.run(check_sources(FakeOpenSearch(), [_catalog(tmp_path)]))  # not created yet
+
+
+# --- flush of some targets (a simulated clock moves each target on its own) ---
+
+
+def test_pending_targets_are_the_targets_with_pending_keys_sorted():
+    updater = MemoryUpdater(with_entities(), clock=Clock())
+    assert updater.pending_targets() == []
+    updater.searched("videos", CONFIG, "")  # no words: nothing pending
+    updater.engaged("videos", CONFIG, KEY, SONG, 0.0)
+    assert updater.pending_targets() == []
+    record(updater, KEY, 1, target="music")
+    record(updater, OTHER_KEY, 1, target="books")
+    record(updater, KEY, 1, target="books")
+    assert updater.pending_targets() == ["books", "music"]
+
+
+def test_flush_of_some_targets_writes_only_theirs_and_keeps_the_others_pending():
+    store = with_entities(SONG)
+    store.put("books", "9", {"name": "entity 9"})
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 2, [(SONG, 1.0)], target="music")
+    record(updater, KEY, 3, [("books/9", 1.0)], target="books")
+    record(updater, OTHER_KEY, 1, target="books")
+    record(updater, KEY, 1, target="videos")
+
+    asyncio.run(updater.flush(["music"]))
+
+    assert memory_doc(store, KEY, "music") == {
+        "target": "music",
+        "key": KEY,
+        "searches": 2.0,
+        "updated": T0,
+        "engaged": {SONG: 1.0},
+    }
+    assert memory_doc(store, KEY, "books") is None
+    assert memory_doc(store, OTHER_KEY, "books") is None
+    assert memory_doc(store, KEY, "videos") is None
+    assert entity(store, SONG)["ltrr_q2e"][KEY] == 1 / (2 + 5)
+    assert store.source("books", "9") == {"name": "entity 9"}
+    assert updater.pending_targets() == ["books", "videos"]
+    assert updater.pending_keys() == 3
+    assert updater.flushes == 1
+
+    asyncio.run(updater.flush(frozenset({"books", "nowhere"})))
+
+    assert memory_doc(store, KEY, "books")["searches"] == 3.0
+    assert memory_doc(store, OTHER_KEY, "books")["searches"] == 1.0
+    assert store.source("books", "9")["ltrr_q2e"] == {KEY: 1 / (3 + 5), NEAR: 1 / (3 + 5)}
+    assert memory_doc(store, KEY, "music")["searches"] == 2.0  # not merged a second time
+    assert updater.pending_targets() == ["videos"]
+
+    asyncio.run(updater.flush())  # all of them
+    assert memory_doc(store, KEY, "videos")["searches"] == 1.0
+    assert updater.pending_targets() == []
+    assert updater.pending_keys() == 0
+
+
+def test_flush_of_no_target_writes_nothing():
+    store = with_entities(SONG)
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 1, [(SONG, 1.0)])
+    asyncio.run(updater.flush([]))
+    assert store.requests == []
+    assert updater.pending_targets() == ["music"]
+    assert updater.pending_keys() == 1
+
+
+def test_a_failed_flush_of_some_targets_gives_their_counts_back_and_keeps_the_rest():
+    store = with_entities(SONG)
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 2, [(SONG, 1.0)], target="music")
+    record(updater, KEY, 4, target="books")
+    store.fail_next(f"/{MEMORY_INDEX}/_mget", 500)
+
+    with pytest.raises(UpstreamError, match="500"):
+        asyncio.run(updater.flush(["music"]))
+    assert updater.pending_targets() == ["books", "music"]
+    assert updater.pending_keys() == 2
+
+    record(updater, KEY, 1, target="music")  # more arrives meanwhile
+    asyncio.run(updater.flush(["music"]))
+    assert memory_doc(store, KEY, "music")["searches"] == 3.0
+    assert memory_doc(store, KEY, "music")["engaged"] == {SONG: 1.0}
+    assert memory_doc(store, KEY, "books") is None
+    assert updater.pending_targets() == ["books"]
+    assert updater._pending["books"].keys[KEY].searches == 4.0  # untouched by either flush
+
+
+def test_searches_arriving_during_a_flush_of_their_target_are_kept_for_the_next():
+    store = with_entities(SONG)
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 1, target="music")
+    # While music's merge is in flight, another search of music and one of books come in.
+    store.on_next(
+        f"/{MEMORY_INDEX}/_mget",
+        lambda: (record(updater, KEY, 1, target="music"), record(updater, KEY, 1, target="books")),
+    )
+    asyncio.run(updater.flush(["music"]))
+    assert memory_doc(store, KEY, "music")["searches"] == 1.0
+    assert updater.pending_targets() == ["books", "music"]
+    asyncio.run(updater.flush(["music"]))
+    assert memory_doc(store, KEY, "music")["searches"] == 2.0
+    assert updater.pending_targets() == ["books"]

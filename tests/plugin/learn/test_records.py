@@ -77,7 +77,8 @@ def test_a_plan_decision_keeps_its_plan_in_the_record_and_the_log() -> None:
         "d2", "music", "digest", 1, NAMES, "daft punk", {}, decision, {"a": frozenset({"1"})}, []
     )
     record = plan_search.record(T0, WINDOW)
-    assert record is not None and record.plan == "only:a"
+    assert record is not None
+    assert record.plan == "only:a"
     doc = plan_search.document(T0, WINDOW)
     assert (doc["plan"], doc["plan_propensity"]) == ("only:a", 0.9)
     back = from_document("d2", doc)
@@ -247,3 +248,82 @@ def test_close_all_rewards_zero_only_the_owned_records_without_feedback():
 
     assert close_all(iter(records), zero) == 4
     assert zeroed == ["open", "open2"]
+
+
+# --- OpenWindows.expired_for ---
+
+
+def test_expired_for_takes_out_only_the_given_targets_ended_records_oldest_first():
+    windows = OpenWindows(limit=10)
+    for decision_id, target, expires in (
+        ("m-late", "music", 30.0),
+        ("b-early", "books", 5.0),
+        ("m-early", "music", 10.0),
+        ("m-open", "music", 50.0),
+        ("v-early", "videos", 1.0),
+        ("m-mid", "music", 20.0),
+    ):
+        windows.put(replace(rec(decision_id, expires), target=target))
+
+    ended = list(windows.expired_for(30.0, frozenset({"music"})))
+    # The end is inclusive; books and videos ended too, but were not asked for.
+    assert [r.decision_id for r in ended] == ["m-early", "m-mid", "m-late"]
+    assert len(windows) == 3
+    assert [windows.get(d) is None for d in ("m-early", "m-mid", "m-late")] == [True] * 3
+    assert windows.get("m-open") is not None
+    assert windows.get("b-early") is not None
+    assert windows.get("v-early") is not None
+    assert list(windows.expired_for(30.0, frozenset({"music"}))) == []  # taken out once
+
+    both = list(windows.expired_for(100.0, frozenset({"books", "videos"})))
+    assert [r.decision_id for r in both] == ["v-early", "b-early"]  # oldest first, across targets
+    assert [r.decision_id for r in windows.expired_for(100.0, frozenset())] == []
+    assert len(windows) == 1
+
+
+def test_expired_for_breaks_equal_ends_by_decision_id():
+    windows = OpenWindows(limit=10)
+    for decision_id in ("c", "a", "b"):
+        windows.put(rec(decision_id, 10.0))
+    assert [r.decision_id for r in windows.expired_for(10.0, frozenset({"music"}))] == [
+        "a",
+        "b",
+        "c",
+    ]
+
+
+def test_expired_for_leaves_stale_heap_entries_that_expired_skips():
+    windows = OpenWindows(limit=10)
+    windows.put(rec("m1", 10.0))
+    windows.put(replace(rec("b1", 15.0), target="books"))
+    windows.put(rec("m2", 20.0))
+    taken = list(windows.expired_for(20.0, frozenset({"music"})))
+    assert [r.decision_id for r in taken] == ["m1", "m2"]
+
+    # The heap still names m1 and m2: expired must skip them, never yield them twice.
+    assert [r.decision_id for r in windows.expired(100.0)] == ["b1"]
+    assert len(windows) == 0
+    assert list(windows.expired(100.0)) == []
+
+
+def test_a_stale_entry_does_not_take_out_a_reused_id():
+    windows = OpenWindows(limit=10)
+    windows.put(rec("d1", 10.0))
+    assert [r.decision_id for r in windows.expired_for(10.0, frozenset({"music"}))] == ["d1"]
+    newer = rec("d1", 40.0)
+    windows.put(newer)  # the client reuses the id after the window closed
+    assert list(windows.expired(20.0)) == []  # the stale (10.0, d1) entry is not the newer one
+    assert windows.get("d1") is newer
+    assert list(windows.expired(40.0)) == [newer]
+
+
+def test_stale_entries_do_not_make_over_limit_take_out_too_many():
+    windows = OpenWindows(limit=1)
+    windows.put(rec("m1", 10.0))
+    windows.put(rec("m2", 20.0))
+    assert [r.decision_id for r in windows.expired_for(10.0, frozenset({"music"}))] == ["m1"]
+    windows.put(rec("m3", 30.0))
+    # Two open (m2, m3), limit 1: only the oldest open one goes; m1's entry is skipped.
+    assert [r.decision_id for r in windows.over_limit()] == ["m2"]
+    assert windows.get("m3") is not None
+    assert len(windows) == 1

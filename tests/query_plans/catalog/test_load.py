@@ -688,7 +688,7 @@ def test_music_example_loads(shared_model):
     assert catalog.targets == ("music",)
     assert [a.name for a in catalog.arms] == ["lexical", "name_ngram", "dense", "popular", "memory"]
     assert catalog.budget == 120
-    assert catalog.policy.name == "linucb"
+    assert catalog.policy.name == "safe_plans"
     assert catalog.fusion.method == "rrf"
     assert catalog.rerank is not None
     assert catalog.rerank.model == "music_ltr"

@@ -1,8 +1,9 @@
 """data/index.py: fingerprint, document_source, the checkpoint, and index_corpus against a fake
-OpenSearch session (``requests.Session`` replaced in the module)."""
+cluster answering a scripted opensearch-py connection (``tests/plugin/ops/_scripted.py``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ from ltrr.plugin.ops.data import index as index_mod
 from ltrr.plugin.ops.data.index import (
     IndexResult,
     _Checkpoint,
+    default_checkpoint,
     document_source,
     fingerprint,
     index_corpus,
 )
 from ltrr.query_plans.catalog import Catalog, load_catalog
-from tests.plugin.ops._scripted import scripted_cluster
+from tests.plugin.ops._scripted import URL, scripted_cluster
 
 CATALOG = """\
 target: [artists, artists-b]
@@ -113,14 +115,30 @@ def test_document_source_without_mappings_or_memory_keeps_everything(tmp_path: P
 # --- the checkpoint ----------------------------------------------------------------------------
 
 
+def test_default_checkpoint_is_keyed_by_cluster_and_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert default_checkpoint("c-a", "artists") == tmp_path / "state/ltrr/index/c-a-artists.json"
+    assert default_checkpoint("c-b", "artists") != default_checkpoint("c-a", "artists")
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_checkpoint("c-a", "artists") == (
+        tmp_path / "home/.local/state/ltrr/index/c-a-artists.json"
+    )
+
+
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "idx.json"
-    mark = _Checkpoint(path, "idx", "f1")
+    mark = _Checkpoint(path, "idx", "f1", "u1")
     assert mark.done() == 0  # no file yet
+    assert mark.read() == {}
     mark.save(1024, 3000)
     assert mark.done() == 1024
+    assert mark.owns("u1")
     assert orjson.loads(path.read_bytes()) == {
         "index": "idx",
+        "index_uuid": "u1",
         "fingerprint": "f1",
         "done": 1024,
         "total": 3000,
@@ -128,19 +146,23 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert list(path.parent.iterdir()) == [path]  # the temporary file was moved, not left
 
 
-def test_checkpoint_for_another_index_or_corpus_counts_nothing(tmp_path: Path) -> None:
+def test_checkpoint_for_another_index_uuid_or_corpus_counts_nothing(tmp_path: Path) -> None:
     path = tmp_path / "idx.json"
-    _Checkpoint(path, "idx", "f1").save(10, 20)
-    assert _Checkpoint(path, "other", "f1").done() == 0
-    assert _Checkpoint(path, "idx", "f2").done() == 0
+    _Checkpoint(path, "idx", "f1", "u1").save(10, 20)
+    assert _Checkpoint(path, "other", "f1", "u1").done() == 0
+    assert _Checkpoint(path, "idx", "f2", "u1").done() == 0
+    assert _Checkpoint(path, "idx", "f1", "u2").done() == 0  # the index was recreated
+    assert not _Checkpoint(path, "idx", "f1").owns("u2")
+    assert not _Checkpoint(path, "other", "f1").owns("u1")
     for junk in (b"{torn", b"[1, 2]", b""):
         path.write_bytes(junk)
-        assert _Checkpoint(path, "idx", "f1").done() == 0
+        assert _Checkpoint(path, "idx", "f1", "u1").done() == 0
+        assert not _Checkpoint(path, "idx", "f1").owns("u1")
 
 
 def test_checkpoint_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "idx.json"
-    mark = _Checkpoint(path, "idx", "f1")
+    mark = _Checkpoint(path, "idx", "f1", "u1")
     mark.save(512, 1000)
 
     def crash(src: Any, dst: Any) -> None:
@@ -152,7 +174,7 @@ def test_checkpoint_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert mark.done() == 512  # the previous checkpoint, whole
 
 
-# --- index_corpus against a fake session -----------------------------------------------------
+# --- index_corpus against a fake cluster -------------------------------------------------------
 
 
 class _Reply:
@@ -170,21 +192,43 @@ class _Reply:
         return self.text.encode()
 
 
-class _FakeOpenSearch:
-    """One index: ``exists`` and ``count`` are the cluster's answers. Each bulk request records
-    the ids it carried and the checkpoint's ``done`` at that moment; ``fail_bulk`` (1-based)
-    answers that bulk with an item error on its first document."""
+BASE = URL
 
-    def __init__(self, checkpoint: Path, *, exists: bool, count: int = 0, fail_bulk: int = 0):
+
+class _FakeOpenSearch:
+    """One cluster (``cluster_uuid``) with one index: ``exists``, its ``uuid`` and ``count`` are
+    the cluster's answers; each create gives the index a new uuid (``u-1``, ``u-2``...). Each
+    bulk request records the ids it carried and the checkpoint at that moment; ``fail_bulk``
+    (1-based) answers that bulk with an item error on its first document. ``said`` collects
+    what index_corpus says."""
+
+    def __init__(
+        self,
+        checkpoint: Path | None,
+        *,
+        exists: bool,
+        count: int = 0,
+        fail_bulk: int = 0,
+        uuid: str = "u-0",
+        cluster_uuid: str = "c-a",
+    ):
         self.checkpoint = checkpoint
         self.exists = exists
         self.count = count
         self.fail_bulk = fail_bulk
+        self.uuid = uuid
+        self.cluster_uuid = cluster_uuid
+        self.creates = 0
         self.calls: list[tuple[str, str]] = []
         self.created: Any = None
         self.bulks: list[list[str]] = []
-        self.done_before_bulk: list[int] = []
+        self.saved_before_bulk: list[dict[str, Any] | None] = []
         self.sources: list[dict[str, Any]] = []
+        self.said: list[str] = []
+
+    @property
+    def done_before_bulk(self) -> list[int]:
+        return [int(saved["done"]) if saved else -1 for saved in self.saved_before_bulk]
 
     def request(self, method: str, url: str, data: Any = None, **_: Any) -> _Reply:
         """The scripted connection's entry: one method per verb, as a cluster answers."""
@@ -200,6 +244,14 @@ class _FakeOpenSearch:
 
     def get(self, url: str, **_: Any) -> _Reply:
         self.calls.append(("GET", url))
+        path = url.removeprefix(BASE)
+        if path == "/":
+            return _Reply(200, {"name": "node-1", "cluster_uuid": self.cluster_uuid})
+        if path.endswith("/_settings"):
+            if not self.exists:
+                return _Reply(404, {"error": {"type": "index_not_found_exception"}})
+            name = path.split("/")[1]
+            return _Reply(200, {name: {"settings": {"index": {"uuid": self.uuid}}}})
         return _Reply(200, {"count": self.count})
 
     def delete(self, url: str, **_: Any) -> _Reply:
@@ -211,6 +263,8 @@ class _FakeOpenSearch:
         self.calls.append(("PUT", url))
         self.created = json
         self.exists = True
+        self.creates += 1
+        self.uuid = f"u-{self.creates}"
         return _Reply(200, {"acknowledged": True})
 
     def post(self, url: str, data: bytes = b"", **_: Any) -> _Reply:
@@ -221,10 +275,9 @@ class _FakeOpenSearch:
         ids = [line["index"]["_id"] for line in lines[0::2]]
         self.sources.extend(lines[1::2])
         self.bulks.append(ids)
-        self.done_before_bulk.append(
-            int(orjson.loads(self.checkpoint.read_bytes())["done"])
-            if self.checkpoint.exists()
-            else -1
+        path = self.checkpoint
+        self.saved_before_bulk.append(
+            orjson.loads(path.read_bytes()) if path is not None and path.exists() else None
         )
         if len(self.bulks) == self.fail_bulk:
             error = {"type": "mapper_parsing_exception", "reason": "bad name"}
@@ -245,17 +298,40 @@ def _run(
         catalog,
         corpus,
         kwargs.pop("embed", None),
-        checkpoint=fake.checkpoint,
+        checkpoint=kwargs.pop("checkpoint", fake.checkpoint),
         batch=2,
         progress=False,
-        say=lambda _: None,
+        say=fake.said.append,
         **kwargs,
     )
 
 
-def _saved(path: Path) -> dict[str, Any]:
+def _saved(path: Path | None) -> dict[str, Any]:
+    assert path is not None
     raw: dict[str, Any] = orjson.loads(path.read_bytes())
     return raw
+
+
+def _own(fake: _FakeOpenSearch, digest: str, done: int, total: int) -> None:
+    """A checkpoint that records the fake's current index as the one this tool created."""
+    assert fake.checkpoint is not None
+    _Checkpoint(fake.checkpoint, "artists", digest, fake.uuid).save(done, total)
+
+
+def _url(path: str) -> str:
+    return f"{BASE}{path}"
+
+
+LOAD_ALL = [
+    ("POST", _url("/_bulk")),
+    ("POST", _url("/_bulk")),
+    ("POST", _url("/_bulk")),
+    ("POST", _url("/artists/_refresh")),
+]
+CREATE = [
+    ("PUT", _url("/artists")),
+    ("GET", _url("/artists/_settings")),
+]
 
 
 def test_fresh_run_creates_the_index_and_checkpoints_each_batch(
@@ -265,16 +341,19 @@ def test_fresh_run_creates_the_index_and_checkpoints_each_batch(
     result = _run(catalog, fake, monkeypatch)
     # 5 documents in batches of 2: d1 d2 | d3 d4 | d5, into the first target.
     assert fake.bulks == [["d1", "d2"], ["d3", "d4"], ["d5"]]
-    # Before each bulk the checkpoint holds what was acknowledged so far: 0, 2, 4.
+    # Before each bulk the checkpoint holds what was acknowledged so far: 0, 2, 4, and always
+    # the uuid of the index it created.
     assert fake.done_before_bulk == [0, 2, 4]
-    assert _saved(fake.checkpoint)["done"] == 5
-    assert _saved(fake.checkpoint)["total"] == 5
-    assert fake.calls[:3] == [
-        ("HEAD", "http://os:9200/artists"),
-        ("DELETE", "http://os:9200/artists"),
-        ("PUT", "http://os:9200/artists"),
-    ]
-    assert fake.calls[-1] == ("POST", "http://os:9200/artists/_refresh")
+    assert [saved and saved["index_uuid"] for saved in fake.saved_before_bulk] == ["u-1"] * 3
+    assert _saved(fake.checkpoint) == {
+        "index": "artists",
+        "index_uuid": "u-1",
+        "fingerprint": fingerprint(catalog, CORPUS),
+        "done": 5,
+        "total": 5,
+    }
+    # An absent index is created, never deleted first; its uuid is read back.
+    assert fake.calls == [("HEAD", _url("/artists")), *CREATE, *LOAD_ALL]
     assert fake.created == dict(catalog.index_body or {})
     assert "plays" not in fake.sources[0]
     assert "q2e_predicted" in fake.sources[0]
@@ -286,60 +365,200 @@ def test_fresh_run_creates_the_index_and_checkpoints_each_batch(
     )
 
 
+def test_the_default_checkpoint_is_per_cluster(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    folder = tmp_path / "ltrr" / "index"
+    # Each fake watches the file it expects; index_corpus is given no checkpoint and names it.
+    first = _FakeOpenSearch(folder / "c-a-artists.json", exists=False, cluster_uuid="c-a")
+    _run(catalog, first, monkeypatch, checkpoint=None)
+    assert first.calls == [("GET", _url("/")), ("HEAD", _url("/artists")), *CREATE, *LOAD_ALL]
+    assert sorted(p.name for p in folder.iterdir()) == ["c-a-artists.json"]
+    assert first.done_before_bulk == [0, 2, 4]
+    assert _saved(first.checkpoint)["index_uuid"] == "u-1"
+    # The same index name on another cluster: its own (absent) checkpoint, so its index is
+    # not this tool's, and the first cluster's checkpoint is neither used nor touched.
+    before = (folder / "c-a-artists.json").read_bytes()
+    second = _FakeOpenSearch(
+        folder / "c-b-artists.json", exists=True, uuid="u-1", cluster_uuid="c-b"
+    )
+    with pytest.raises(LtrrError, match="not created by this tool's checkpoint"):
+        _run(catalog, second, monkeypatch, checkpoint=None)
+    assert second.calls == [
+        ("GET", _url("/")),
+        ("HEAD", _url("/artists")),
+        ("GET", _url("/artists/_settings")),
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["c-a-artists.json"]
+    assert (folder / "c-a-artists.json").read_bytes() == before
+    # Absent on the second cluster: created and checkpointed beside the first one.
+    third = _FakeOpenSearch(folder / "c-b-artists.json", exists=False, cluster_uuid="c-b")
+    _run(catalog, third, monkeypatch, checkpoint=None)
+    assert third.done_before_bulk == [0, 2, 4]
+    assert sorted(p.name for p in folder.iterdir()) == ["c-a-artists.json", "c-b-artists.json"]
+    assert (folder / "c-a-artists.json").read_bytes() == before
+
+
+def test_a_cluster_without_a_uuid_cannot_name_the_checkpoint(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    fake = _FakeOpenSearch(None, exists=False, cluster_uuid="_na_")
+    with pytest.raises(LtrrError, match=r"reports no cluster_uuid.*--checkpoint"):
+        _run(catalog, fake, monkeypatch)
+    assert fake.calls == [("GET", _url("/"))]
+
+
 def test_resumed_run_sends_only_the_rest(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True)
-    _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS)).save(4, 5)  # 2 batches
+    fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True, uuid="u-7")
+    _own(fake, fingerprint(catalog, CORPUS), 4, 5)  # 2 batches
     result = _run(catalog, fake, monkeypatch)
     assert fake.bulks == [["d5"]]
-    assert not any(method in ("DELETE", "PUT") for method, _ in fake.calls)
+    assert fake.calls == [
+        ("HEAD", _url("/artists")),
+        ("GET", _url("/artists/_settings")),
+        ("POST", _url("/_bulk")),
+        ("POST", _url("/artists/_refresh")),
+    ]
     assert (result.sent, result.resumed_from) == (1, 4)  # 5 - 4 sent
     assert _saved(fake.checkpoint)["done"] == 5
+    assert _saved(fake.checkpoint)["index_uuid"] == "u-7"  # kept on every save
+    assert fake.said[0] == "index artists: resuming after 4 of 5 acknowledged documents"
 
 
-def test_a_checkpoint_for_another_corpus_starts_over(
+def test_a_load_stopped_before_its_first_batch_resumes_without_deleting(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True)
-    _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS[:4])).save(4, 4)
+    fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True, uuid="u-3")
+    _own(fake, fingerprint(catalog, CORPUS), 0, 5)  # created, nothing acknowledged yet
     result = _run(catalog, fake, monkeypatch)
+    assert fake.calls == [
+        ("HEAD", _url("/artists")),
+        ("GET", _url("/artists/_settings")),
+        *LOAD_ALL,
+    ]
+    assert (result.sent, result.resumed_from) == (5, 0)
+    assert _saved(fake.checkpoint)["index_uuid"] == "u-3"
+
+
+def test_a_changed_corpus_or_definition_rebuilds_and_says_so(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True, uuid="u-0")
+    _own(fake, fingerprint(catalog, CORPUS[:4]), 4, 4)  # this tool's index, another corpus
+    result = _run(catalog, fake, monkeypatch)
+    assert fake.calls == [
+        ("HEAD", _url("/artists")),
+        ("GET", _url("/artists/_settings")),
+        ("DELETE", _url("/artists")),
+        *CREATE,
+        *LOAD_ALL,
+    ]
     assert fake.bulks == [["d1", "d2"], ["d3", "d4"], ["d5"]]
-    assert ("DELETE", "http://os:9200/artists") in fake.calls
+    assert fake.said[0] == (
+        "index artists: the documents or the index definition (mapping, embedding model, "
+        "memory) changed since it was loaded: deleting and rebuilding it"
+    )
     assert result.resumed_from == 0
+    # The checkpoint now records the new index and the new fingerprint.
+    assert _saved(fake.checkpoint)["index_uuid"] == "u-1"
+    assert _saved(fake.checkpoint)["fingerprint"] == fingerprint(catalog, CORPUS)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "why"),
+    [
+        (None, "there is no checkpoint"),
+        ({"index": "other", "index_uuid": "u-0"}, "is for index 'other'"),
+        ({"index": "artists"}, "records no index uuid"),  # a checkpoint of the old format
+        (
+            {"index": "artists", "index_uuid": "u-old"},
+            "records index uuid u-old, this one is u-0 .another cluster's index, or recreated",
+        ),
+    ],
+    ids=["no-checkpoint", "other-index", "no-uuid", "other-uuid"],
+)
+def test_an_index_the_checkpoint_did_not_create_is_never_deleted(
+    catalog: Catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    recorded: dict[str, Any] | None,
+    why: str,
+) -> None:
+    fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True, uuid="u-0")
+    assert fake.checkpoint is not None
+    if recorded is not None:
+        digest = fingerprint(catalog, CORPUS)  # even a matching corpus does not make it ours
+        fake.checkpoint.write_bytes(
+            orjson.dumps({**recorded, "fingerprint": digest, "done": 5, "total": 5})
+        )
+    before = fake.checkpoint.read_bytes() if fake.checkpoint.exists() else None
+    with pytest.raises(LtrrError) as raised:
+        _run(catalog, fake, monkeypatch)
+    message = str(raised.value)
+    assert message.startswith(
+        f"index artists already exists on {BASE} but was not created by this tool's checkpoint ("
+    )
+    assert re.search(why, message), message
+    assert message.endswith(
+        "It will not be deleted: delete it yourself (DELETE /artists) or choose another index "
+        "with --index."
+    )
+    assert fake.calls == [("HEAD", _url("/artists")), ("GET", _url("/artists/_settings"))]
+    assert fake.exists
+    assert fake.uuid == "u-0"
+    assert (fake.checkpoint.read_bytes() if fake.checkpoint.exists() else None) == before
 
 
 def test_a_checkpoint_without_its_index_starts_over(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = _FakeOpenSearch(tmp_path / "cp.json", exists=False)
-    _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS)).save(4, 5)
+    _own(fake, fingerprint(catalog, CORPUS), 4, 5)
     _run(catalog, fake, monkeypatch)
+    assert fake.calls == [("HEAD", _url("/artists")), *CREATE, *LOAD_ALL]
     assert fake.bulks[0] == ["d1", "d2"]
+    assert _saved(fake.checkpoint)["index_uuid"] == "u-1"
 
 
 def test_complete_checkpoint_with_matching_count_sends_nothing(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True, count=5)
-    _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS)).save(5, 5)
+    _own(fake, fingerprint(catalog, CORPUS), 5, 5)
     result = _run(catalog, fake, monkeypatch)
     assert fake.bulks == []
     assert fake.calls == [
-        ("HEAD", "http://os:9200/artists"),
-        ("GET", "http://os:9200/artists/_count"),
+        ("HEAD", _url("/artists")),
+        ("GET", _url("/artists/_settings")),
+        ("GET", _url("/artists/_count")),
     ]
     assert (result.sent, result.resumed_from, result.documents) == (0, 5, 5)
+    assert fake.said == ["index artists: 5 documents already loaded"]
 
 
-def test_complete_checkpoint_with_a_short_index_reloads(
+def test_complete_checkpoint_with_a_short_index_rebuilds_and_says_so(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = _FakeOpenSearch(tmp_path / "cp.json", exists=True, count=3)  # 3 of 5: lost some
-    _Checkpoint(fake.checkpoint, "artists", fingerprint(catalog, CORPUS)).save(5, 5)
+    _own(fake, fingerprint(catalog, CORPUS), 5, 5)
     result = _run(catalog, fake, monkeypatch)
     assert fake.bulks == [["d1", "d2"], ["d3", "d4"], ["d5"]]
-    assert ("DELETE", "http://os:9200/artists") in fake.calls
+    assert fake.calls == [
+        ("HEAD", _url("/artists")),
+        ("GET", _url("/artists/_settings")),
+        ("GET", _url("/artists/_count")),
+        ("DELETE", _url("/artists")),
+        *CREATE,
+        *LOAD_ALL,
+    ]
+    assert fake.said[0] == (
+        "index artists: the checkpoint says 5 documents were loaded but the index holds 3: "
+        "deleting and rebuilding it"
+    )
     assert (result.sent, result.resumed_from) == (5, 0)
 
 
@@ -351,7 +570,7 @@ def test_a_bulk_item_error_names_the_document_and_keeps_the_last_good_batch(
         _run(catalog, fake, monkeypatch)
     assert fake.bulks == [["d1", "d2"], ["d3", "d4"]]  # stopped at the failing batch
     assert _saved(fake.checkpoint)["done"] == 2
-    assert ("POST", "http://os:9200/artists/_refresh") not in fake.calls
+    assert ("POST", _url("/artists/_refresh")) not in fake.calls
 
 
 def test_an_explicit_index_overrides_the_target(
@@ -360,7 +579,11 @@ def test_an_explicit_index_overrides_the_target(
     fake = _FakeOpenSearch(tmp_path / "cp.json", exists=False)
     result = _run(catalog, fake, monkeypatch, index="copy")
     assert result.index == "copy"
-    assert fake.calls[0] == ("HEAD", "http://os:9200/copy")
+    assert fake.calls[:3] == [
+        ("HEAD", _url("/copy")),
+        ("PUT", _url("/copy")),
+        ("GET", _url("/copy/_settings")),
+    ]
     assert _saved(fake.checkpoint)["index"] == "copy"
 
 

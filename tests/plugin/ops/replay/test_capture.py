@@ -96,7 +96,13 @@ def _key_routes(uuid: str = "u-1", cluster: str = "c-1") -> dict[tuple[str, str]
     return {
         ("GET", "/"): {"cluster_uuid": cluster, "version": {"number": "3.0.0"}},
         ("GET", "/books/_settings"): {"books": {"settings": {"index": {"uuid": uuid}}}},
+        ("GET", "/books/_stats/segments,docs"): {
+            "_all": {"primaries": {"segments": {"count": 1}, "docs": {"count": 9}}}
+        },
     }
+
+
+KEY_CALLS = [("GET", "/"), ("GET", "/books/_settings"), ("GET", "/books/_stats/segments,docs")]
 
 
 # -- the file format -----------------------------------------------------------------------------
@@ -193,7 +199,7 @@ def test_capture_key_is_stable_and_reads_the_cluster_and_the_index_uuid(
     assert len(key) == 20
     int(key, 16)  # hex
     assert capture_key(http, "books", catalog, data) == key
-    assert [(m, p) for m, p, _ in script.calls] == [("GET", "/"), ("GET", "/books/_settings")] * 2
+    assert [(m, p) for m, p, _ in script.calls] == KEY_CALLS * 2
 
 
 def test_capture_key_changes_with_each_of_its_parts(
@@ -238,7 +244,7 @@ def test_a_saved_capture_is_read_back_without_asking_the_cluster(
     said: list[str] = []
     result = capture(http, catalog, data, "books", folder, k=10, say=said.append, progress=False)
     assert result == saved
-    assert [(m, p) for m, p, _ in script.calls] == [("GET", "/"), ("GET", "/books/_settings")]
+    assert [(m, p) for m, p, _ in script.calls] == KEY_CALLS
     assert said == [f"replaying 2 queries captured in {folder / f'capture-{key}.json'}"]
 
 
@@ -351,7 +357,7 @@ def test_a_capture_from_the_node_is_saved_and_then_replayed(
     node.calls.clear()
     again = capture(http, catalog, data, "books", folder, k=10, say=lambda _: None, progress=False)
     assert again == made
-    assert node.calls == [("GET", "/"), ("GET", "/books/_settings")]
+    assert node.calls == KEY_CALLS
 
 
 def test_pipelines_already_made_are_removed_when_a_later_one_fails(

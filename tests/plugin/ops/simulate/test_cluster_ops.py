@@ -81,7 +81,11 @@ UNBLOCK = ("PUT", "/src/_settings", {"index.blocks.write": None})
 
 
 def _clone(target: str) -> tuple[str, str, Any]:
-    settings = {"index.blocks.write": None, "index.number_of_replicas": 0}
+    settings = {
+        "index.blocks.write": None,
+        "index.number_of_replicas": 0,
+        "index.refresh_interval": "-1",  # only the simulated clock refreshes a copy
+    }
     return ("POST", f"/src/_clone/{target}", {"settings": settings})
 
 
