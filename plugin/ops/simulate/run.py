@@ -414,28 +414,7 @@ def prepare_index(
     finally:
         if embedder is not None:
             embedder.close()
-    _one_segment(cluster, result.index, say)
     return result.index
-
-
-def _one_segment(http: Cluster, index: str, say: Callable[[str], None]) -> None:
-    """Force-merge ``index`` to one segment, once.
-
-    How a bulk load splits into segments depends on when refreshes happened to run, and an
-    approximate (HNSW) search, like BM25's ties, depends on the segments. One segment, built
-    from the documents in load order, is the same on every machine, so its copies are too."""
-    stats = http.ok("GET", f"/{index}/_stats/segments", timeout=30)
-    count = int(stats["_all"]["primaries"]["segments"]["count"])
-    if count <= 1:
-        return
-    say(f"index {index}: merging {count} segments into one (the same search on every machine)")
-    http.ok(
-        "POST",
-        f"/{index}/_forcemerge",
-        params={"max_num_segments": 1},
-        timeout=1800,
-    )
-    http.ok("POST", f"/{index}/_refresh", timeout=60)
 
 
 def _contenders(
