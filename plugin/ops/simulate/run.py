@@ -131,6 +131,35 @@ async def _post(
         return result
 
 
+def _record(
+    session: Session,
+    page_ids: Sequence[str],
+    fused: Sequence[str],
+    judged: Mapping[str, int],
+    judgement: tuple[float, Sequence[int]],
+    config: SimulationConfig,
+    retrieved: int,
+    arms: tuple[str, ...],
+    latency_ms: float,
+) -> SessionRecord:
+    """What one session measured: the page shown, the fused top K, the user's clicks."""
+    expected, clicked = judgement
+    return SessionRecord(
+        session=session.index,
+        intent=session.intent,
+        query=session.text,
+        reward=float(len(clicked)),
+        expected_reward=expected,
+        recall=recall_at_k(fused, judged, config.k) if judged else None,
+        ndcg=ndcg_at_k(page_ids, judged, 10),
+        retrieved=retrieved,
+        arms=arms,
+        latency_ms=latency_ms,
+        query_id=session.query_id,
+        candidates=tuple(fused) if config.record_candidates else (),
+    )
+
+
 async def set_clock(
     http: aiohttp.ClientSession, proxy_url: str, when: datetime, targets: Sequence[str]
 ) -> None:
@@ -167,18 +196,8 @@ async def _one_session(
         page_ids = [h["_id"] for h in first["hits"]["hits"]]
         judged = data.qrels.get(session.query_id, {})
         expected, clicked = judge_page(session, page_ids, judged, clicks, config.seed)
-        return SessionRecord(
-            session=session.index,
-            intent=session.intent,
-            query=session.text,
-            reward=float(len(clicked)),
-            expected_reward=expected,
-            recall=recall_at_k(page_ids, judged, config.k) if judged else None,
-            ndcg=ndcg_at_k(page_ids, judged, 10),
-            retrieved=0,
-            arms=(),
-            latency_ms=latency_ms,
-            query_id=session.query_id,
+        return _record(
+            session, page_ids, page_ids, judged, (expected, clicked), config, 0, (), latency_ms
         )
     ltrr = first["ext"]["ltrr"]
     decision_id = ltrr["decision_id"]
@@ -210,19 +229,17 @@ async def _one_session(
         fused += [h["_id"] for h in rest["hits"]["hits"]]
     arms = ltrr["arms"]
     included = tuple(name for name, info in arms.items() if info["included"])
-    return SessionRecord(
-        session=session.index,
-        intent=session.intent,
-        query=session.text,
-        reward=float(len(clicked)),
-        expected_reward=expected,
-        recall=recall_at_k(fused, judged, config.k) if judged else None,
-        ndcg=ndcg_at_k(page_ids, judged, 10),
-        retrieved=sum(int(arms[a]["size"]) for a in included),
-        arms=included,
-        latency_ms=latency_ms,
-        query_id=session.query_id,
-        candidates=tuple(fused) if config.record_candidates else (),
+    retrieved = sum(int(arms[a]["size"]) for a in included)
+    return _record(
+        session,
+        page_ids,
+        fused,
+        judged,
+        (expected, clicked),
+        config,
+        retrieved,
+        included,
+        latency_ms,
     )
 
 
@@ -240,19 +257,16 @@ async def _one_hybrid_session(
     page_ids = answer.ids[: config.page]
     judged = data.qrels.get(session.query_id, {})
     expected, clicked = judge_page(session, page_ids, judged, clicks, config.seed)
-    return SessionRecord(
-        session=session.index,
-        intent=session.intent,
-        query=session.text,
-        reward=float(len(clicked)),
-        expected_reward=expected,
-        recall=recall_at_k(answer.ids, judged, config.k) if judged else None,
-        ndcg=ndcg_at_k(page_ids, judged, 10),
-        retrieved=answer.retrieved,
-        arms=search.arms,
-        latency_ms=answer.latency_ms,
-        query_id=session.query_id,
-        candidates=tuple(answer.ids[: config.k]) if config.record_candidates else (),
+    return _record(
+        session,
+        page_ids,
+        answer.ids[: config.k],
+        judged,
+        (expected, clicked),
+        config,
+        answer.retrieved,
+        search.arms,
+        answer.latency_ms,
     )
 
 
