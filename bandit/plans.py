@@ -12,7 +12,9 @@ the same kinds of choice without a new section to write:
 - ``all``: every arm, the budget split evenly (capped by each arm's max size): the static plan
   a team runs today, and the first plan a learner tries;
 - ``all:half``: every arm at half the budget (the same plan, fewer candidates);
-- ``only:<arm>``: one arm alone, up to its max size within the budget.
+- ``only:<arm>``: one arm alone, up to its max size within the budget;
+- ``without:<arm>``: every arm but one, at the budget (with three arms or more), so that an arm
+  that never pays stops being asked by the fused plans too.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ def candidate_plans(arms: Sequence[ArmSpec], budget: int, depth: int = 0) -> tup
     for i, arm in enumerate(arms):
         alone = [j == i for j in range(len(arms))]
         plans.append(_sized(f"only:{arm.name}", arms, alone, budget, depth))
+    if len(arms) > 2:  # with two arms, leaving one out is the other alone
+        for i, arm in enumerate(arms):
+            without = [j != i for j in range(len(arms))]
+            plans.append(_sized(f"without:{arm.name}", arms, without, budget, depth))
     return tuple(plans) if arms else ()
 
 

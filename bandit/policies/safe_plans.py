@@ -1,9 +1,9 @@
 """Whole plans, starting from the static one: switch where another plan is expected to pay more.
 
 The plans are ``ltrr.bandit.plans``'s: all arms (the static plan), all arms at half the
-budget, each arm alone. The static plan has a ridge regression of the page reward on the
-context; every other plan has one of its *advantage* over that estimate (the page reward it
-earned minus what the static plan was expected to earn in the same context). The ridge prior
+budget, each arm alone, every arm but one. The static plan has a ridge regression of the page
+reward on the context; every other plan has one of its *advantage* over that estimate (the page
+reward it earned minus what the static plan was expected to earn in the same context). The prior
 pulls every advantage toward 0, so a new learner serves exactly the static plan, and another
 plan takes over, per context, only as its evidence outweighs the prior.
 
@@ -30,6 +30,16 @@ from ltrr.bandit.policies._ridge import RidgeStatistics
 from ltrr.bandit.policies.base import PlanPolicy, PolicyConfig, Vector
 
 
+def _asks(plan: str, arm: str) -> bool:
+    """ "all" and "all:half" ask every arm, "only:a" asks a, "without:a" every arm but a."""
+    kind, _, named = plan.partition(":")
+    if kind == "only":
+        return named == arm
+    if kind == "without":
+        return named != arm
+    return True
+
+
 class SafePlans(PlanPolicy):
     """Serves the static plan until another plan is known to be worth more in this context."""
 
@@ -45,12 +55,9 @@ class SafePlans(PlanPolicy):
         self._index = {name: i for i, name in enumerate(self._plans)}
         self.stats = RidgeStatistics(len(self._plans), n_features, config.ridge)
         self.history = QueryHistory(len(self._plans))
-        # Which plans ask each arm: "all" and "all:half" ask every arm, "only:a" asks a.
+        # Which plans ask each arm (by name: "probabilities" has no sizes to read it from).
         self._asks = np.array(
-            [
-                [name.startswith("all") or name == f"only:{arm.name}" for name in self._plans]
-                for arm in self.arms
-            ],
+            [[_asks(name, arm.name) for name in self._plans] for arm in self.arms],
             dtype=np.float64,
         )
 

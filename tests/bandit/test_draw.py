@@ -122,9 +122,24 @@ def test_static_policy_decision():
 # --- plans --------------------------------------------------------------------------------
 
 PLAN_ARMS = [ArmSpec("a", 10, 100), ArmSpec("b", 0, 100), ArmSpec("c", 0, 50)]
-# dyadic, so the cumulative sums are exact: 0.5, 0.75, 0.875, 0.9375, 1.0
-DYADIC = [0.5, 0.25, 0.125, 0.0625, 0.0625]
-PLAN_NAMES = ("all", "all:half", "only:a", "only:b", "only:c")
+PLAN_NAMES = (
+    "all",
+    "all:half",
+    "only:a",
+    "only:b",
+    "only:c",
+    "without:a",
+    "without:b",
+    "without:c",
+)
+# dyadic, so the cumulative sums are exact:
+# 0.5, 0.75, 0.8125, 0.84375, 0.875, 0.90625, 0.96875, 1.0
+DYADIC = [0.5, 0.25, 0.0625, 0.03125, 0.03125, 0.03125, 0.0625, 0.03125]
+# Per arm, the plans that ask it: all, all:half, only:<it> and the two without:<another>.
+# a = 0.5 + 0.25 + only:a 0.0625 + without:b 0.0625 + without:c 0.03125 = 0.90625
+# b = 0.5 + 0.25 + only:b 0.03125 + without:a 0.03125 + without:c 0.03125 = 0.84375
+# c = 0.5 + 0.25 + only:c 0.03125 + without:a 0.03125 + without:b 0.0625 = 0.875
+MARGINALS = [0.90625, 0.84375, 0.875]
 
 
 class FixedDraw:
@@ -178,9 +193,16 @@ def plan_of(p, u, budget=120, depth=10):
         (0.5, "all:half"),  # a draw on a boundary belongs to the next plan: [0.5, 0.75)
         (0.7, "all:half"),
         (0.75, "only:a"),
-        (0.9, "only:b"),
-        (0.9375, "only:c"),
-        (0.999999, "only:c"),
+        (0.8, "only:a"),
+        (0.8125, "only:b"),
+        (0.84375, "only:c"),
+        (0.87, "only:c"),
+        (0.875, "without:a"),
+        (0.9, "without:a"),
+        (0.90625, "without:b"),
+        (0.95, "without:b"),
+        (0.96875, "without:c"),
+        (0.999999, "without:c"),
     ],
 )
 def test_one_uniform_draw_picks_the_plan(u, plan):
@@ -190,19 +212,35 @@ def test_one_uniform_draw_picks_the_plan(u, plan):
 
 
 def test_plan_decision_by_hand():
-    decision = plan_of(DYADIC, 0.9)  # only:b
-    # marginals: a = all + all:half + only:a = 0.875; b and c = 0.5 + 0.25 + 0.0625
+    decision = plan_of(DYADIC, 0.83)  # only:b: [0.8125, 0.84375)
+    # marginals (see MARGINALS): a 0.90625, b 0.84375, c 0.875
     assert [(c.arm, c.included, c.size, c.propensity, c.score) for c in decision.choices] == [
-        ("a", False, 0, 0.875, 0.0),
-        ("b", True, 100, 0.8125, 1.0),
-        ("c", False, 0, 0.8125, 0.0),
+        ("a", False, 0, 0.90625, 0.0),
+        ("b", True, 100, 0.84375, 1.0),
+        ("c", False, 0, 0.875, 0.0),
     ]
     assert decision.plan == "only:b"
-    assert decision.plan_propensity == 0.0625
+    assert decision.plan_propensity == 0.03125
     assert decision.policy == "fixed_plans"
     assert decision.features == (0.0, 0.0)
     assert decision.total_size == 100
     assert decision.learnable
+
+
+def test_without_plan_decision_by_hand():
+    decision = plan_of(DYADIC, 0.9)  # without:a: [0.875, 0.90625)
+    # b and c share 120: floors 10, 10, 100 left, c capped at 50, b takes the other 70
+    assert [(c.arm, c.included, c.size, c.propensity, c.score) for c in decision.choices] == [
+        ("a", False, 0, 0.90625, 0.0),
+        ("b", True, 70, 0.84375, 1.0),
+        ("c", True, 50, 0.875, 1.0),
+    ]
+    assert decision.plan == "without:a"
+    assert decision.plan_propensity == 0.03125
+    assert decision.total_size == 120
+    decision = plan_of(DYADIC, 0.99)  # without:c: a, b floors 10, 10, then 50 each
+    assert [(c.included, c.size) for c in decision.choices] == [(True, 60), (True, 60), (False, 0)]
+    assert decision.plan_propensity == 0.03125
 
 
 def test_plan_sizes_follow_budget_and_depth():
@@ -211,24 +249,26 @@ def test_plan_sizes_follow_budget_and_depth():
     decision = plan_of(DYADIC, 0.6, budget=180)  # "all:half": 90 -> 30 each
     assert [c.size for c in decision.choices] == [30, 30, 30]
     # the propensities do not depend on which plan was drawn
-    assert [c.propensity for c in decision.choices] == [0.875, 0.8125, 0.8125]
+    assert [c.propensity for c in decision.choices] == MARGINALS
 
 
 def test_rounding_at_the_top_of_the_cumulative_sum_never_picks_an_impossible_plan():
-    p = [0.5, 0.4999999, 0.0, 0.0, 0.0]  # sums to just under 1
+    p = [0.5, 0.4999999, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # sums to just under 1
     decision = plan_of(p, 0.99999995)
     assert decision.plan == "all:half"
     assert decision.plan_propensity == 0.4999999
 
 
 def test_plans_of_probability_zero_are_skipped():
-    p = [0.5, 0.0, 0.5, 0.0, 0.0]
+    p = [0.5, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]
     assert plan_of(p, 0.5).plan == "only:a"
     assert plan_of(p, 0.4).plan == "all"
+    p = [0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0]
+    assert plan_of(p, 0.5).plan == "without:b"
 
 
 def test_marginal_propensity_is_capped_at_one():
-    p = [0.5, 0.5 + 1e-12, 0.0, 0.0, 0.0]
+    p = [0.5, 0.5 + 1e-12, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     decision = plan_of(p, 0.1)
     assert [c.propensity for c in decision.choices] == [1.0, 1.0, 1.0]
 
@@ -245,12 +285,12 @@ def test_plan_frequencies_match_the_logged_probabilities():
         included += [c.included for c in decision.choices]
     for name, q in zip(PLAN_NAMES, DYADIC, strict=True):
         assert abs(counts[name] / n - q) <= 4.5 * np.sqrt(q * (1 - q) / n)
-    for freq, q in zip(included / n, [0.875, 0.8125, 0.8125], strict=True):
+    for freq, q in zip(included / n, MARGINALS, strict=True):
         assert abs(freq - q) <= 4.5 * np.sqrt(q * (1 - q) / n)
 
 
 def test_plan_draw_is_deterministic_given_the_seed():
-    policy = FixedPlans(PLAN_ARMS, [0.2] * 5)
+    policy = FixedPlans(PLAN_ARMS, [0.125] * 8)
     runs = [
         [draw_plan(policy, X, 120, rng, depth=10) for _ in range(10)]
         for rng in (np.random.default_rng(3), np.random.default_rng(3))
@@ -288,9 +328,16 @@ def test_draw_plan_with_safe_plans():
     # the logged marginals agree with the policy's own per-arm probabilities here
     marginal, _ = policy.probabilities(np.ones(1))
     assert [c.propensity for c in decision.choices] == pytest.approx(marginal.tolist())
-    assert marginal.tolist() == pytest.approx([0.9, 0.9, 0.9])
-    decision = draw_plan(policy, np.ones(1), 120, FixedDraw(0.875), depth=10)
-    # cumulative 0.8, 0.85, 0.9, ...: 0.875 falls in only:a
+    # 8 plans, 0.2 / 7 on each of the 7 others; each arm is asked by all, all:half, its own
+    # only and two without plans: 0.8 + 4 * 0.2 / 7 = 32 / 35
+    assert marginal.tolist() == pytest.approx([32 / 35] * 3)
+    decision = draw_plan(policy, np.ones(1), 120, FixedDraw(0.84), depth=10)
+    # cumulative 0.8, 0.8 + 0.2 / 7 = 0.8286, 0.8 + 0.4 / 7 = 0.8571, ...: 0.84 is only:a
     assert decision.plan == "only:a"
-    assert decision.plan_propensity == pytest.approx(0.05)
+    assert decision.plan_propensity == pytest.approx(0.2 / 7)
     assert [(c.included, c.size) for c in decision.choices] == [(True, 100), (False, 0), (False, 0)]
+    decision = draw_plan(policy, np.ones(1), 120, FixedDraw(0.99), depth=10)
+    # the last plan starts at 0.8 + 6 * 0.2 / 7 = 0.9714: without:c
+    assert decision.plan == "without:c"
+    assert decision.plan_propensity == pytest.approx(0.2 / 7)
+    assert [(c.included, c.size) for c in decision.choices] == [(True, 60), (True, 60), (False, 0)]

@@ -6,14 +6,24 @@ import numpy as np
 import pytest
 
 from ltrr.bandit.decision import ArmSpec
-from ltrr.bandit.plans import plan_names
+from ltrr.bandit.plans import candidate_plans, plan_names
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import PlanPolicy, PolicyConfig
-from ltrr.bandit.policies.safe_plans import SafePlans
+from ltrr.bandit.policies.safe_plans import SafePlans, _asks
 
 ARMS = [ArmSpec("a", 10, 100), ArmSpec("b", 0, 100), ArmSpec("c", 0, 50)]
-PLANS = ("all", "all:half", "only:a", "only:b", "only:c")
+PLANS = (
+    "all",
+    "all:half",
+    "only:a",
+    "only:b",
+    "only:c",
+    "without:a",
+    "without:b",
+    "without:c",
+)
 X = np.array([1.0])
+E = 0.2 / 7  # epsilon 0.2 over the 7 plans that are not greedy
 
 
 def policy(epsilon=0.2, ridge=1.0, arms=ARMS, n_features=1):
@@ -41,19 +51,19 @@ def test_needs_at_least_one_feature():
 
 def test_fresh_distribution_is_the_static_plan_with_epsilon_spread():
     p, score = policy(epsilon=0.2).distribution(X)
-    # 5 plans: 1 - 0.2 on "all", 0.2 / 4 on each of the others
-    assert p.tolist() == pytest.approx([0.8, 0.05, 0.05, 0.05, 0.05])
-    assert score.tolist() == [0.0] * 5
+    # 8 plans: 1 - 0.2 on "all", 0.2 / 7 on each of the others
+    assert p.tolist() == pytest.approx([0.8] + [E] * 7)
+    assert score.tolist() == [0.0] * 8
     assert p.sum() == pytest.approx(1.0)
-    p, _ = policy(epsilon=0.1, arms=ARMS[:2]).distribution(X)  # 4 plans
+    p, _ = policy(epsilon=0.1, arms=ARMS[:2]).distribution(X)  # 4 plans: no without plans
     assert p.tolist() == pytest.approx([0.9, 0.1 / 3, 0.1 / 3, 0.1 / 3])
 
 
 def test_pure_greedy_and_pure_exploration():
     p, _ = policy(epsilon=0.0).distribution(X)
-    assert p.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert p.tolist() == [1.0] + [0.0] * 7
     p, _ = policy(epsilon=1.0).distribution(X)
-    assert p.tolist() == pytest.approx([0.0, 0.25, 0.25, 0.25, 0.25])
+    assert p.tolist() == pytest.approx([0.0] + [1 / 7] * 7)
 
 
 def test_static_plan_learns_the_reward_itself():
@@ -61,10 +71,10 @@ def test_static_plan_learns_the_reward_itself():
     p.update_plan("all", X, 1.0, "q")
     # A = ridge + x² = 2, b = 1 -> theta = 0.5
     assert p.stats.theta[0, 0] == pytest.approx(0.5)
-    assert p.stats.counts.tolist() == [1, 0, 0, 0, 0]
+    assert p.stats.counts.tolist() == [1, 0, 0, 0, 0, 0, 0, 0]
     shown, residual = p.history.get("q")
-    assert shown.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
-    assert residual.tolist() == pytest.approx([1.0, 0, 0, 0, 0])  # 1.0 - estimate 0
+    assert shown.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert residual.tolist() == pytest.approx([1.0, 0, 0, 0, 0, 0, 0, 0])  # 1.0 - estimate 0
     p.update_plan("all", X, 1.0, "q")
     # A = 3, b = 2 -> 2/3; the residual was 1.0 - 0.5
     assert p.stats.theta[0, 0] == pytest.approx(2 / 3)
@@ -79,9 +89,9 @@ def test_other_plans_learn_their_advantage_over_the_static_estimate():
     assert p.stats.theta[2, 0] == pytest.approx(0.75)
     assert p.stats.b[2, 0] == pytest.approx(1.5)
     assert p.stats.theta[0, 0] == pytest.approx(0.5)  # the static model is untouched
-    assert p.stats.counts.tolist() == [1, 0, 1, 0, 0]
+    assert p.stats.counts.tolist() == [1, 0, 1, 0, 0, 0, 0, 0]
     shown, residual = p.history.get("q")
-    assert shown.tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]
+    assert shown.tolist() == [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     assert residual[2] == pytest.approx(1.5)  # 2.0 - static 0.5 - advantage 0.0
     # a second page for only:a: the residual takes off the advantage learned so far
     p.update_plan("only:a", X, 2.0, "q")
@@ -96,9 +106,9 @@ def test_expected_is_static_estimate_plus_advantage():
     p.update_plan("all", X, 1.0)
     p.update_plan("only:a", X, 2.0)
     # no key, no history: static 0.5, only:a 0.5 + 0.75, the others 0.5 + 0
-    assert p.expected(X).tolist() == pytest.approx([0.5, 0.5, 1.25, 0.5, 0.5])
+    assert p.expected(X).tolist() == pytest.approx([0.5, 0.5, 1.25, 0.5, 0.5, 0.5, 0.5, 0.5])
     _, score = p.distribution(X)
-    assert score.tolist() == pytest.approx([0.0, 0.0, 0.75, 0.0, 0.0])
+    assert score.tolist() == pytest.approx([0.0, 0.0, 0.75, 0.0, 0.0, 0.0, 0.0, 0.0])
 
 
 def test_query_history_correction_by_hand():
@@ -107,10 +117,10 @@ def test_query_history_correction_by_hand():
     p.update_plan("only:a", X, 2.0, "q")  # residual 1.5 on "only:a"
     # weight n / (n + ridge) = 1/2 for both; corrections 1.0 and 1.5
     _, score = p.distribution(X, "q")
-    assert score.tolist() == pytest.approx([0.5, 0.0, 0.75 + 0.75, 0.0, 0.0])
-    assert p.expected(X, "q").tolist() == pytest.approx([1.0, 0.5, 2.0, 0.5, 0.5])
+    assert score.tolist() == pytest.approx([0.5, 0.0, 0.75 + 0.75, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert p.expected(X, "q").tolist() == pytest.approx([1.0, 0.5, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5])
     # another query, or none, sees the contextual model alone
-    assert p.distribution(X, "other")[1].tolist() == pytest.approx([0, 0, 0.75, 0, 0])
+    assert p.distribution(X, "other")[1].tolist() == pytest.approx([0, 0, 0.75, 0, 0, 0, 0, 0])
 
 
 @pytest.mark.parametrize(("ridge", "weight"), [(1.0, 2 / 3), (3.0, 2 / 5)])
@@ -119,7 +129,7 @@ def test_history_weight_is_n_over_n_plus_ridge(ridge, weight):
     p.history.add("q", 3, 3.0)
     p.history.add("q", 3, 5.0)  # shown 2, mean residual 4
     _, score = p.distribution(X, "q")
-    assert score.tolist() == pytest.approx([0.0, 0.0, 0.0, weight * 4.0, 0.0])
+    assert score.tolist() == pytest.approx([0.0, 0.0, 0.0, weight * 4.0, 0.0, 0.0, 0.0, 0.0])
     p_, _ = p.distribution(X, "q")
     assert greedy(p_) == "only:b"
 
@@ -128,7 +138,7 @@ def test_residual_never_shown_adds_no_correction():
     p = policy()
     p.history.add("q", 3, 5.0, shown=0.0)
     _, score = p.distribution(X, "q")
-    assert score.tolist() == [0.0] * 5
+    assert score.tolist() == [0.0] * 8
     assert np.isfinite(score).all()
 
 
@@ -146,7 +156,7 @@ def test_greedy_switches_once_the_advantage_is_positive():
     p.update_plan("only:b", X, 0.6)  # target 0.1: advantage 0.05 > 0
     dist, score = p.distribution(X)
     assert score[3] == pytest.approx(0.05)
-    assert dist.tolist() == pytest.approx([0.05, 0.05, 0.05, 0.8, 0.05])
+    assert dist.tolist() == pytest.approx([E, E, E, 0.8, E, E, E, E])
 
 
 def test_advantage_is_per_context():
@@ -160,20 +170,28 @@ def test_advantage_is_per_context():
 def test_probabilities_are_the_per_arm_marginals():
     p = policy(epsilon=0.2)
     marginal, score = p.probabilities(X)
-    # every arm: "all" 0.8 + "all:half" 0.05 + its own "only" 0.05
-    assert marginal.tolist() == pytest.approx([0.9, 0.9, 0.9])
+    # every arm: "all" 0.8 + "all:half", its own "only" and the two "without" another arm,
+    # 0.2 / 7 each: 0.8 + 4 * 0.2 / 7 = 32 / 35
+    assert marginal.tolist() == pytest.approx([32 / 35] * 3)
     assert score.tolist() == marginal.tolist()
     assert score is not marginal
     p.update_plan("only:a", X, 2.0)  # greedy only:a
     marginal, _ = p.probabilities(X)
-    # a: 0.05 + 0.05 + 0.8; b and c: all, all:half and their own only, 0.05 each
-    assert marginal.tolist() == pytest.approx([0.9, 0.15, 0.15])
+    # a: only:a 0.8 + all, all:half, without:b, without:c = 0.8 + 4 * 0.2 / 7 = 32 / 35;
+    # b and c: all, all:half, their own only and two without plans, 5 * 0.2 / 7 = 1 / 7
+    assert marginal.tolist() == pytest.approx([32 / 35, 1 / 7, 1 / 7])
+    p = policy(epsilon=0.2)
+    p.update_plan("without:a", X, 2.0)  # greedy without:a
+    marginal, _ = p.probabilities(X)
+    # a: all, all:half, only:a, without:b, without:c = 5 * 0.2 / 7 = 1 / 7;
+    # b and c: without:a 0.8 + all, all:half, their own only and the other's without
+    assert marginal.tolist() == pytest.approx([1 / 7, 32 / 35, 32 / 35])
 
 
 def test_probabilities_ignore_the_query_history():
     p = policy(epsilon=0.2)
     p.history.add("q", 3, 10.0)
-    assert p.probabilities(X)[0].tolist() == pytest.approx([0.9, 0.9, 0.9])
+    assert p.probabilities(X)[0].tolist() == pytest.approx([32 / 35] * 3)
 
 
 def test_add_plan_reward_adds_to_b_and_the_history_only():
@@ -182,11 +200,11 @@ def test_add_plan_reward_adds_to_b_and_the_history_only():
     p.add_plan_reward("all", X, 1.0, "q")
     # A stays 2, b = 2 -> theta 1.0; one page counted
     assert p.stats.theta[0, 0] == pytest.approx(1.0)
-    assert p.stats.counts.tolist() == [1, 0, 0, 0, 0]
+    assert p.stats.counts.tolist() == [1, 0, 0, 0, 0, 0, 0, 0]
     assert p.version() == 1
     shown, residual = p.history.get("q")
-    assert shown.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
-    assert residual.tolist() == pytest.approx([2.0, 0, 0, 0, 0])
+    assert shown.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert residual.tolist() == pytest.approx([2.0, 0, 0, 0, 0, 0, 0, 0])
 
 
 @pytest.mark.parametrize("x", [np.zeros(2), np.zeros((1, 1)), np.zeros(0)])
@@ -243,3 +261,43 @@ def test_summary():
     assert summary["all"] == {"n": 1, "b_abs_sum": pytest.approx(1.0)}
     assert summary["only:a"] == {"n": 1, "b_abs_sum": pytest.approx(2.5)}
     assert summary["only:c"] == {"n": 0, "b_abs_sum": 0.0}
+    assert summary["without:c"] == {"n": 0, "b_abs_sum": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("plan", "asked"),
+    [
+        ("all", (True, True, True)),
+        ("all:half", (True, True, True)),
+        ("only:a", (True, False, False)),
+        ("only:b", (False, True, False)),
+        ("only:c", (False, False, True)),
+        ("without:a", (False, True, True)),
+        ("without:b", (True, False, True)),
+        ("without:c", (True, True, False)),
+    ],
+)
+def test_asks_by_plan_kind(plan, asked):
+    assert tuple(_asks(plan, arm) for arm in ("a", "b", "c")) == asked
+
+
+def test_asks_agrees_with_the_plan_sizes():
+    # the policy reads "who is asked" from the names; draw_plan reads it from the sizes
+    for budget, depth in [(0, 0), (20, 10), (120, 10), (120, 0)]:
+        for plan in candidate_plans(ARMS, budget, depth):
+            assert [plan.includes(i) for i in range(3)] == [_asks(plan.name, a.name) for a in ARMS]
+
+
+def test_a_without_plan_learns_its_advantage_and_takes_over():
+    p = policy(epsilon=0.2)
+    p.update_plan("all", X, 1.0, "q")  # theta0 = 0.5
+    p.update_plan("without:b", X, 1.5, "q")  # target 1.5 - 0.5 = 1.0: A = 2 -> theta 0.5
+    assert p.stats.theta[6, 0] == pytest.approx(0.5)
+    assert p.stats.counts.tolist() == [1, 0, 0, 0, 0, 0, 1, 0]
+    assert p.history.get("q")[1][6] == pytest.approx(1.0)  # 1.5 - static 0.5 - 0.0
+    dist, score = p.distribution(X)
+    assert score.tolist() == pytest.approx([0.0] * 6 + [0.5, 0.0])
+    assert greedy(dist) == "without:b"
+    assert dist.tolist() == pytest.approx([E] * 6 + [0.8, E])
+    # a: without:b 0.8 + all, all:half, only:a, without:c; b: 5 * 0.2 / 7; c like a
+    assert p.probabilities(X)[0].tolist() == pytest.approx([32 / 35, 1 / 7, 32 / 35])
