@@ -9,6 +9,8 @@ from ltrr.bandit.draw import draw, draw_plan, fallback_propensity
 from ltrr.bandit.plans import plan_names
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import PlanPolicy, Policy, PolicyConfig
+from tests.bandit._plans import ARMS as PLAN_ARMS
+from tests.bandit._plans import PLANS as PLAN_NAMES
 
 X = np.zeros(2)
 
@@ -121,17 +123,6 @@ def test_static_policy_decision():
 
 # --- plans --------------------------------------------------------------------------------
 
-PLAN_ARMS = [ArmSpec("a", 10, 100), ArmSpec("b", 0, 100), ArmSpec("c", 0, 50)]
-PLAN_NAMES = (
-    "all",
-    "all:half",
-    "only:a",
-    "only:b",
-    "only:c",
-    "without:a",
-    "without:b",
-    "without:c",
-)
 # dyadic, so the cumulative sums are exact:
 # 0.5, 0.75, 0.8125, 0.84375, 0.875, 0.90625, 0.96875, 1.0
 DYADIC = [0.5, 0.25, 0.0625, 0.03125, 0.03125, 0.03125, 0.0625, 0.03125]

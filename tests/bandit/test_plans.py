@@ -6,18 +6,8 @@ import pytest
 
 from ltrr.bandit.decision import ArmSpec
 from ltrr.bandit.plans import STATIC_PLAN, Plan, candidate_plans, plan_names
-
-ARMS = [ArmSpec("a", 10, 100), ArmSpec("b", 0, 100), ArmSpec("c", 0, 50)]
-NAMES = (
-    "all",
-    "all:half",
-    "only:a",
-    "only:b",
-    "only:c",
-    "without:a",
-    "without:b",
-    "without:c",
-)
+from tests.bandit._plans import ARMS
+from tests.bandit._plans import PLANS as NAMES
 
 
 def sizes(arms, budget, depth=0):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import combinations
 
 from ltrr.bandit.agent import Agent
 from ltrr.bandit.decision import ArmSpec, Decision
@@ -30,6 +29,7 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.replay.capture import Capture
 from ltrr.plugin.ops.replay.memory import ReplayMemory, memory_arm
 from ltrr.plugin.ops.simulate.clicks import ClickModel
+from ltrr.plugin.ops.simulate.oracle import arm_sets
 from ltrr.plugin.ops.simulate.stream import Session, judge_page
 from ltrr.query_plans.catalog import Catalog
 from ltrr.query_plans.fusion import get_fusion, policy_weights
@@ -88,8 +88,10 @@ def line_up(catalog: Catalog, capture: Capture, learners: Sequence[str]) -> list
     return out
 
 
-def _plan_sizes(specs: Sequence[ArmSpec], included: Sequence[bool], budget: int) -> dict[str, int]:
-    sizes = allocate_sizes(specs, included, [1.0] * len(specs), budget)
+def _plan_sizes(
+    specs: Sequence[ArmSpec], included: Sequence[bool], budget: int, depth: int = 0
+) -> dict[str, int]:
+    sizes = allocate_sizes(specs, included, [1.0] * len(specs), budget, depth)
     return {arm.name: size for arm, size in zip(specs, sizes, strict=True) if size > 0}
 
 
@@ -97,16 +99,15 @@ def oracle_plans(catalog: Catalog, page: int) -> list[dict[str, int]]:
     """Every plan the oracle tries: each non-empty arm set at the budget, at half of it, and
     each learner plan (all at this page depth)."""
     specs = [arm.spec() for arm in catalog.arms]
+    names = [arm.name for arm in specs]
+    plans = [
+        _plan_sizes(specs, [name in subset for name in names], budget, page)
+        for subset in arm_sets(names)
+        for budget in (catalog.budget, catalog.budget // 2)
+    ]
+    plans += [_named(specs, plan) for plan in candidate_plans(specs, catalog.budget, page)]
     seen: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
-    for n in range(1, len(specs) + 1):
-        for subset in combinations(range(len(specs)), n):
-            included = [i in subset for i in range(len(specs))]
-            for budget in (catalog.budget, catalog.budget // 2):
-                sizes = allocate_sizes(specs, included, [1.0] * len(specs), budget, page)
-                plan = {a.name: s for a, s in zip(specs, sizes, strict=True) if s > 0}
-                seen.setdefault(tuple(sorted(plan.items())), plan)
-    for plan_ in candidate_plans(specs, catalog.budget, page):
-        plan = _named(specs, plan_)
+    for plan in plans:
         seen.setdefault(tuple(sorted(plan.items())), plan)
     return list(seen.values())
 

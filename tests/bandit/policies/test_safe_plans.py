@@ -5,23 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from ltrr.bandit.decision import ArmSpec
 from ltrr.bandit.plans import candidate_plans, plan_names
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import PlanPolicy, PolicyConfig
 from ltrr.bandit.policies.safe_plans import SafePlans, _asks
+from tests.bandit._plans import ARMS, PLANS
 
-ARMS = [ArmSpec("a", 10, 100), ArmSpec("b", 0, 100), ArmSpec("c", 0, 50)]
-PLANS = (
-    "all",
-    "all:half",
-    "only:a",
-    "only:b",
-    "only:c",
-    "without:a",
-    "without:b",
-    "without:c",
-)
 X = np.array([1.0])
 E = 0.2 / 7  # epsilon 0.2 over the 7 plans that are not greedy
 
