@@ -42,12 +42,15 @@ def fused_order(candidates: Sequence[FusedHit]) -> list[RankedHit]:
 
 def build_rerank_body(
     candidates: Sequence[FusedHit],
-    query: str,
+    params: Mapping[str, str],
     config: RerankConfig,
     source: object | None,
     timeout_ms: int | None,
 ) -> dict[str, Any]:
     """The search body that fetches the candidates by id and rescores every one of them.
+
+    ``params`` are the search's feature params (``query_plans/ltr/params.py``); the catalog's
+    own ``rerank.params`` are added to them.
 
     The rescore window is never smaller than the candidate count: a window cut short would
     leave the tail in ``query_weight`` order, mixed into the model's scores. ``query_weight``
@@ -70,7 +73,7 @@ def build_rerank_body(
         ]
         query_clause = {"bool": {"should": scoped, "minimum_should_match": 1}}
     count = len(candidates)
-    sltr: dict[str, Any] = {"params": {"keywords": query, **config.params}, "model": config.model}
+    sltr: dict[str, Any] = {"params": {**params, **config.params}, "model": config.model}
     if config.store is not None:
         sltr["store"] = config.store
     body: dict[str, Any] = {

@@ -225,6 +225,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.simulate.run import SimulationConfig, simulate
     from ltrr.plugin.ops.simulate.summary import format_table, summarize
 
+    if args.seeds:
+        return _simulate_seeds(args)
     config = SimulationConfig(
         catalog=args.catalog,
         dataset=args.dataset,
@@ -238,6 +240,7 @@ def _simulate(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         record_candidates=args.record_candidates,
         index=args.index,
+        rerank_model=args.rerank_model,
     )
     result = asyncio.run(simulate(config, _say))
     save_runs(result.runs, args.work_dir / "runs.json")
@@ -258,6 +261,48 @@ def _simulate(args: argparse.Namespace) -> int:
             result.runs, args.report, k=args.k, oracle=_oracle(result.runs), notes=result.notes
         )
         print(f"report: {path}")
+    return 0
+
+
+def _simulate_seeds(args: argparse.Namespace) -> int:
+    """One simulation per seed (each on fresh copies), then the table over the seeds."""
+    import asyncio
+    import dataclasses
+
+    from ltrr.plugin.ops.data.beir import read_beir
+    from ltrr.plugin.ops.replay.bench import split_queries
+    from ltrr.plugin.ops.simulate.report import save_runs
+    from ltrr.plugin.ops.simulate.run import SimulationConfig, simulate
+    from ltrr.plugin.ops.simulate.seeds import format_seed_table, seed_table
+    from ltrr.plugin.ops.simulate.summary import format_table, summarize
+
+    base = SimulationConfig(
+        catalog=args.catalog,
+        dataset=args.dataset,
+        sessions=args.sessions,
+        policies=tuple(args.policy),
+        click_model=args.click_model,
+        k=args.k,
+        opensearch=args.opensearch,
+        listen=args.listen,
+        work_dir=args.work_dir,
+        index=args.index,
+        rerank_model=args.rerank_model,
+    )
+    runs = {}
+    for seed in args.seeds:
+        config = dataclasses.replace(base, seed=seed, work_dir=args.work_dir / f"seed-{seed}")
+        result = asyncio.run(simulate(config, _say))
+        save_runs(result.runs, config.work_dir / "runs.json")
+        print(f"seed {seed}")
+        print(format_table(summarize(result.runs, _oracle(result.runs)), args.k))
+        runs[seed] = result.runs
+    _, held_out = split_queries(sorted(read_beir(args.dataset).qrels), args.held_out)
+    table = format_seed_table(seed_table(runs, held_out), args.seeds)
+    print(table)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n", encoding="utf-8")
     return 0
 
 
@@ -287,6 +332,16 @@ def _ltr_train(args: argparse.Namespace) -> int:
 
     if args.judgments == "qrels" and args.dataset is None:
         raise LtrrError("--judgments qrels needs --dataset (a BEIR folder with qrels)")
+    held_out: list[str] = []
+    if args.held_out > 0:
+        if args.dataset is None:
+            raise LtrrError("--held-out needs --dataset, whose query ids define the split")
+        from ltrr.plugin.ops.data.beir import read_beir
+        from ltrr.plugin.ops.replay.bench import split_queries
+
+        data = read_beir(args.dataset, split=None)
+        _, unseen = split_queries(sorted(data.qrels), args.held_out)
+        held_out = [data.queries[q].text for q in sorted(unseen) if q in data.queries]
     result = train_ltr(
         args.catalog,
         args.dataset,
@@ -297,13 +352,10 @@ def _ltr_train(args: argparse.Namespace) -> int:
         out=args.out,
         seed=args.seed,
         report=args.report,
+        target=args.target,
+        held_out=held_out,
     )
     print(format_result(result))
-    if args.rerank_runs is not None:
-        from ltrr.plugin.ops.ltr_models import format_rerank, rerank_runs
-        from ltrr.plugin.ops.simulate.report import load_runs
-
-        print(format_rerank(rerank_runs(result, load_runs(args.rerank_runs))))
     return 0
 
 
@@ -556,7 +608,34 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--record-candidates",
         action="store_true",
-        help="keep each session's fused top-K ids in runs.json (for ltr train --rerank-runs)",
+        help="keep each session's fused top-K ids in runs.json",
+    )
+    sim.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="run once per seed and print each figure as the mean and a 95%% interval over "
+        "the seeds, tuning and held-out queries apart (instead of --seed)",
+    )
+    sim.add_argument(
+        "--held-out",
+        type=float,
+        default=0.3,
+        metavar="SHARE",
+        help="with --seeds: the share of judged queries reported apart (by CRC-32 of the id, "
+        "as `ltrr replay` and `ltrr ltr train --held-out` split them)",
+    )
+    sim.add_argument(
+        "--out", type=Path, default=None, metavar="MD", help="with --seeds: write the table"
+    )
+    sim.add_argument(
+        "--rerank-model",
+        default=None,
+        metavar="NAME",
+        help="the LTR model the +rerank contenders serve (default: the catalog's "
+        "rerank.model), e.g. the music_ltr_vN that `ltrr ltr train` just uploaded",
     )
     sim.set_defaults(handler=_simulate)
 
@@ -638,12 +717,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=7)
     train.add_argument("--report", type=Path, default=None, metavar="HTML")
     train.add_argument(
-        "--rerank-runs",
-        type=Path,
+        "--target",
         default=None,
-        metavar="RUNS_JSON",
-        help="also rerank the candidates a simulation recorded (simulate --record-candidates) "
-        "with the winner's out-of-fold scores, and print nDCG@10 before and after",
+        metavar="INDEX",
+        help="the index whose logged searches and documents to learn from, e.g. a simulation's "
+        "copy music-sim-safe-plans (default: the catalog's target); the model keeps the "
+        "catalog's name",
+    )
+    train.add_argument(
+        "--held-out",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="never train on this share of the dataset's judged queries (by CRC-32 of the id, "
+        "as `ltrr simulate --seeds` and `ltrr replay` report them apart)",
     )
     train.set_defaults(handler=_ltr_train)
 

@@ -5,11 +5,14 @@ The steps, each against the real cluster:
 1. judgments: qrels from a BEIR folder, or clicks read back from the learning loop's
    ``ltrr-decisions`` (what was shown, in order) and ``ltrr-events`` (what was clicked),
    turned into grades by COEC or PBM;
-2. candidates: every arm of the catalog at ``min(depth, max_size)``, in one ``_msearch`` per
-   query built by the proxy's own plan code, fused as the proxy fuses (that order is the
-   baseline a model must beat);
+2. candidates: with clicks, the logged searches themselves (what each one could show, in its
+   order, and which arm retrieved what: the provenance the rerank sees when it serves); with
+   qrels, every arm of the catalog at ``min(depth, max_size)``, in one ``_msearch`` per query
+   built by the proxy's own plan code, fused as the proxy fuses. That order is the baseline a
+   model must beat;
 3. features: with the LTR plugin, ``sltr`` + ``ltr_log``; without it, the same feature queries
-   scored one by one in an ``_msearch`` (values identical to what ``ltr_log`` reports);
+   scored one by one in an ``_msearch`` (values identical to what ``ltr_log`` reports). Both
+   read the params the proxy's rerank sends (``query_plans/ltr/params.py``);
 4. cross-validation of LambdaMART and a linear model by query, the winner trained on all;
 5. export, and upload with the plugin (``{target}_ltr_v{N}``, N one above the highest stored);
    without it, files only, and a plain ``PluginNotInstalled`` message saying so.
@@ -18,7 +21,7 @@ The steps, each against the real cluster:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +36,6 @@ from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN, ClusterInfo
 from ltrr.plugin.ops.data.index import catalog_embedder
-from ltrr.plugin.ops.simulate.results import PolicyRun
 from ltrr.plugin.serve.retrieve import read_responses
 from ltrr.query_plans.catalog import Catalog, CatalogError, load_catalog
 from ltrr.query_plans.fusion import get_fusion
@@ -47,6 +49,7 @@ from ltrr.query_plans.ltr.featureset import (
     sltr_log_body,
 )
 from ltrr.query_plans.ltr.judgments import Impression, Judgments, from_clicks, from_qrels
+from ltrr.query_plans.ltr.params import search_params
 from ltrr.query_plans.ltr.train import (
     CvResult,
     ModelKind,
@@ -57,11 +60,11 @@ from ltrr.query_plans.ltr.train import (
     train_final,
     winner,
 )
-from ltrr.query_plans.metrics import ndcg_at_k
 from ltrr.query_plans.plan import SearchInput, build_plan
 from ltrr.query_plans.templates import TemplateRenderer
 
 __all__ = [
+    "Candidates",
     "LtrResult",
     "catalog_change",
     "format_result",
@@ -71,9 +74,23 @@ __all__ = [
 ]
 
 JudgmentMethod = Literal["qrels", "coec", "pbm"]
+# Logged searches kept per query (the latest): repeats of a popular query add little beyond a
+# few, and would otherwise outweigh every other query in training.
+PER_QUERY = 5
 _PAGE = 1000
 _TIMEOUT = 120.0
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """One list to rank: a query's candidates in their served order, and the params its
+    features read. ``group`` is the query id, or one logged search of it."""
+
+    group: str
+    query_id: str
+    ids: tuple[str, ...]
+    params: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,7 @@ class LtrResult:
     judgments: str
     featureset: FeatureSet
     queries: Mapping[str, str]
+    lists: tuple[Candidates, ...]
     training: TrainingSet
     logging: Literal["sltr", "fallback"]
     cv: CvResult
@@ -162,11 +180,11 @@ def _read_all(http: Cluster, index: str, query: Mapping[str, Any], key: str) -> 
 def _click_judgments(
     http: Cluster,
     catalog: Catalog,
+    target: str,
     method: Literal["coec", "pbm"],
     decisions_index: str,
     events_index: str,
-) -> tuple[Judgments, dict[str, str]]:
-    target = catalog.targets[0]
+) -> tuple[Judgments, dict[str, str], list[Any]]:
     where = {"term": {"target": target}}
     decisions = _read_all(http, decisions_index, where, "decision_id")
     events = _read_all(http, events_index, where, "event_id")
@@ -174,7 +192,7 @@ def _click_judgments(
     impressions, queries = impressions_from_logs(decisions, events, positive)
     if not impressions:
         raise LtrrError(f"{decisions_index} holds no decision with results for target {target}")
-    return from_clicks(impressions, method=method), queries
+    return from_clicks(impressions, method=method), queries, decisions
 
 
 def _qrels_judgments(dataset: Path | None) -> tuple[Judgments, dict[str, str]]:
@@ -194,7 +212,7 @@ def _qrels_judgments(dataset: Path | None) -> tuple[Judgments, dict[str, str]]:
 
 def _candidates(
     http: Cluster, catalog: Catalog, queries: Mapping[str, str], depth: int, warnings: list[str]
-) -> dict[str, list[str]]:
+) -> list[Candidates]:
     """The fused candidates per query, as the proxy would find them with every arm asked.
 
     The judged documents are NOT added: a document present only because it is judged would
@@ -205,7 +223,7 @@ def _candidates(
     fusion = get_fusion(catalog.fusion)
     sizes = {arm.name: min(depth, arm.max_size) for arm in catalog.arms}
     embedder = catalog_embedder(catalog)
-    out: dict[str, list[str]] = {}
+    out: list[Candidates] = []
     try:
         for qid, text in queries.items():
             vector = embedder.embed(text) if embedder is not None else None
@@ -228,70 +246,128 @@ def _candidates(
                 else:
                     warnings.append(f"query {qid}: arm {arm} failed: {result.error}")
             fused = fusion(results, catalog.fusion.weights)
-            out[qid] = list(dict.fromkeys(hit.id for hit in fused))
+            retrieved = {arm: [hit.id for hit in hits] for arm, hits in results.items()}
+            params = search_params(catalog, text, vector=vector, retrieved=retrieved)
+            ids = tuple(dict.fromkeys(hit.id for hit in fused))
+            out.append(Candidates(qid, qid, ids, params))
     finally:
         if embedder is not None:
             embedder.close()
     return out
 
 
+def logged_candidates(
+    catalog: Catalog,
+    decisions: Sequence[Mapping[str, Any]],
+    vectors: Callable[[str], Sequence[float] | None],
+    per_query: int = PER_QUERY,
+) -> list[Candidates]:
+    """The latest ``per_query`` logged searches of each query, as the proxy served them.
+
+    Each keeps what it could show (``returned``, in order) and what each arm that answered
+    retrieved, so the provenance features are logged as the rerank will see them; a failed
+    arm retrieved nothing. ``vectors`` gives a query's vector (None without an embedder).
+    """
+    by_query: dict[str, list[Mapping[str, Any]]] = {}
+    for doc in sorted(decisions, key=lambda d: (float(d.get("timestamp") or 0), d["decision_id"])):
+        text = str(doc.get("query") or "")
+        qid = EntityDictionary.normalize(text)
+        if qid and doc.get("returned"):
+            by_query.setdefault(qid, []).append(doc)
+    out: list[Candidates] = []
+    for qid, docs in by_query.items():
+        for doc in docs[-per_query:]:
+            text = str(doc["query"])
+            ids = tuple(dict.fromkeys(str(entry[1]) for entry in doc["returned"]))
+            retrieved = {
+                arm: [str(i) for i in info.get("results") or ()]
+                for arm, info in (doc.get("arms") or {}).items()
+                if info.get("ok") and info.get("included")
+            }
+            params = search_params(catalog, text, vector=vectors(text), retrieved=retrieved)
+            out.append(Candidates(f"{qid}#{doc['decision_id']}", qid, ids, params))
+    return out
+
+
+def _vector_cache(catalog: Catalog) -> tuple[Callable[[str], Sequence[float] | None], Any]:
+    """A query -> vector function that embeds each text once, and the embedder to close."""
+    embedder = catalog_embedder(catalog)
+    cache: dict[str, Sequence[float] | None] = {}
+
+    def vector(text: str) -> Sequence[float] | None:
+        if embedder is None:
+            return None
+        if text not in cache:
+            cache[text] = embedder.embed(text)
+        return cache[text]
+
+    return vector, embedder
+
+
 def log_features(
     http: Cluster,
     featureset: FeatureSet,
     index: str,
-    queries: Mapping[str, str],
-    candidates: Mapping[str, Sequence[str]],
+    lists: Sequence[Candidates],
     *,
     plugin: bool,
     store: str | None,
 ) -> dict[str, dict[str, tuple[float, ...]]]:
+    """group -> doc id -> feature values, each list logged with its own params."""
     out: dict[str, dict[str, tuple[float, ...]]] = {}
-    for qid, ids in candidates.items():
-        if not ids:
+    for c in lists:
+        if not c.ids:
             continue
         if plugin:
-            body = sltr_log_body(featureset, queries[qid], ids, store)
+            body = sltr_log_body(featureset, c.params, c.ids, store)
             logged = read_sltr_log(http.ok("POST", f"/{index}/_search", body), featureset)
         else:
             lines = bytearray()
-            for search in fallback_log_searches(featureset, queries[qid], ids):
+            for search in fallback_log_searches(featureset, c.params, c.ids):
                 lines += orjson.dumps({"index": index}) + b"\n" + orjson.dumps(search) + b"\n"
             payload = http.ok("POST", "/_msearch", ndjson=bytes(lines))
             try:
-                logged = read_fallback_log(payload["responses"], featureset, ids)
+                logged = read_fallback_log(payload["responses"], featureset, c.ids)
             except ValueError as exc:
-                raise LtrrError(f"logging features for query {qid}: {exc}") from exc
-        out[qid] = logged
+                raise LtrrError(f"logging features for query {c.query_id}: {exc}") from exc
+        out[c.group] = logged
     return out
 
 
 def _training_set(
     featureset: FeatureSet,
     judgments: Judgments,
-    candidates: Mapping[str, Sequence[str]],
+    lists: Sequence[Candidates],
     logged: Mapping[str, Mapping[str, tuple[float, ...]]],
 ) -> TrainingSet:
+    """One group per list; every list of a query shares its grades and its fold."""
     rows: list[tuple[float, ...]] = []
     y: list[int] = []
-    qids: list[str] = []
+    groups: list[str] = []
+    queries: list[str] = []
     docs: list[str] = []
+    judged: dict[str, Mapping[str, int]] = {}
     zero = (0.0,) * len(featureset.names)
-    for qid, ids in candidates.items():
-        values = logged.get(qid, {})
-        for doc_id in ids:
+    for c in lists:
+        values = logged.get(c.group, {})
+        if c.query_id in judgments.grades:
+            judged[c.group] = judgments.grades[c.query_id]
+        for doc_id in c.ids:
             rows.append(values.get(doc_id, zero))  # a candidate deleted meanwhile logs nothing
-            y.append(judgments.grade(qid, doc_id))
-            qids.append(qid)
+            y.append(judgments.grade(c.query_id, doc_id))
+            groups.append(c.group)
+            queries.append(c.query_id)
             docs.append(doc_id)
     if not rows:
         raise LtrrError("no query found any candidate: nothing to train on")
     return TrainingSet(
         X=np.asarray(rows, dtype=np.float32),
         y=np.asarray(y, dtype=np.int32),
-        query_ids=tuple(qids),
+        query_ids=tuple(groups),
         doc_ids=tuple(docs),
         feature_names=featureset.names,
-        judged={q: judgments.grades[q] for q in candidates if q in judgments.grades},
+        judged=judged,
+        fold_keys=tuple(queries),
     )
 
 
@@ -369,9 +445,15 @@ def train_ltr(
     seed: int,
     report: Path | None,
     cluster: Cluster | None = None,
+    target: str | None = None,
+    held_out: Iterable[str] = (),
 ) -> LtrResult:
     """Train, compare, export and (with the plugin) upload a reranker for one catalog.
 
+    ``target`` is the index whose logs and documents are read (default: the catalog's), e.g. a
+    simulation's copy; the model is named after the catalog's target, which it serves.
+    ``held_out`` names query texts never trained on, so that a later run can measure the
+    model on queries it has not seen.
     ``cluster`` is injected by tests; by default one is made for ``opensearch``."""
     if depth < 1:
         raise LtrrError(f"depth must be at least 1, got {depth}")
@@ -384,28 +466,49 @@ def train_ltr(
     http = cluster if cluster is not None else Cluster(opensearch, timeout=_TIMEOUT)
     info = ClusterInfo.fetch(http)
     plugin = info.has_plugin(LTR_PLUGIN)
-    target = catalog.targets[0]
-    base = f"{_safe(target)}_ltr"
+    base = f"{_safe(catalog.targets[0])}_ltr"
+    target = target or catalog.targets[0]
     store = catalog.rerank.store if catalog.rerank else None
     warnings: list[str] = []
 
+    decisions: list[Any] = []
     if judgments == "qrels":
         judged, queries = _qrels_judgments(dataset)
     else:
-        judged, queries = _click_judgments(http, catalog, judgments, decisions_index, events_index)
+        judged, queries, decisions = _click_judgments(
+            http, catalog, target, judgments, decisions_index, events_index
+        )
     try:
         draft = build_featureset(catalog, "draft")
-        featureset = build_featureset(catalog, f"{_safe(target)}_features_{draft.digest()}")
+        featureset = build_featureset(
+            catalog, f"{_safe(catalog.targets[0])}_features_{draft.digest()}"
+        )
     except ValueError as exc:
         raise LtrrError(str(exc)) from exc
     for arm, reason in featureset.skipped.items():
         warnings.append(f"arm {arm} is not a feature: {reason}")
 
-    candidates = _candidates(http, catalog, queries, depth, warnings)
+    if judgments == "qrels":
+        lists = _candidates(http, catalog, queries, depth, warnings)
+    else:
+        vectors, embedder = _vector_cache(catalog)
+        try:
+            lists = logged_candidates(catalog, decisions, vectors)
+        finally:
+            if embedder is not None:
+                embedder.close()
+    unseen = {EntityDictionary.normalize(text) for text in held_out}
+    if unseen:
+        kept = [c for c in lists if c.query_id not in unseen]
+        warnings.append(
+            f"held out {len(lists) - len(kept)} of {len(lists)} lists"
+            f" ({len({c.query_id for c in lists} & unseen)} queries)"
+        )
+        lists = kept
     if plugin:
         _ensure_featureset(http, featureset, store)
-    logged = log_features(http, featureset, target, queries, candidates, plugin=plugin, store=store)
-    training = _training_set(featureset, judged, candidates, logged)
+    logged = log_features(http, featureset, target, lists, plugin=plugin, store=store)
+    training = _training_set(featureset, judged, lists, logged)
     try:
         cv = cross_validate(training, folds=folds, seed=seed)
     except ValueError as exc:
@@ -462,6 +565,7 @@ def train_ltr(
         judgments=judgments,
         featureset=featureset,
         queries=dict(queries),
+        lists=tuple(lists),
         training=training,
         logging="sltr" if plugin else "fallback",
         cv=cv,
@@ -487,11 +591,12 @@ def format_result(result: LtrResult) -> str:
     ts = result.training
     lines = [
         f"catalog:    {result.catalog} (target {result.target})",
-        f"judgments:  {result.judgments}; {len(ts.groups())} queries, {len(ts.doc_ids)} candidates",
+        f"judgments:  {result.judgments}; {len(set(ts.fold_keys or ts.query_ids))} queries,"
+        f" {len(ts.groups())} lists, {len(ts.doc_ids)} candidates",
         f"features:   {', '.join(result.featureset.names)}",
         f"logging:    {'sltr + ltr_log' if result.logging == 'sltr' else 'fallback _msearch'}",
         f"cv:         {result.cv.folds} folds by query, nDCG@10 over"
-        f" {result.cv.evaluated_queries} queries with a relevant document",
+        f" {result.cv.evaluated_queries} lists with a relevant document",
         f"  baseline (fused order)  {result.cv.baseline_ndcg:.4f}",
     ]
     for kind, m in result.cv.models.items():
@@ -539,63 +644,3 @@ def _write_report(result: LtrResult, path: Path) -> None:
     r.paragraph(result.upload_message)
     r.paragraph(result.catalog_change)
     r.write(path)
-
-
-@dataclass(frozen=True, slots=True)
-class RerankedRun:
-    policy: str
-    sessions: int
-    ndcg_fused: float
-    ndcg_reranked: float
-    unscored: int  # candidates the model had no held-out score for (kept after, fused order)
-
-
-def rerank_runs(result: LtrResult, runs: Sequence[PolicyRun]) -> list[RerankedRun]:
-    """nDCG@10 of each run's recorded candidates, as fused and as the LTR model would order them.
-
-    The scores are the winner's out-of-fold ones: each query is scored by a model that never
-    saw its judgments, so the gain is what a rerank would bring to unseen queries.
-    """
-    scores = dict(
-        zip(
-            zip(result.training.query_ids, result.training.doc_ids, strict=True),
-            result.cv.models[result.winner].oof_scores.tolist(),
-            strict=True,
-        )
-    )
-    judged = result.training.judged
-    out: list[RerankedRun] = []
-    for run in runs:
-        sessions = [s for s in run.sessions if s.candidates and s.query_id in judged]
-        if not sessions:
-            continue
-        fused = reranked = 0.0
-        unscored = 0
-        for s in sessions:
-            grades = judged[s.query_id]
-            fused += ndcg_at_k(s.candidates, grades, 10)
-            known = [d for d in s.candidates if (s.query_id, d) in scores]
-            unscored += len(s.candidates) - len(known)
-            known.sort(key=lambda d: -scores[(s.query_id, d)])
-            rest = [d for d in s.candidates if (s.query_id, d) not in scores]
-            reranked += ndcg_at_k(known + rest, grades, 10)
-        out.append(
-            RerankedRun(
-                run.name, len(sessions), fused / len(sessions), reranked / len(sessions), unscored
-            )
-        )
-    if not out:
-        raise LtrrError(
-            "no recorded candidates for the judged queries: run `ltrr simulate` with "
-            "--record-candidates on the same dataset"
-        )
-    return out
-
-
-def format_rerank(rows: Sequence[RerankedRun]) -> str:
-    lines = [f"{'policy':<16} {'sessions':>8} {'nDCG@10 fused':>14} {'+ LTR rerank':>13}"]
-    for r in rows:
-        lines.append(
-            f"{r.policy:<16} {r.sessions:>8} {r.ndcg_fused:>14.3f} {r.ndcg_reranked:>13.3f}"
-        )
-    return "\n".join(lines)

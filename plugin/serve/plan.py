@@ -34,6 +34,7 @@ class Planned:
     decision: Decision  # the static plan when the embedder failed
     fallback: str | None
     timeout: float  # seconds the msearch may take
+    vector: tuple[float, ...] | None = None  # the query's, for the arms and the rerank
 
 
 async def _embed(
@@ -66,12 +67,16 @@ async def plan(
 ) -> Planned:
     catalog = runtime.catalog
     vector = fallback = None
-    if runtime.embedder is not None and any(
-        c.included and catalog.arm(c.arm).needs_vector for c in decision.choices
-    ):
+    arms_need = any(c.included and catalog.arm(c.arm).needs_vector for c in decision.choices)
+    # The rerank's dense feature scores every candidate against the query vector, whichever
+    # arms were asked; without a vector the rerank fails and the fused order stands.
+    rerank_needs = catalog.rerank is not None and any(a.needs_vector for a in catalog.arms)
+    if runtime.embedder is not None and (arms_need or rerank_needs):
         t0 = time.perf_counter()
         vector, fallback = await _embed(runtime, request, deadline, stats)
-        if fallback is not None:
+        if fallback is not None and not arms_need:
+            fallback = None
+        elif fallback is not None:
             decision = static_decision(catalog, request.depth, "embedder error")
         timings["embed"] = (time.perf_counter() - t0) * 1000
 
@@ -94,4 +99,4 @@ async def plan(
         timeout_ms=max(1, int(remaining * 1000)),
     )
     timings["plan"] = (time.perf_counter() - t0) * 1000
-    return Planned(built, decision, fallback, remaining)
+    return Planned(built, decision, fallback, remaining, vector)

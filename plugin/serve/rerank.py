@@ -38,16 +38,17 @@ async def rerank(
     transport: Transport,
     config: RerankConfig | None,
     fused: Sequence[FusedHit],
-    query: str,
+    params: Mapping[str, str],
     headers: Mapping[str, str],
     deadline: float,
     stats: Stats,
 ) -> Reranked:
+    """``params`` are the search's feature params (``query_plans/ltr/params.py``)."""
     if config is None or not fused:
         return Reranked(fused_order(fused), {"status": "none"})
     try:
         budget = max(0.001, deadline - time.perf_counter())
-        body = build_rerank_body(fused, query, config, False, int(budget * 1000))
+        body = build_rerank_body(fused, params, config, False, int(budget * 1000))
         reply = await transport.request(
             "POST",
             f"/{','.join(sorted({h.index for h in fused}))}/_search",

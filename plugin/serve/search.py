@@ -28,6 +28,7 @@ from ltrr.plugin.serve.plan import plan
 from ltrr.plugin.serve.rerank import Reranked, rerank
 from ltrr.plugin.serve.respond import build_response, describe_arms
 from ltrr.plugin.serve.retrieve import Retrieval, retrieve
+from ltrr.query_plans.ltr.params import search_params
 from ltrr.query_plans.templates import TemplateRenderer
 
 
@@ -215,11 +216,17 @@ class SearchPath:
         fused = fuse(runtime.catalog, planned.decision, succeeded)
         timings["fuse"] = _since(t0)
         t0 = time.perf_counter()
+        params = search_params(
+            runtime.catalog,
+            request.query,
+            vector=planned.vector,
+            retrieved={arm: [hit.id for hit in r.hits] for arm, r in succeeded.items()},
+        )
         reranked = await rerank(
             self.transport,
             runtime.catalog.rerank,
             fused,
-            request.query,
+            params,
             headers,
             deadline,
             self.stats,

@@ -1,16 +1,24 @@
 """The LTR plugin featureset a catalog implies, and the two ways to log its values.
 
-Every feature is a query the cluster scores, with the query text as the mustache parameter
-``{{keywords}}``: exactly what ``query_plans/rerank.py`` sends in ``sltr.params`` at serve time,
-so a model trained on logged values sees the same inputs when it reranks. Features are:
+Every feature is a query the cluster scores, reading the mustache params that
+``query_plans/ltr/params.py`` builds for a search: exactly what the proxy's rerank sends in
+``sltr.params``, so a model trained on logged values sees the same inputs when it reranks. The
+features cover what the arms know:
 
 - one per arm whose template depends on the query only through its text (rendered once with
   ``{{keywords}}`` in place of the query). An arm that needs a vector, or derives something
-  from the query (the memory arm's keys, ``query_norm``), cannot be a mustache string; it is
-  left out and ``skipped`` says why;
+  from the query (the memory arm's keys, ``query_norm``), is not a feature itself: ``skipped``
+  says why, and the features below carry what it knows;
+- ``dense_<field>``: the k-NN plugin's ``knn_score`` of the query vector against each vector
+  field a ``needs_vector`` arm searches, over every candidate (the arm itself only scores its
+  own top k). The vector is a JSON array param inserted unescaped;
+- ``memory_<field>``: the query's Q2E score, exact key plus half the near key (as the memory
+  arm weighs them), for the learned and the predicted ``rank_features`` fields;
 - one ``rank_feature`` query per ``rank_feature`` field of the catalog's mapping (popularity:
   query-independent);
-- one ``match`` of ``{{keywords}}`` per text field of the mapping.
+- one ``match`` of ``{{keywords}}`` per text field of the mapping;
+- ``from_<arm>``: 1 when that arm retrieved the candidate in this search (provenance), from an
+  ids list param; 0 for an arm not asked.
 
 Logging is DSL only (no HTTP): with the plugin, ``sltr`` plus ``ext.ltr_log``; without it, the
 same feature queries in one ``_msearch`` per query, reading each hit's ``_score`` (what
@@ -29,6 +37,7 @@ import orjson
 
 from ltrr.bandit.features import EntityDictionary
 from ltrr.query_plans.catalog import Arm, Catalog
+from ltrr.query_plans.ltr import params as P
 from ltrr.query_plans.plan import memory_variables
 from ltrr.query_plans.templates import TemplateError, TemplateRenderer
 
@@ -59,19 +68,23 @@ _SENTINELS = ("Ltrr SENTINEL-Alpha!", "Ltrr SENTINEL-Omega!")
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """One named query clause, with ``{{keywords}}`` where the query text goes."""
+    """One named query clause with mustache params in it: ``{{p}}`` inside a JSON string (the
+    plugin escapes the value), ``{{{p}}}`` where a JSON value goes (a string template, since a
+    bare placeholder is no JSON)."""
 
     name: str
-    template: Mapping[str, Any]
-    kind: str  # "arm" | "text" | "popularity"
+    template: Mapping[str, Any] | str
+    kind: str  # "arm" | "dense" | "memory" | "popularity" | "text" | "provenance"
+    params: tuple[str, ...] = (P.KEYWORDS,)
 
     def to_json(self) -> dict[str, Any]:
         """The plugin's feature format (mustache over the JSON of the clause)."""
+        template = self.template if isinstance(self.template, str) else _plain(self.template)
         return {
             "name": self.name,
-            "params": ["keywords"],
+            "params": list(self.params),
             "template_language": "mustache",
-            "template": _plain(self.template),
+            "template": template,
         }
 
 
@@ -123,9 +136,21 @@ def _substitute(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def render_feature(feature: Feature, keywords: str) -> dict[str, Any]:
-    """The clause the plugin would run for ``keywords`` (mustache substitution in strings)."""
-    rendered: dict[str, Any] = _substitute(_plain(feature.template), KEYWORDS, keywords)
+def render_feature(feature: Feature, params: Mapping[str, str]) -> dict[str, Any]:
+    """The clause the plugin would run with ``params``: mustache over the template's JSON text,
+    ``{{{p}}}`` unescaped and ``{{p}}`` escaped for the JSON string it stands in."""
+    text = (
+        feature.template
+        if isinstance(feature.template, str)
+        else orjson.dumps(_plain(feature.template)).decode()
+    )
+    for name in feature.params:
+        if name not in params:
+            raise ValueError(f"feature {feature.name}: missing param {name!r}")
+        value = params[name]
+        text = text.replace("{{{" + name + "}}}", value)
+        text = text.replace("{{" + name + "}}", orjson.dumps(value).decode()[1:-1])
+    rendered: dict[str, Any] = orjson.loads(text)
     return rendered
 
 
@@ -163,15 +188,17 @@ def _arm_template(
     return template, ""
 
 
-def _mapping_fields(properties: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted field, type) in mapping order, object properties and multi-fields included."""
-    out: list[tuple[str, str]] = []
+def _mapping_fields(
+    properties: Mapping[str, Any], prefix: str = ""
+) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(dotted field, type, spec) in mapping order, object properties and multi-fields too."""
+    out: list[tuple[str, str, Mapping[str, Any]]] = []
     for name, spec in properties.items():
         if not isinstance(spec, Mapping):
             continue
         path = f"{prefix}{name}"
         kind = spec.get("type", "object" if "properties" in spec else "")
-        out.append((path, str(kind)))
+        out.append((path, str(kind), spec))
         if isinstance(spec.get("properties"), Mapping):
             out.extend(_mapping_fields(spec["properties"], f"{path}."))
         if isinstance(spec.get("fields"), Mapping):
@@ -179,9 +206,57 @@ def _mapping_fields(properties: Mapping[str, Any], prefix: str = "") -> list[tup
     return out
 
 
+def _space_type(spec: Mapping[str, Any]) -> str:
+    """The vector field's similarity, as the k-NN plugin names it (its default is l2)."""
+    method = spec.get("method")
+    if isinstance(method, Mapping) and method.get("space_type"):
+        return str(method["space_type"])
+    return str(spec.get("space_type") or "l2")
+
+
+def _dense_feature(path: str, spec: Mapping[str, Any]) -> Feature:
+    """``knn_score`` over every candidate: exact, where the arm's HNSW search only ranks its
+    own top k. A string template, since the vector is a JSON array, not a string."""
+    params = {"field": path, "space_type": _space_type(spec)}
+    inner = orjson.dumps(params).decode()[:-1]
+    template = (
+        '{"script_score": {"query": {"match_all": {}}, "script": {"source": "knn_score", '
+        f'"lang": "knn", "params": {inner}, "query_value": {{{{{{{P.QUERY_VECTOR}}}}}}}}}}}}}}}'
+    )
+    return Feature(f"dense_{path}", template, "dense", (P.QUERY_VECTOR,))
+
+
+def _memory_feature(field_name: str) -> Feature:
+    """The query's Q2E score on one ``rank_features`` field, weighted as the memory arm does."""
+    exact = {"rank_feature": {"field": f"{field_name}.{{{{{{{P.MEMORY_EXACT}}}}}}}", "linear": {}}}
+    near = {
+        "rank_feature": {
+            "field": f"{field_name}.{{{{{{{P.MEMORY_NEAR}}}}}}}",
+            "linear": {},
+            "boost": 0.5,
+        }
+    }
+    return Feature(
+        f"memory_{field_name}",
+        {"bool": {"should": [exact, near]}},
+        "memory",
+        (P.MEMORY_EXACT, P.MEMORY_NEAR),
+    )
+
+
+def _provenance_feature(arm: str) -> Feature:
+    param = P.provenance_param(arm)
+    return Feature(
+        f"from_{arm}",
+        f'{{"ids": {{"values": {{{{{{{param}}}}}}}}}}}',
+        "provenance",
+        (param,),
+    )
+
+
 def build_featureset(catalog: Catalog, name: str) -> FeatureSet:
-    """The catalog's features in a stable order: arms (catalog order), then the mapping's
-    rank_feature fields, then its text fields (mapping order)."""
+    """The catalog's features in a stable order: arms (catalog order), dense, memory, the
+    mapping's rank_feature fields, its text fields (mapping order), then provenance."""
     if not _NAME.fullmatch(name):
         raise ValueError(f"featureset name {name!r}: use letters, digits, _, . and - only")
     renderer = TemplateRenderer()
@@ -196,11 +271,29 @@ def build_featureset(catalog: Catalog, name: str) -> FeatureSet:
     mappings = (catalog.index_body or {}).get("mappings") or {}
     properties = mappings.get("properties") if isinstance(mappings, Mapping) else None
     fields = _mapping_fields(properties) if isinstance(properties, Mapping) else []
-    for path, kind in fields:
+    specs = {path: (kind, spec) for path, kind, spec in fields}
+    vector_fields = dict.fromkeys(
+        str(arm.params["field"])
+        for arm in catalog.arms
+        if arm.needs_vector and isinstance(arm.params.get("field"), str)
+    )
+    for path in vector_fields:
+        kind, spec = specs.get(path, ("", {}))
+        if kind == "knn_vector":
+            features.append(_dense_feature(path, spec))
+            for arm in catalog.arms:
+                if arm.needs_vector and arm.params.get("field") == path:
+                    skipped[arm.name] += f"; dense_{path} scores its vector field instead"
+    memory = catalog.memory
+    if memory is not None:
+        for field_name in dict.fromkeys((memory.field, memory.predicted_field)):
+            if specs.get(field_name, ("",))[0] == "rank_features":
+                features.append(_memory_feature(field_name))
+    for path, kind, _ in fields:
         if kind == "rank_feature":
             clause = {"rank_feature": {"field": path}}
             features.append(Feature(f"popularity_{path}", clause, "popularity"))
-    for path, kind in fields:
+    for path, kind, _ in fields:
         if kind == "text":
             features.append(Feature(f"match_{path}", {"match": {path: KEYWORDS}}, "text"))
     if not features:
@@ -208,6 +301,7 @@ def build_featureset(catalog: Catalog, name: str) -> FeatureSet:
             f"{catalog.path}: no feature can be built (no text arm, no text or rank_feature"
             " field in index.mappings)"
         )
+    features.extend(_provenance_feature(arm.name) for arm in catalog.arms)
     seen: set[str] = set()
     for f in features:
         if not _NAME.fullmatch(f.name):
@@ -222,7 +316,10 @@ def build_featureset(catalog: Catalog, name: str) -> FeatureSet:
 
 
 def sltr_log_body(
-    featureset: FeatureSet, keywords: str, ids: Sequence[str], store: str | None = None
+    featureset: FeatureSet,
+    params: Mapping[str, str],
+    ids: Sequence[str],
+    store: str | None = None,
 ) -> dict[str, Any]:
     """One search that logs every feature for exactly ``ids`` (LTR plugin present).
 
@@ -232,7 +329,7 @@ def sltr_log_body(
     sltr: dict[str, Any] = {
         "_name": LOG_NAME,
         "featureset": featureset.name,
-        "params": {"keywords": keywords},
+        "params": dict(params),
     }
     if store is not None:
         sltr["store"] = store
@@ -270,7 +367,7 @@ def read_sltr_log(
 
 
 def fallback_log_searches(
-    featureset: FeatureSet, keywords: str, ids: Sequence[str]
+    featureset: FeatureSet, params: Mapping[str, str], ids: Sequence[str]
 ) -> list[dict[str, Any]]:
     """One search per feature (in featureset order), for one ``_msearch``: the feature's
     query scores the candidates, an ids filter keeps to them without adding to the score."""
@@ -281,7 +378,7 @@ def fallback_log_searches(
             "track_total_hits": False,
             "query": {
                 "bool": {
-                    "must": render_feature(f, keywords),
+                    "must": render_feature(f, params),
                     "filter": {"ids": {"values": list(ids)}},
                 }
             },

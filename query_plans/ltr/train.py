@@ -63,7 +63,9 @@ class TrainingSet:
     """Rows grouped by query (each query's rows contiguous, in candidate order).
 
     ``judged`` holds each query's full judgments, so that nDCG's ideal counts the relevant
-    documents the candidates missed; without it, the rows' own grades are used.
+    documents the candidates missed; without it, the rows' own grades are used. A "query" here
+    is one ranked list; ``fold_keys`` (default: the list ids) names the real query of each
+    row, so that cross-validation never trains on one search of a query and tests on another.
     """
 
     X: Floats
@@ -72,6 +74,7 @@ class TrainingSet:
     doc_ids: tuple[str, ...]
     feature_names: tuple[str, ...]
     judged: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    fold_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.doc_ids)
@@ -81,6 +84,8 @@ class TrainingSet:
             )
         if self.y.shape != (n,) or len(self.query_ids) != n:
             raise ValueError("X, y, query_ids and doc_ids must have one entry per row")
+        if self.fold_keys and len(self.fold_keys) != n:
+            raise ValueError("fold_keys must have one entry per row")
         if n == 0:
             raise ValueError("a training set needs at least one row")
         seen: set[str] = set()
@@ -225,14 +230,14 @@ def cross_validate(
     models: Sequence[ModelKind] = MODELS,
 ) -> CvResult:
     """GroupKFold by query (shuffled by ``seed``); ``folds`` is capped at the query count."""
-    groups = ts.groups()
-    if len(groups) < 2:
-        raise ValueError(f"cross-validation needs at least 2 queries, got {len(groups)}")
+    qids = np.asarray(ts.fold_keys or ts.query_ids)
+    distinct = len(set(qids.tolist()))
+    if distinct < 2:
+        raise ValueError(f"cross-validation needs at least 2 queries, got {distinct}")
     if folds < 2:
         raise ValueError(f"folds must be >= 2, got {folds}")
-    n_folds = min(folds, len(groups))
+    n_folds = min(folds, distinct)
     splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    qids = np.asarray(ts.query_ids)
     baseline = -np.arange(len(ts.doc_ids), dtype=np.float64)  # candidate order, as given
     oof = {kind: np.zeros(len(ts.doc_ids), dtype=np.float64) for kind in models}
     per_fold: dict[str, list[float]] = {kind: [] for kind in models}

@@ -15,6 +15,10 @@ def fused(doc, score, index="books"):
     return FusedHit(index, doc, score, {"id": doc}, (Provenance("bm25", 1, score),))
 
 
+# The feature params of one search (query_plans/ltr/params.py), as the proxy builds them.
+PARAMS = {"keywords": "red fox", "from_bm25": '["a","b"]'}
+FOX = {"keywords": "fox"}
+
 A, B, C, D = fused("a", 0.04), fused("b", 0.03), fused("c", 0.02), fused("d", 0.01)
 CANDIDATES = [A, B, C, D]
 
@@ -45,7 +49,7 @@ def test_fused_order_keeps_fusion_scores():
 
 def test_body_exactly():
     config = RerankConfig(model="ltr-v3", store="books-store", params={"lang": "en"})
-    body = build_rerank_body(CANDIDATES, "red fox", config, ["title"], 250)
+    body = build_rerank_body(CANDIDATES, PARAMS, config, ["title"], 250)
     assert body == {
         "query": {"ids": {"values": ["a", "b", "c", "d"]}},
         "size": 4,
@@ -57,7 +61,7 @@ def test_body_exactly():
             "query": {
                 "rescore_query": {
                     "sltr": {
-                        "params": {"keywords": "red fox", "lang": "en"},
+                        "params": {"keywords": "red fox", "from_bm25": '["a","b"]', "lang": "en"},
                         "model": "ltr-v3",
                         "store": "books-store",
                     }
@@ -70,7 +74,7 @@ def test_body_exactly():
 
 
 def test_body_without_store_source_or_timeout():
-    body = build_rerank_body([A, B], "fox", RerankConfig(model="m"), None, None)
+    body = build_rerank_body([A, B], FOX, RerankConfig(model="m"), None, None)
     assert body == {
         "query": {"ids": {"values": ["a", "b"]}},
         "size": 2,
@@ -87,20 +91,20 @@ def test_body_without_store_source_or_timeout():
 
 
 def test_source_false_is_passed_on():
-    body = build_rerank_body([A], "fox", RerankConfig(model="m"), False, None)
+    body = build_rerank_body([A], FOX, RerankConfig(model="m"), False, None)
     assert body["_source"] is False
 
 
 @pytest.mark.parametrize(("window", "expected"), [(None, 4), (2, 4), (4, 4), (100, 100)])
 def test_window_always_covers_every_candidate(window, expected):
-    body = build_rerank_body(CANDIDATES, "fox", RerankConfig(model="m", window=window), None, None)
+    body = build_rerank_body(CANDIDATES, FOX, RerankConfig(model="m", window=window), None, None)
     assert body["rescore"]["window_size"] == expected
 
 
 def test_candidates_from_several_indices_are_scoped_per_index():
     # films/a must not pull in books/a (not a candidate): each index gets its own ids
     candidates = [fused("a", 0.3, "books"), fused("b", 0.2, "films"), fused("c", 0.1, "books")]
-    body = build_rerank_body(candidates, "fox", RerankConfig(model="m"), None, None)
+    body = build_rerank_body(candidates, FOX, RerankConfig(model="m"), None, None)
     assert body["query"] == {
         "bool": {
             "should": [
@@ -197,3 +201,14 @@ def test_untrustworthy_responses_raise(resp, reason):
         apply_rerank(CANDIDATES, resp)
     assert raised.value.reason == reason
     assert str(raised.value) == reason
+
+
+def test_catalog_params_are_added_to_the_search_params_and_win_a_clash():
+    config = RerankConfig(model="m", params={"lang": "en", "from_bm25": "[]"})
+    body = build_rerank_body([A], PARAMS, config, None, None)
+    assert body["rescore"]["query"]["rescore_query"]["sltr"]["params"] == {
+        "keywords": "red fox",
+        "from_bm25": "[]",
+        "lang": "en",
+    }
+    assert PARAMS == {"keywords": "red fox", "from_bm25": '["a","b"]'}  # left as it was

@@ -19,10 +19,13 @@ from opensearchpy import OpenSearch
 from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN
 from ltrr.plugin.ops.data.beir import Query, write_beir
-from ltrr.plugin.ops.ltr_models import format_result, log_features, train_ltr
+from ltrr.plugin.ops.ltr_models import Candidates, format_result, log_features, train_ltr
 from ltrr.query_plans.catalog import load_catalog
 from ltrr.query_plans.ltr.export import score_linear, score_xgboost
 from ltrr.query_plans.ltr.featureset import build_featureset, render_feature
+from ltrr.query_plans.ltr.params import search_params
+
+from ..conftest import model_dir
 
 WORDS = ["jazz", "rock", "blues", "piano", "guitar", "drums", "live", "studio"]
 
@@ -103,14 +106,14 @@ def _qrels_dataset(tmp_path):
     return dataset
 
 
-def _plugin_scores(client, index, model, keywords, ids):
+def _plugin_scores(client, index, model, params, ids):
     """The uploaded model's own scores for ``ids``, straight from the plugin."""
     body = {
         "size": len(ids),
         "query": {
             "bool": {
                 "filter": {"ids": {"values": list(ids)}},
-                "should": {"sltr": {"params": {"keywords": keywords}, "model": model}},
+                "should": {"sltr": {"params": dict(params), "model": model}},
             }
         },
     }
@@ -150,7 +153,10 @@ def test_train_ltr_logs_with_sltr_uploads_and_the_plugin_scores_as_we_do(
         "popularity_plays",
         "match_title",
         "match_body",
+        "from_lexical",
+        "from_popular",
     )
+    params = {c.group: c.params for c in result.lists}
     ts = result.training
     assert len(ts.groups()) == len(WORDS)
     # The logged values are what a direct search of each feature query scores.
@@ -162,7 +168,7 @@ def test_train_ltr_logs_with_sltr_uploads_and_the_plugin_scores_as_we_do(
                 "size": len(ids),
                 "query": {
                     "bool": {
-                        "must": render_feature(feature, result.queries[qid]),
+                        "must": render_feature(feature, params[qid]),
                         "filter": {"ids": {"values": ids}},
                     }
                 },
@@ -175,6 +181,10 @@ def test_train_ltr_logs_with_sltr_uploads_and_the_plugin_scores_as_we_do(
                 checked += 1
     assert checked > 20
     assert ts.X[:, 0].max() > 0  # the lexical feature actually scored something
+    # Every candidate came from an arm at depth 20, and provenance says which.
+    names = list(result.featureset.names)
+    provenance = [names.index("from_lexical"), names.index("from_popular")]
+    assert (ts.X[:, provenance].max(axis=1) == 1.0).all()
 
     cv = result.cv
     assert 0.0 <= cv.baseline_ndcg <= 1.0
@@ -194,7 +204,7 @@ def test_train_ltr_logs_with_sltr_uploads_and_the_plugin_scores_as_we_do(
     names = result.featureset.names
     for qid, start, end in ts.groups():
         ids = list(ts.doc_ids[start:end])
-        served = _plugin_scores(client, ltr_index, result.model_name, result.queries[qid], ids)
+        served = _plugin_scores(client, ltr_index, result.model_name, params[qid], ids)
         ours = result.model.score(ts.X[start:end])
         for row, doc_id in enumerate(ids):
             by_definition = score(definition, dict(zip(names, ts.X[start + row], strict=True)))
@@ -226,38 +236,135 @@ def test_train_ltr_logs_with_sltr_uploads_and_the_plugin_scores_as_we_do(
     _delete_ltr_objects(client, result)
 
 
-def test_fallback_logging_agrees_with_the_plugins(client, cluster, opensearch_url, ltr_index):
+VECTOR_CATALOG = """\
+target: {index}
+budget: 60
+policy: {{name: static}}
+embedding: {{model: {model}}}
+arms:
+  - name: lexical
+    template: multi_match.json.j2
+    params: {{fields: ["title^2", "body"]}}
+    size: {{min: 5, max: 20}}
+  - name: dense
+    template: knn.json.j2
+    params: {{field: embedding}}
+    size: {{min: 0, max: 20}}
+    needs_vector: true
+  - name: memory
+    template: memory.json.j2
+    size: {{min: 0, max: 10}}
+memory: {{field: ltrr_q2e, predicted_field: ltrr_q2e_predicted}}
+fallback:
+  - {{arm: lexical, size: 10}}
+index:
+  mappings:
+    properties:
+      title: {{type: text}}
+      body: {{type: text}}
+      embedding:
+        type: knn_vector
+        dimension: 384
+        method: {{name: hnsw, engine: lucene, space_type: cosinesimil}}
+      ltrr_q2e: {{type: rank_features}}
+      ltrr_q2e_predicted: {{type: rank_features}}
+"""
+
+
+def _unit(seed: int) -> list[float]:
+    values = [((seed * 7919 + i * 104729) % 1000) / 1000.0 - 0.5 for i in range(384)]
+    norm = sum(v * v for v in values) ** 0.5
+    return [v / norm for v in values]
+
+
+@pytest.fixture
+def vector_index(client: OpenSearch):
+    """The same documents with a vector each, and Q2E scores for two of the query words."""
+    name = f"ltrr-it-ltr-vec-{uuid.uuid4().hex[:10]}"
+    body = {
+        "settings": {"index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0}},
+        "mappings": {
+            "properties": {
+                "title": {"type": "text"},
+                "body": {"type": "text"},
+                "embedding": {
+                    "type": "knn_vector",
+                    "dimension": 384,
+                    "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"},
+                },
+                "ltrr_q2e": {"type": "rank_features"},
+                "ltrr_q2e_predicted": {"type": "rank_features"},
+            }
+        },
+    }
+    client.indices.create(index=name, body=body)
+    actions = []
+    for i, (doc_id, doc) in enumerate(_docs().items()):
+        extra = {"embedding": _unit(i)}
+        if i % 5 == 0:
+            extra["ltrr_q2e"] = {"jazz": 1.0 + i, "~jazz": 0.5}
+        if i % 7 == 0:
+            extra["ltrr_q2e_predicted"] = {"rock": 0.3, "~rock": 0.2}
+        actions += [{"index": {"_index": name, "_id": doc_id}}, {**doc, **extra}]
+    client.bulk(body=actions, refresh=True)
+    yield name
+    client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_fallback_logging_agrees_with_the_plugins(client, cluster, opensearch_url, vector_index):
     """Without the plugin, features are logged by one ``_msearch`` of the feature queries;
-    on a node that has it, both ways must log the same values for the same candidates."""
+    on a node that has it, both ways must log the same values for the same candidates: the
+    dense, memory and provenance features (params inserted unescaped) included."""
     cluster.require(LTR_PLUGIN)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "catalog.yml"
-        path.write_text(CATALOG.format(index=ltr_index))
+        path.write_text(VECTOR_CATALOG.format(index=vector_index, model=model_dir()))
         catalog = load_catalog(path)
     featureset = build_featureset(catalog, f"ltrr_it_fs_{uuid.uuid4().hex[:8]}")
+    names = list(featureset.names)
+    assert names[:3] == ["arm_lexical", "dense_embedding", "memory_ltrr_q2e"]
+    assert names[-3:] == ["from_lexical", "from_dense", "from_memory"]
     client.transport.perform_request(
         "POST", f"/_ltr/_featureset/{featureset.name}", body=featureset.body()
     )
+    ids = [f"d{i}" for i in range(0, 40, 3)]
+    lists = [
+        Candidates(
+            f"q{i}",
+            f"q{i}",
+            tuple(ids),
+            search_params(catalog, w, vector=_unit(i * 3), retrieved={"lexical": ids[: i + 1]}),
+        )
+        for i, w in enumerate(WORDS)
+    ]
     try:
         http = Cluster(opensearch_url)
-        queries = {f"q{i}": w for i, w in enumerate(WORDS)}
-        candidates = {qid: [f"d{i}" for i in range(0, 40, 3)] for qid in queries}
         logged = {
-            way: log_features(
-                http, featureset, ltr_index, queries, candidates, plugin=way, store=None
-            )
+            way: log_features(http, featureset, vector_index, lists, plugin=way, store=None)
             for way in (True, False)
         }
     finally:
         client.transport.perform_request("DELETE", f"/_ltr/_featureset/{featureset.name}")
-    assert set(logged[True]) == set(queries)
+    assert set(logged[True]) == {c.group for c in lists}
     nonzero = 0
-    for qid in queries:
-        assert set(logged[True][qid]) == set(logged[False][qid]) == set(candidates[qid])
-        for doc_id, values in logged[True][qid].items():
-            assert values == pytest.approx(logged[False][qid][doc_id], rel=1e-5, abs=1e-6)
+    for c in lists:
+        assert set(logged[True][c.group]) == set(logged[False][c.group]) == set(ids)
+        for doc_id, values in logged[True][c.group].items():
+            assert values == pytest.approx(logged[False][c.group][doc_id], rel=1e-5, abs=1e-6)
             nonzero += sum(v > 0 for v in values)
     assert nonzero > 50
+    at = {name: names.index(name) for name in names}
+    # q1 is "rock" and d0, d21 have predicted rock scores; q0 ("jazz") and d0, d15, d30 have
+    # learned ones. Provenance: q3's lexical list is its first 4 ids.
+    jazz, rock, q3 = (logged[True][g] for g in ("q0", "q1", "q3"))
+    assert jazz["d0"][at["memory_ltrr_q2e"]] == pytest.approx(1.0 + 0.5 * 0.5, rel=1e-3)
+    assert jazz["d3"][at["memory_ltrr_q2e"]] == 0.0
+    assert rock["d21"][at["memory_ltrr_q2e_predicted"]] == pytest.approx(0.3 + 0.2 * 0.5, rel=1e-2)
+    assert [q3[d][at["from_lexical"]] for d in ids[:5]] == [1.0, 1.0, 1.0, 1.0, 0.0]
+    assert all(q3[d][at["from_dense"]] == 0.0 for d in ids)
+    # The query vector of q1 is d3's own vector: cosine 1, the highest knn_score of the list.
+    dense = {d: rock[d][at["dense_embedding"]] for d in ids}
+    assert max(dense, key=dense.__getitem__) == "d3"
 
 
 def _wait(condition, timeout=30.0):
@@ -356,7 +463,8 @@ def test_from_clicks_to_an_uploaded_model_that_reranks_intercepted_searches(
     try:
         # Point the catalog's rerank at the model, as the command prints it.
         catalog.write_text(catalog.read_text() + change)
-        assert load_catalog(catalog).rerank.model == model_name
+        served_catalog = load_catalog(catalog)
+        assert served_catalog.rerank.model == model_name
         with start_proxy([catalog], tmp_path / "reranked.log") as proxy:
             for word in WORDS:
                 answer = requests.post(
@@ -368,7 +476,14 @@ def test_from_clicks_to_an_uploaded_model_that_reranks_intercepted_searches(
                 assert rerank["status"] == "ok", rerank
                 hits = answer["hits"]["hits"]
                 ids = [h["_id"] for h in hits]
-                own = _plugin_scores(client, ltr_index, model_name, word, ids)
+                # A document's provenance features read only whether each arm found it, which
+                # every hit's explanation says.
+                retrieved: dict[str, list[str]] = {}
+                for h in hits:
+                    for p in h["_ltrr"]["provenance"]:
+                        retrieved.setdefault(p["arm"], []).append(h["_id"])
+                params = search_params(served_catalog, word, vector=None, retrieved=retrieved)
+                own = _plugin_scores(client, ltr_index, model_name, params, ids)
                 served = [h["_ltrr"]["ltr_score"] for h in hits]
                 assert served == pytest.approx([own[i] for i in ids], rel=1e-5, abs=1e-6)
                 assert served == sorted(served, reverse=True)

@@ -5,6 +5,10 @@ policy teaches the memory arm, and the bandit state kept per target, never leaks
 another's run. Only the ``policy``, ``budget``, ``target`` and ``rerank`` sections change:
 the arms, templates, fusion and feedback are the catalog's own.
 
+A name with ``+rerank`` (``safe_plans+rerank``, ``static+rerank``) keeps the catalog's LTR
+rerank, live in the plugin; every other contender is measured on its fused order. So one run
+holds the three rows a rerank is judged by: fused, reranked, and the static plan reranked.
+
 The ``hybrid:*`` contenders are OpenSearch's own hybrid search over the same arms at the same
 budget (``ltrr.query_plans.hybrid``): they search their copy directly, with no catalog variant
 and no proxy, and never learn.
@@ -28,6 +32,7 @@ LEARNERS = ("safe_plans", "linucb", "thompson", "epsilon_greedy")
 # OpenSearch's hybrid query, fused by its score-ranker-processor (RRF) or normalization-processor.
 HYBRIDS = {"hybrid:rrf": "rrf", "hybrid:minmax": "minmax"}
 DEFAULT_LINEUP = (*LEARNERS, "only:*", "static", "full", *HYBRIDS, "oracle")
+RERANK = "+rerank"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class PolicySpec:
     include: tuple[str, ...] = ()
     per_intent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     hybrid: str = ""
+    rerank: bool = False  # serves the catalog's LTR rerank
 
     @property
     def slug(self) -> str:
@@ -62,7 +68,9 @@ def expand(catalog: Catalog, names: Sequence[str]) -> list[PolicySpec]:
     arms = [arm.name for arm in catalog.arms]
     specs: list[PolicySpec] = []
     for name in names:
-        if name in LEARNERS:
+        if name.endswith(RERANK):
+            specs.extend(_reranked(catalog, name))
+        elif name in LEARNERS:
             specs.append(
                 PolicySpec(name, f"{name}, learning online", True, catalog.budget),
             )
@@ -102,6 +110,29 @@ def expand(catalog: Catalog, names: Sequence[str]) -> list[PolicySpec]:
     return specs
 
 
+def _reranked(catalog: Catalog, name: str) -> list[PolicySpec]:
+    """``X+rerank``: contender X with the catalog's rerank kept."""
+    base = name.removesuffix(RERANK)
+    if catalog.rerank is None:
+        raise LtrrError(f"policy {name!r}: the catalog has no rerank section")
+    inner = expand(catalog, [base])
+    if len(inner) != 1 or inner[0].hybrid or inner[0].name == "oracle":
+        raise LtrrError(
+            f"policy {name!r}: only a learner, static, full or one only:ARM can be reranked"
+        )
+    spec = inner[0]
+    return [
+        PolicySpec(
+            name,
+            f"{spec.description}, reranked by {catalog.rerank.model}",
+            spec.learning,
+            spec.budget,
+            spec.include,
+            rerank=True,
+        )
+    ]
+
+
 def _hybrid_spec(catalog: Catalog, name: str) -> PolicySpec:
     """The catalog's arms as one hybrid query, each sub-query an even share of the budget."""
     try:
@@ -132,10 +163,11 @@ def write_variant(
     *,
     target: str,
     include: Sequence[str] = (),
-    keep_rerank: bool,
     deadline_ms: int | None = None,
+    rerank_model: str | None = None,
 ) -> Path:
-    """The catalog file for one contender; templates are pinned to absolute paths."""
+    """The catalog file for one contender; templates are pinned to absolute paths. Only a
+    ``+rerank`` contender keeps the rerank section."""
     if spec.hybrid:
         raise LtrrError(f"{spec.name} searches OpenSearch directly: it has no catalog variant")
     raw: dict[str, Any] = yaml.safe_load(catalog.path.read_text(encoding="utf-8"))
@@ -145,7 +177,7 @@ def write_variant(
         raw["deadline_ms"] = deadline_ms
     policy = dict(raw.get("policy") or {})
     if spec.learning:
-        policy["name"] = spec.name
+        policy["name"] = spec.name.removesuffix(RERANK)
     else:
         policy = {"name": "static"}
         if include:
@@ -157,8 +189,10 @@ def write_variant(
         # The variant lives in ``folder``, not beside the catalog: a relative model path would
         # be resolved against the wrong folder, so it is pinned like the templates.
         raw["embedding"]["model"] = str(catalog.embedding.model)
-    if not keep_rerank:
+    if not spec.rerank:
         raw.pop("rerank", None)
+    elif rerank_model is not None and isinstance(raw.get("rerank"), dict):
+        raw["rerank"]["model"] = rerank_model
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{target}.yml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")

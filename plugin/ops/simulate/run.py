@@ -11,6 +11,7 @@ clone with OpenSearch's own hybrid query instead, straight to the node (see ``hy
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import shutil
 import time
@@ -69,6 +70,7 @@ class SimulationConfig:
     progress: bool = True
     keep_serving: bool = False
     index: str | None = None  # default: the catalog's target
+    rerank_model: str | None = None  # the +rerank contenders' model (default: the catalog's)
 
 
 @dataclass(slots=True)
@@ -469,7 +471,7 @@ def _write_variants(
     contenders: Sequence[_Contender],
     folder: Path,
     oracle_sets: Mapping[str, tuple[str, ...]],
-    keep_rerank: bool,
+    rerank_model: str | None = None,
 ) -> list[Path]:
     """The catalog each proxied contender serves (the oracle's per intent, with its sets)."""
     paths = []
@@ -485,8 +487,8 @@ def _write_variants(
                     folder,
                     target=target,
                     include=include,
-                    keep_rerank=keep_rerank,
                     deadline_ms=SIMULATION_DEADLINE_MS,
+                    rerank_model=rerank_model,
                 )
             )
     return paths
@@ -553,6 +555,10 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     """Run every contender over the same stream; the proxy is stopped unless keep_serving."""
     started = time.time()
     catalog = load_catalog(config.catalog)
+    if config.rerank_model is not None and catalog.rerank is not None:
+        catalog = dataclasses.replace(
+            catalog, rerank=dataclasses.replace(catalog.rerank, model=config.rerank_model)
+        )
     data = read_beir(config.dataset)
     specs = lineup.expand(catalog, config.policies)  # a bad line-up fails before any indexing
     url = config.opensearch.rstrip("/")
@@ -563,13 +569,11 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     g_max = max((g for judged in data.qrels.values() for g in judged.values()), default=1)
     clicks = from_spec(config.click_model, g_max=max(g_max, 1))
     sessions = session_stream(data, config.sessions, seed=config.seed, users=config.users)
-    no_rerank = await asyncio.to_thread(_rerank_unavailable, http, catalog)
     notes: list[str] = []
-    if no_rerank is not None:
-        notes.append(
-            f"{no_rerank}, so the catalog's rerank section was left out: nDCG@10 is measured "
-            "on the fused order."
-        )
+    if any(spec.rerank for spec in specs):
+        no_rerank = await asyncio.to_thread(_rerank_unavailable, http, catalog)
+        if no_rerank is not None:
+            raise LtrrError(f"{no_rerank}, so the +rerank contenders cannot run")
 
     work = config.work_dir
     shutil.rmtree(work / "catalogs", ignore_errors=True)
@@ -591,7 +595,6 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
                 full,
                 work / "catalogs",
                 target=calibration,
-                keep_rerank=False,
                 deadline_ms=SIMULATION_DEADLINE_MS,
             )
         )
@@ -607,8 +610,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     # The oracle's sets are unknown until calibration, which needs the proxy: start it with
     # placeholder static catalogs, calibrate, then write the real ones and reload (SIGHUP-free:
     # a restart is simpler and the copies hold nothing yet).
-    keep_rerank = no_rerank is None
-    catalogs += _write_variants(catalog, contenders, work / "catalogs", {}, keep_rerank)
+    catalogs += _write_variants(catalog, contenders, work / "catalogs", {}, config.rerank_model)
     data_dir = work / "proxy-data"
     shutil.rmtree(data_dir, ignore_errors=True)
     proxy = ProxyProcess(
@@ -630,7 +632,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
             oracle_sets = await _oracle_sets(proxy, calibration, catalog, data, clicks, config, say)
             await asyncio.to_thread(proxy.stop)
             sets = {i: arms for i, (arms, _) in oracle_sets.items()}
-            _write_variants(catalog, contenders, work / "catalogs", sets, keep_rerank)
+            _write_variants(catalog, contenders, work / "catalogs", sets, config.rerank_model)
             await asyncio.to_thread(proxy.start)
         await _run_all(proxy, contenders, sessions, data, clicks, config, searcher, say)
         await asyncio.sleep(3.0)  # let the proxy ship its decision log and merge state

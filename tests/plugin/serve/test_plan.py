@@ -1,5 +1,6 @@
-"""Plan: embed only when an included arm needs a vector, fall back when the embedder fails,
-and give the msearch what is left of the deadline (less the rerank's share, if any)."""
+"""Plan: embed only when an included arm (or the rerank's dense feature) needs a vector, fall
+back when the embedder fails an included arm, and give the msearch what is left of the deadline
+(less the rerank's share, if any)."""
 
 from __future__ import annotations
 
@@ -190,3 +191,72 @@ def test_msearch_timeout_reserves_the_rerank_share_only_with_a_rerank(
     assert planned.timeout == pytest.approx(timeout)
     assert [s.body["timeout"] for s in planned.plan.searches] == [body_timeout] * 2
     assert plan_module.RERANK_SHARE == 0.3
+
+
+RERANK = "rerank: {model: m1}\n"
+
+
+def test_the_query_is_embedded_for_the_rerank_when_no_included_arm_needs_it(tmp_path, monkeypatch):
+    embedder = FakeEmbedder()
+    runtime = make_runtime(
+        tmp_path, monkeypatch, embedder, policy="{name: static, include: [a, b]}", extra=RERANK
+    )
+    timings = {}
+    decision, planned = run(runtime, SearchRequest("music", "daft punk"), timings=timings)
+    assert embedder.calls == ["daft punk"]
+    assert planned.vector == (0.5, -0.25)  # for the rerank's dense feature
+    assert planned.decision is decision
+    assert planned.fallback is None
+    assert [s.arm for s in planned.plan.searches] == ["a", "b"]  # dense still not asked
+    assert set(timings) == {"embed", "plan"}
+
+
+def test_an_embedder_failure_only_the_rerank_needed_keeps_the_decision(tmp_path, monkeypatch):
+    embedder = FakeEmbedder(error=RuntimeError("onnx exploded"))
+    runtime = make_runtime(
+        tmp_path, monkeypatch, embedder, policy="{name: static, include: [a, b]}", extra=RERANK
+    )
+    stats = Stats()
+    timings = {}
+    decision, planned = run(runtime, SearchRequest("music", "x"), stats=stats, timings=timings)
+    assert embedder.calls == ["x"]
+    # no static plan: no included arm lacks its vector; the rerank just goes without one
+    assert planned.fallback is None
+    assert planned.decision is decision
+    assert not planned.decision.is_fallback
+    assert planned.vector is None
+    assert [s.arm for s in planned.plan.searches] == ["a", "b"]
+    assert planned.plan.failures == {}
+    assert stats.counts["embedder_errors"] == 1
+    assert set(timings) == {"embed", "plan"}
+
+
+def test_the_vector_serves_both_an_included_arm_and_the_rerank(tmp_path, monkeypatch):
+    embedder = FakeEmbedder()
+    runtime = make_runtime(tmp_path, monkeypatch, embedder, extra=RERANK)
+    _, planned = run(runtime, SearchRequest("music", "x"))
+    assert embedder.calls == ["x"]  # embedded once
+    assert planned.vector == (0.5, -0.25)
+    assert [s.arm for s in planned.plan.searches] == ["a", "b", "dense"]
+
+
+def test_no_embedding_for_a_rerank_when_the_catalog_has_no_vector_arm(tmp_path, monkeypatch):
+    embedder = FakeEmbedder(error=RuntimeError("must not be called"))
+    runtime = make_runtime(tmp_path, monkeypatch, embedder, extra=RERANK)
+    # the same catalog without its dense arm
+    path = tmp_path / "music.yml"
+    text = path.read_text()
+    start = text.index("  - name: dense")
+    path.write_text(text[:start] + text[text.index("embedding:", start) :])
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    assert runtime.embedder is None  # the registry loads none for such a catalog
+    runtime.embedder = embedder  # ... and plan() would not call one anyway
+    assert runtime.catalog.rerank is not None
+    assert not any(arm.needs_vector for arm in runtime.catalog.arms)
+    timings = {}
+    _, planned = run(runtime, SearchRequest("music", "x"), timings=timings)
+    assert embedder.calls == []
+    assert planned.vector is None
+    assert "embed" not in timings

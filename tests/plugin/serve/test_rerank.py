@@ -49,12 +49,15 @@ def model_reply(*scored, shards=SHARDS):
     return UpstreamReply(200, orjson.dumps(body))
 
 
+PARAMS = {"keywords": "daft punk", "from_a": '["1","2","3"]'}
+
+
 def run(transport, config=CONFIG, fused=FUSED, stats=None, deadline=None):
     stats = stats if stats is not None else Stats()
     if deadline is None:
         deadline = time.perf_counter() + 2.0
     headers = {"Authorization": "Bearer t"}
-    return asyncio.run(rerank(transport, config, fused, "daft punk", headers, deadline, stats))
+    return asyncio.run(rerank(transport, config, fused, PARAMS, headers, deadline, stats))
 
 
 def order(reranked):
@@ -114,7 +117,7 @@ def test_the_request_goes_to_the_sorted_candidate_indices():
     assert 0.0 < timeout <= 2.0
     sent = orjson.loads(body)
     assert sent["rescore"]["query"]["rescore_query"]["sltr"] == {
-        "params": {"keywords": "daft punk"},
+        "params": {"keywords": "daft punk", "from_a": '["1","2","3"]'},
         "model": "m1",
         "store": "s1",
     }

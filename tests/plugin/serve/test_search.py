@@ -240,13 +240,22 @@ def test_rerank_orders_by_the_model_and_slices_after(tmp_path):
         },
     }
     fake = FakeOpenSearch({"name": hits("1", "2", "3"), "tags": hits("3", "4")}, model_scores)
-    answer = run(fake, runtime, SearchRequest("music", "x", size=2, from_=1, explain=True))
+    request = SearchRequest("music", "Punk, Daft!", size=2, from_=1, explain=True)
+    answer = run(fake, runtime, request)
     rerank_path, rerank_headers, rerank_body = fake.calls[1]
     assert rerank_path == "/m/_search"
     assert rerank_headers["Authorization"] == "Bearer t"
     sent = orjson.loads(rerank_body)
+    # The search's feature params: the query's text and memory keys, and what each arm found
+    # (sorted ids); no vector arm, so no query_vector.
     assert sent["rescore"]["query"]["rescore_query"]["sltr"] == {
-        "params": {"keywords": "x"},
+        "params": {
+            "keywords": "Punk, Daft!",
+            "memory_exact": "punk daft",
+            "memory_near": "~daftpunk",
+            "from_a": '["1","2","3"]',
+            "from_b": '["3","4"]',
+        },
         "model": "m1",
         "store": "s1",
     }
@@ -276,3 +285,81 @@ def test_by_policy_fusion_scales_each_arm_by_its_score(tmp_path, monkeypatch):
     # "4" = 2/62 = 0.0323, "1" = 0.1/61 = 0.0016, "2" = 0.1/62 = 0.0016. With the catalog's
     # own equal weights the order was 3, 1, 2, 4 (the first test).
     assert [h["_id"] for h in answer.body["hits"]["hits"]] == ["3", "4", "1", "2"]
+
+
+class WorkingEmbedder:
+    stats = None
+
+    def __init__(self):
+        self.calls = []
+
+    async def aembed(self, text):
+        self.calls.append(text)
+        return (0.5, -0.25)
+
+
+MODEL_SCORES = {
+    "took": 2,
+    "timed_out": False,
+    "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+    "hits": {"hits": [{"_index": "m", "_id": "2", "_score": 3.0}]},
+}
+
+
+def reranked_vector_runtime(tmp_path, monkeypatch, embedder):
+    """The vector catalog with a rerank, asking only the text arms a and b."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.onnx").write_bytes(b"")
+    (model / "tokenizer.json").write_text("{}")
+    text = (
+        VECTOR_CATALOG.replace("MODEL", str(model))
+        .replace("policy: {name: static}", "policy: {name: static, include: [a, b]}")
+        .replace("fallback:", "rerank: {model: m1}\nfallback:")
+    )
+    path = tmp_path / "music.yml"
+    path.write_text(text)
+    monkeypatch.setattr("ltrr.plugin.runtime.registry.Embedder", lambda *a, **k: embedder)
+    registry = CatalogRegistry([path], seed=1)
+    registry.load_all()
+    (runtime,) = registry.runtimes()
+    return runtime
+
+
+def test_the_rerank_gets_the_query_vector_and_empty_provenance_for_arms_not_asked(
+    tmp_path, monkeypatch
+):
+    embedder = WorkingEmbedder()
+    runtime = reranked_vector_runtime(tmp_path, monkeypatch, embedder)
+    fake = FakeOpenSearch({"name": hits("1", "2"), "tags": hits("2")}, MODEL_SCORES)
+    answer = run(fake, runtime, SearchRequest("music", "x"))
+    assert embedder.calls == ["x"]  # for the rerank alone: no included arm needs it
+    (_, _, body) = fake.calls[1]
+    assert orjson.loads(body)["rescore"]["query"]["rescore_query"]["sltr"]["params"] == {
+        "keywords": "x",
+        "memory_exact": "x",
+        "memory_near": "~x",
+        "query_vector": "[0.5,-0.25]",
+        "from_a": '["1","2"]',
+        "from_b": '["2"]',
+        "from_dense": "[]",  # not asked: it found nothing
+    }
+    ltrr = answer.body["ext"]["ltrr"]
+    assert ltrr["fallback"] is None
+    assert ltrr["rerank"] == {"model": "m1", "status": "ok"}
+    assert "embed" in ltrr["timings_ms"]
+
+
+def test_an_embedder_failure_leaves_the_rerank_without_a_vector(tmp_path, monkeypatch):
+    stats = Stats()
+    runtime = reranked_vector_runtime(tmp_path, monkeypatch, BrokenEmbedder())
+    fake = FakeOpenSearch({"name": hits("1", "2"), "tags": hits("2")}, MODEL_SCORES)
+    answer = run(fake, runtime, SearchRequest("music", "x"), stats=stats)
+    ltrr = answer.body["ext"]["ltrr"]
+    assert ltrr["fallback"] is None  # the decision stands: its arms need no vector
+    assert ltrr["arms"]["b"]["included"]
+    assert stats.counts["embedder_errors"] == 1
+    (_, _, body) = fake.calls[1]
+    params = orjson.loads(body)["rescore"]["query"]["rescore_query"]["sltr"]["params"]
+    assert "query_vector" not in params
+    assert params["from_dense"] == "[]"

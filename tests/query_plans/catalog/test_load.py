@@ -705,7 +705,12 @@ def test_beir_example_loads(shared_model):
     assert catalog.targets == ("beir",)
     assert [a.name for a in catalog.arms] == ["lexical", "phrase", "dense", "memory"]
     assert catalog.arm("phrase").params["type"] == "phrase"
-    assert catalog.rerank is None
+    assert catalog.rerank is not None
+    assert (catalog.rerank.model, catalog.rerank.store, catalog.rerank.window) == (
+        "beir_ltr",
+        None,
+        None,
+    )
     assert catalog.features.entity_field == "title.keyword"
     assert catalog.index_body is not None
     assert catalog.index_body["mappings"]["properties"]["embedding"]["dimension"] == 384

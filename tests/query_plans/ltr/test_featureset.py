@@ -12,6 +12,7 @@ from ltrr.query_plans.ltr.featureset import (
     render_feature,
     sltr_log_body,
 )
+from ltrr.query_plans.ltr.params import search_params
 
 CATALOG = """\
 target: shop
@@ -44,35 +45,90 @@ index:
       title: {{type: text, fields: {{raw: {{type: keyword}}, en: {{type: text}}}}}}
       body: {{type: text}}
       sales: {{type: rank_feature}}
-      embedding: {{type: knn_vector, dimension: 4}}
+      embedding:
+        type: knn_vector
+        dimension: 4
+        method: {{name: hnsw, engine: lucene, space_type: cosinesimil}}
+      ltrr_q2e: {{type: rank_features}}
+      ltrr_q2e_predicted: {{type: rank_features}}
       meta: {{properties: {{note: {{type: text}}}}}}
 """
+
+# Every feature, in the featureset's order: arms (catalog order, dense and memory left out),
+# dense, memory (learned then predicted), popularity, text fields (mapping order), provenance
+# (catalog order).
+NAMES = (
+    "arm_lexical",
+    "arm_popular",
+    "dense_embedding",
+    "memory_ltrr_q2e",
+    "memory_ltrr_q2e_predicted",
+    "popularity_sales",
+    "match_title",
+    "match_title.en",
+    "match_body",
+    "match_meta.note",
+    "from_lexical",
+    "from_dense",
+    "from_popular",
+    "from_memory",
+)
+
+
+def load(tmp_path: Path, text: str = CATALOG):
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    (model / "model.onnx").write_bytes(b"")  # the loader checks the files exist, nothing more
+    (model / "tokenizer.json").write_text("{}")
+    path = tmp_path / "shop.yml"
+    path.write_text(text.format(model=model))
+    return load_catalog(path)
 
 
 @pytest.fixture
 def catalog(tmp_path: Path):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model.onnx").write_bytes(b"")  # the loader checks the files exist, nothing more
-    (model / "tokenizer.json").write_text("{}")
-    path = tmp_path / "shop.yml"
-    path.write_text(CATALOG.format(model=model))
-    return load_catalog(path)
+    return load(tmp_path)
+
+
+def by_name(fs):
+    return {f.name: f for f in fs.features}
+
+
+# The params of one search for "red shoes", as query_plans/ltr/params.py builds them.
+PARAMS = {
+    "keywords": "red shoes",
+    "memory_exact": "red shoes",
+    "memory_near": "~redshoes",
+    "query_vector": "[0.5,0.25]",
+    "from_lexical": '["1","2"]',
+    "from_dense": "[]",
+    "from_popular": '["2"]',
+    "from_memory": "[]",
+}
 
 
 def test_features_in_stable_order_with_vector_and_memory_arms_left_out(catalog):
     fs = build_featureset(catalog, "shop_fs")
-    assert fs.names == (
-        "arm_lexical",
-        "arm_popular",
-        "popularity_sales",
-        "match_title",
-        "match_title.en",
-        "match_body",
-        "match_meta.note",
-    )
+    assert fs.names == NAMES
+    assert [f.kind for f in fs.features] == [
+        "arm",
+        "arm",
+        "dense",
+        "memory",
+        "memory",
+        "popularity",
+        "text",
+        "text",
+        "text",
+        "text",
+        "provenance",
+        "provenance",
+        "provenance",
+        "provenance",
+    ]
     assert set(fs.skipped) == {"dense", "memory"}
     assert "vector" in fs.skipped["dense"]
+    assert fs.skipped["dense"].endswith("; dense_embedding scores its vector field instead")
     assert "memory keys" in fs.skipped["memory"]
     assert "dense" in fs.description
     assert "memory" in fs.description
@@ -83,7 +139,9 @@ def test_arm_feature_is_the_rendered_template_with_keywords(catalog):
     fs = build_featureset(catalog, "shop_fs")
     body = fs.body()["featureset"]
     assert body["name"] == "shop_fs"
-    lexical, popular = body["features"][0], body["features"][1]
+    features = {f["name"]: f for f in body["features"]}
+    assert list(features) == list(NAMES)
+    lexical, popular = features["arm_lexical"], features["arm_popular"]
     assert lexical == {
         "name": "arm_lexical",
         "params": ["keywords"],
@@ -98,13 +156,15 @@ def test_arm_feature_is_the_rendered_template_with_keywords(catalog):
             },
         }
     }
-    assert body["features"][2]["template"] == {"rank_feature": {"field": "sales"}}
-    assert body["features"][3]["template"] == {"match": {"title": "{{keywords}}"}}
+    assert features["popularity_sales"]["template"] == {"rank_feature": {"field": "sales"}}
+    assert features["popularity_sales"]["params"] == ["keywords"]
+    assert features["match_title"]["template"] == {"match": {"title": "{{keywords}}"}}
 
 
 def test_render_feature_substitutes_the_query_text(catalog):
-    fs = build_featureset(catalog, "shop_fs")
-    assert render_feature(fs.features[3], 'red "shoes"') == {"match": {"title": 'red "shoes"'}}
+    match_title = by_name(build_featureset(catalog, "shop_fs"))["match_title"]
+    params = {"keywords": 'red "shoes"'}
+    assert render_feature(match_title, params) == {"match": {"title": 'red "shoes"'}}
 
 
 def test_bad_name_is_refused(catalog):
@@ -120,7 +180,8 @@ def test_digest_changes_with_content_only(catalog):
 
 def test_sltr_log_body(catalog):
     fs = build_featureset(catalog, "shop_fs")
-    assert sltr_log_body(fs, "red shoes", ["1", "2"], store="mystore") == {
+    params = {"keywords": "red shoes", "from_lexical": '["1"]'}
+    assert sltr_log_body(fs, params, ["1", "2"], store="mystore") == {
         "size": 2,
         "_source": False,
         "track_total_hits": False,
@@ -132,7 +193,7 @@ def test_sltr_log_body(catalog):
                         "sltr": {
                             "_name": LOG_NAME,
                             "featureset": "shop_fs",
-                            "params": {"keywords": "red shoes"},
+                            "params": {"keywords": "red shoes", "from_lexical": '["1"]'},
                             "store": "mystore",
                         }
                     },
@@ -149,14 +210,17 @@ def test_sltr_log_body(catalog):
             }
         },
     }
-    assert "store" not in sltr_log_body(fs, "x", ["1"])["query"]["bool"]["filter"][1]["sltr"]
+    sltr = sltr_log_body(fs, PARAMS, ["1"])["query"]["bool"]["filter"][1]["sltr"]
+    assert "store" not in sltr
+    assert sltr["params"] == PARAMS
+    assert sltr["params"] is not PARAMS  # a copy: the caller's mapping is not sent as it is
 
 
 def test_fallback_searches_one_per_feature(catalog):
     fs = build_featureset(catalog, "shop_fs")
-    searches = fallback_log_searches(fs, "red", ["1", "2", "3"])
+    searches = fallback_log_searches(fs, {**PARAMS, "keywords": "red"}, ["1", "2", "3"])
     assert len(searches) == len(fs.names)
-    assert searches[3] == {
+    assert searches[NAMES.index("match_title")] == {
         "size": 3,
         "_source": False,
         "track_total_hits": False,
@@ -167,6 +231,18 @@ def test_fallback_searches_one_per_feature(catalog):
             }
         },
     }
+    # provenance: the ids the arm retrieved score, inside the candidates' ids filter
+    assert searches[NAMES.index("from_lexical")]["query"]["bool"] == {
+        "must": {"ids": {"values": ["1", "2"]}},
+        "filter": {"ids": {"values": ["1", "2", "3"]}},
+    }
+
+
+def test_fallback_searches_need_every_param(catalog):
+    fs = build_featureset(catalog, "shop_fs")
+    params = {k: v for k, v in PARAMS.items() if k != "query_vector"}
+    with pytest.raises(ValueError, match="dense_embedding: missing param 'query_vector'"):
+        fallback_log_searches(fs, params, ["1"])
 
 
 def _hits(*pairs):
@@ -204,3 +280,163 @@ def test_read_sltr_log(catalog):
     assert values[fs.names.index("arm_lexical")] == 1.5
     assert values[fs.names.index("match_body")] == 0.25
     assert sum(values) == 1.75  # every other feature is 0
+
+
+def test_dense_feature_scores_the_query_vector_over_every_document(catalog):
+    dense = by_name(build_featureset(catalog, "shop_fs"))["dense_embedding"]
+    plugin = dense.to_json()
+    assert plugin["params"] == ["query_vector"]
+    assert plugin["template_language"] == "mustache"
+    # a string: the vector goes in unescaped, as a JSON array, so the template is no JSON yet
+    assert isinstance(plugin["template"], str)
+    assert '"query_value": {{{query_vector}}}' in plugin["template"]
+    assert render_feature(dense, {"query_vector": "[0.5, 0.25]"}) == {
+        "script_score": {
+            "query": {"match_all": {}},
+            "script": {
+                "source": "knn_score",
+                "lang": "knn",
+                "params": {
+                    "field": "embedding",
+                    "space_type": "cosinesimil",
+                    "query_value": [0.5, 0.25],
+                },
+            },
+        }
+    }
+
+
+def test_dense_feature_space_type_defaults_to_l2(tmp_path):
+    text = CATALOG.replace(
+        "        method: {{name: hnsw, engine: lucene, space_type: cosinesimil}}\n", ""
+    )
+    dense = by_name(build_featureset(load(tmp_path, text), "shop_fs"))["dense_embedding"]
+    clause = render_feature(dense, {"query_vector": "[1.0]"})
+    assert clause["script_score"]["script"]["params"] == {
+        "field": "embedding",
+        "space_type": "l2",
+        "query_value": [1.0],
+    }
+
+
+def test_no_dense_or_memory_feature_without_their_field_types(tmp_path):
+    # embedding is not a knn_vector, the predicted memory field is missing: neither feature
+    text = (
+        CATALOG.replace("type: knn_vector", "type: float")
+        .replace("        dimension: 4\n", "")
+        .replace("        method: {{name: hnsw, engine: lucene, space_type: cosinesimil}}\n", "")
+        .replace("      ltrr_q2e_predicted: {{type: rank_features}}\n", "")
+    )
+    fs = build_featureset(load(tmp_path, text), "shop_fs")
+    assert fs.names == tuple(
+        n for n in NAMES if n not in ("dense_embedding", "memory_ltrr_q2e_predicted")
+    )
+    assert "dense_" not in fs.skipped["dense"]
+
+
+def test_without_a_mapping_only_arms_and_provenance(tmp_path):
+    text = CATALOG[: CATALOG.index("index:")]
+    fs = build_featureset(load(tmp_path, text), "shop_fs")
+    assert fs.names == (
+        "arm_lexical",
+        "arm_popular",
+        "from_lexical",
+        "from_dense",
+        "from_popular",
+        "from_memory",
+    )
+    assert not fs.skipped["dense"].endswith("instead")
+
+
+def test_memory_feature_weighs_the_near_key_at_half(catalog):
+    features = by_name(build_featureset(catalog, "shop_fs"))
+    learned = features["memory_ltrr_q2e"]
+    assert learned.to_json() == {
+        "name": "memory_ltrr_q2e",
+        "params": ["memory_exact", "memory_near"],
+        "template_language": "mustache",
+        "template": {
+            "bool": {
+                "should": [
+                    {"rank_feature": {"field": "ltrr_q2e.{{{memory_exact}}}", "linear": {}}},
+                    {
+                        "rank_feature": {
+                            "field": "ltrr_q2e.{{{memory_near}}}",
+                            "linear": {},
+                            "boost": 0.5,
+                        }
+                    },
+                ]
+            }
+        },
+    }
+    assert render_feature(features["memory_ltrr_q2e_predicted"], PARAMS) == {
+        "bool": {
+            "should": [
+                {"rank_feature": {"field": "ltrr_q2e_predicted.red shoes", "linear": {}}},
+                {
+                    "rank_feature": {
+                        "field": "ltrr_q2e_predicted.~redshoes",
+                        "linear": {},
+                        "boost": 0.5,
+                    }
+                },
+            ]
+        }
+    }
+
+
+def test_a_memory_key_with_a_double_quote_survives_rendering(catalog):
+    learned = by_name(build_featureset(catalog, "shop_fs"))["memory_ltrr_q2e"]
+    # the params carry the keys JSON-escaped (without quotes): the template puts the quotes
+    params = {"memory_exact": 'say \\"hi\\"', "memory_near": '~\\"hi\\"say'}
+    should = render_feature(learned, params)["bool"]["should"]
+    assert [c["rank_feature"]["field"] for c in should] == [
+        'ltrr_q2e.say "hi"',
+        'ltrr_q2e.~"hi"say',
+    ]
+
+
+def test_provenance_feature_is_an_ids_query_over_the_arms_ids(catalog):
+    features = by_name(build_featureset(catalog, "shop_fs"))
+    lexical = features["from_lexical"]
+    assert lexical.to_json() == {
+        "name": "from_lexical",
+        "params": ["from_lexical"],
+        "template_language": "mustache",
+        "template": '{"ids": {"values": {{{from_lexical}}}}}',
+    }
+    assert render_feature(lexical, PARAMS) == {"ids": {"values": ["1", "2"]}}
+    assert render_feature(features["from_dense"], PARAMS) == {"ids": {"values": []}}
+
+
+def test_a_missing_param_raises(catalog):
+    features = by_name(build_featureset(catalog, "shop_fs"))
+    with pytest.raises(ValueError, match="feature memory_ltrr_q2e: missing param 'memory_near'"):
+        render_feature(features["memory_ltrr_q2e"], {"memory_exact": "x"})
+    with pytest.raises(ValueError, match="feature from_popular: missing param 'from_popular'"):
+        render_feature(features["from_popular"], {"keywords": "x"})
+    with pytest.raises(ValueError, match="feature arm_lexical: missing param 'keywords'"):
+        render_feature(features["arm_lexical"], {})
+
+
+def test_every_feature_renders_with_the_params_of_one_search(catalog):
+    fs = build_featureset(catalog, "shop_fs")
+    params = search_params(
+        catalog, "Red Shoes", vector=[0.5, 0.25], retrieved={"lexical": ["b", "a", "b"]}
+    )
+    rendered = {f.name: render_feature(f, params) for f in fs.features}
+    assert rendered["arm_lexical"] == {
+        "multi_match": {"query": "Red Shoes", "fields": ["title^2", "body"]}
+    }
+    assert rendered["dense_embedding"]["script_score"]["script"]["params"]["query_value"] == [
+        0.5,
+        0.25,
+    ]
+    assert [c["rank_feature"]["field"] for c in rendered["memory_ltrr_q2e"]["bool"]["should"]] == [
+        "ltrr_q2e.red shoes",
+        "ltrr_q2e.~redshoes",
+    ]
+    assert rendered["from_lexical"] == {"ids": {"values": ["a", "b"]}}
+    for arm in ("dense", "popular", "memory"):
+        assert rendered[f"from_{arm}"] == {"ids": {"values": []}}

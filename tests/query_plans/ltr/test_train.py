@@ -140,3 +140,78 @@ def test_winner_by_mean_and_tie_goes_to_linear():
     assert winner(_cv((0.6, 0.8), (0.6, 0.6))) == "lambdamart"  # 0.7 vs 0.6
     assert winner(_cv((0.5, 0.5), (0.4, 0.7))) == "linear"  # 0.5 vs 0.55
     assert winner(_cv((0.5, 0.5), (0.5, 0.5))) == "linear"  # tie
+
+
+def two_lists_per_query(n_queries=3, n_docs=6, seed=0):
+    """Each query logged twice (two lists, "q<i>#1" and "q<i>#2"), fold_keys the query."""
+    base = synthetic(n_queries=n_queries, n_docs=n_docs, seed=seed)
+    rows, groups, keys, docs = [], [], [], []
+    for qid, start, end in base.groups():
+        for copy in (1, 2):
+            rows.extend(range(start, end))
+            groups.extend([f"{qid}#{copy}"] * (end - start))
+            keys.extend([qid] * (end - start))
+            docs.extend(base.doc_ids[start:end])
+    index = np.asarray(rows)
+    return TrainingSet(
+        X=base.X[index],
+        y=base.y[index],
+        query_ids=tuple(groups),
+        doc_ids=tuple(docs),
+        feature_names=base.feature_names,
+        fold_keys=tuple(keys),
+    )
+
+
+def test_fold_keys_must_match_the_rows():
+    with pytest.raises(ValueError, match="fold_keys must have one entry per row"):
+        TrainingSet(
+            X=np.zeros((3, 1), dtype=np.float32),
+            y=np.zeros(3, dtype=np.int32),
+            query_ids=("a#1", "a#2", "b#1"),
+            doc_ids=("1", "1", "2"),
+            feature_names=("f",),
+            fold_keys=("a", "a"),
+        )
+
+
+def test_two_lists_of_one_query_never_land_in_different_folds(monkeypatch):
+    import ltrr.query_plans.ltr.train as train_module
+
+    splits = []
+
+    class Recording(train_module.GroupKFold):
+        def split(self, X, y=None, groups=None):
+            for train_index, test_index in super().split(X, y, groups):
+                splits.append((set(train_index.tolist()), set(test_index.tolist())))
+                yield train_index, test_index
+
+    monkeypatch.setattr(train_module, "GroupKFold", Recording)
+    ts = two_lists_per_query()
+    assert len(ts.groups()) == 6  # six lists, three queries
+    cv = cross_validate(ts, folds=5, seed=3, models=("linear",))
+    # folds are capped at the 3 real queries, not the 6 lists
+    assert cv.folds == 3
+    assert len(splits) == 3
+    rows_of: dict[str, set[int]] = {}
+    for row, key in enumerate(ts.fold_keys):
+        rows_of.setdefault(key, set()).add(row)
+    for _, test in splits:
+        for key, rows in rows_of.items():
+            # both lists of the query are held out together, or both trained on
+            assert rows <= test or not rows & test, key
+    # every list is still scored and evaluated on its own
+    assert cv.evaluated_queries == 6
+
+
+def test_without_fold_keys_each_list_is_its_own_fold_group():
+    ts = two_lists_per_query()
+    by_list = TrainingSet(
+        X=ts.X,
+        y=ts.y,
+        query_ids=ts.query_ids,
+        doc_ids=ts.doc_ids,
+        feature_names=ts.feature_names,
+    )
+    assert by_list.fold_keys == ()
+    assert cross_validate(by_list, folds=5, seed=3, models=("linear",)).folds == 5

@@ -153,7 +153,7 @@ def test_hybrid_refuses_more_sub_queries_than_opensearch_takes(tmp_path: Path) -
 def test_hybrid_contenders_have_no_catalog_variant(catalog: Catalog, tmp_path: Path) -> None:
     (spec,) = expand(catalog, ["hybrid:rrf"])
     with pytest.raises(LtrrError, match="searches OpenSearch directly"):
-        write_variant(catalog, spec, tmp_path, target="t0", keep_rerank=False)
+        write_variant(catalog, spec, tmp_path, target="t0")
 
 
 @pytest.mark.parametrize(
@@ -179,22 +179,19 @@ def test_variant_target_names_the_copy() -> None:
 
 def test_learner_variant_keeps_its_policy_settings(catalog: Catalog, tmp_path: Path) -> None:
     (spec,) = expand(catalog, ["thompson"])
-    path = write_variant(catalog, spec, tmp_path / "out", target="t1", keep_rerank=True)
+    path = write_variant(catalog, spec, tmp_path / "out", target="t1")
     assert path == tmp_path / "out" / "t1.yml"
     loaded = load_catalog(path)
     assert loaded.targets == ("t1",)
     assert loaded.budget == 40
     assert loaded.policy.name == "thompson"
     assert (loaded.policy.alpha, loaded.policy.min_probability) == (2.0, 0.1)
-    assert loaded.rerank is not None
-    assert loaded.rerank.model == "books_ltr"
+    assert loaded.rerank is None  # only a +rerank contender keeps the rerank section
 
 
 def test_static_variant_pins_templates_and_drops_rerank(catalog: Catalog, tmp_path: Path) -> None:
     (spec,) = expand(catalog, ["only:fuzzy"])
-    path = write_variant(
-        catalog, spec, tmp_path / "out", target="t2", include=spec.include, keep_rerank=False
-    )
+    path = write_variant(catalog, spec, tmp_path / "out", target="t2", include=spec.include)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert raw["policy"] == {"name": "static", "include": ["fuzzy"]}
     assert "rerank" not in raw
@@ -218,21 +215,22 @@ def test_oracle_variant_takes_the_given_include(catalog: Catalog, tmp_path: Path
         tmp_path / "out",
         target="t3",
         include=("lexical", "fuzzy"),
-        keep_rerank=True,
     )
     loaded = load_catalog(path)
     assert loaded.policy.name == "static"
     assert loaded.policy.include == ("lexical", "fuzzy")
     assert loaded.budget == 40
+    assert loaded.rerank is None
 
 
 def test_static_variant_without_include_uses_every_arm(catalog: Catalog, tmp_path: Path) -> None:
     (spec,) = expand(catalog, ["full"])
-    path = write_variant(catalog, spec, tmp_path / "out", target="t4", keep_rerank=True)
+    path = write_variant(catalog, spec, tmp_path / "out", target="t4")
     loaded = load_catalog(path)
     assert loaded.policy.name == "static"
     assert loaded.policy.include == ()
     assert loaded.budget == 45
+    assert loaded.rerank is None
 
 
 def test_relative_embedding_model_is_pinned(tmp_path: Path) -> None:
@@ -250,7 +248,7 @@ def test_relative_embedding_model_is_pinned(tmp_path: Path) -> None:
     (folder / "books.yml").write_text(text, encoding="utf-8")
     catalog = load_catalog(folder / "books.yml")
     (spec,) = expand(catalog, ["static"])
-    path = write_variant(catalog, spec, tmp_path / "out", target="t5", keep_rerank=False)
+    path = write_variant(catalog, spec, tmp_path / "out", target="t5")
     loaded = load_catalog(path)
     assert loaded.embedding is not None
     assert loaded.embedding.model == folder.resolve() / "model"
@@ -265,10 +263,7 @@ def test_music_variant_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LTRR_MODEL_DIR", str(model))
     music = load_catalog(MUSIC)
     (spec,) = expand(music, ["only:dense"])
-    path = write_variant(
-        music, spec, tmp_path, target="music-sim-only-dense", include=spec.include,
-        keep_rerank=False,
-    )  # fmt: skip
+    path = write_variant(music, spec, tmp_path, target="music-sim-only-dense", include=spec.include)
     loaded = load_catalog(path)
     assert loaded.targets == ("music-sim-only-dense",)
     assert loaded.budget == 100  # dense's max size
@@ -278,3 +273,118 @@ def test_music_variant_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert all(
         Path(arm["template"]).is_absolute() for arm in yaml.safe_load(path.read_text())["arms"]
     )
+
+
+def test_rerank_names_keep_the_base_contender_and_add_the_rerank(catalog: Catalog) -> None:
+    specs = expand(catalog, ["safe_plans+rerank", "static", "static+rerank", "only:lexical+rerank"])
+    assert specs == [
+        PolicySpec(
+            "safe_plans+rerank",
+            "safe_plans, learning online, reranked by books_ltr",
+            True,
+            40,
+            rerank=True,
+        ),
+        PolicySpec("static", "all arms, fused, 40 candidates", False, 40),
+        PolicySpec(
+            "static+rerank",
+            "all arms, fused, 40 candidates, reranked by books_ltr",
+            False,
+            40,
+            rerank=True,
+        ),
+        PolicySpec(
+            "only:lexical+rerank",
+            "lexical alone, 20 candidates, reranked by books_ltr",
+            False,
+            20,
+            ("lexical",),
+            rerank=True,
+        ),
+    ]
+    (full,) = expand(catalog, ["full+rerank"])
+    assert (full.budget, full.rerank, full.learning) == (45, True, False)
+    assert [s.slug for s in specs] == [
+        "safe-plans-rerank",
+        "static",
+        "static-rerank",
+        "only-lexical-rerank",
+    ]
+    assert variant_target("books", specs[0]) == "books-sim-safe-plans-rerank"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("hybrid:rrf+rerank", "only a learner, static, full or one only:ARM can be reranked"),
+        ("hybrid:minmax+rerank", "only a learner, static, full or one only:ARM can be reranked"),
+        ("oracle+rerank", "only a learner, static, full or one only:ARM can be reranked"),
+        ("only:*+rerank", "only a learner, static, full or one only:ARM can be reranked"),
+        ("ucb+rerank", "unknown policy 'ucb'"),
+    ],
+)
+def test_bad_rerank_names_raise(catalog: Catalog, name: str, message: str) -> None:
+    with pytest.raises(LtrrError, match=message):
+        expand(catalog, [name])
+
+
+def test_a_rerank_name_needs_a_rerank_section(tmp_path: Path) -> None:
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    text = CATALOG.replace("my_match", "multi_match").replace("rerank: {model: books_ltr}\n", "")
+    (folder / "books.yml").write_text(text, encoding="utf-8")
+    plain = load_catalog(folder / "books.yml")
+    assert plain.rerank is None
+    assert _names(expand(plain, ["static"])) == ["static"]
+    with pytest.raises(LtrrError, match=r"'static\+rerank': the catalog has no rerank section"):
+        expand(plain, ["static+rerank"])
+
+
+def test_rerank_listed_twice_raises(catalog: Catalog) -> None:
+    with pytest.raises(LtrrError, match=r"'static\+rerank' is listed twice"):
+        expand(catalog, ["static+rerank", "static+rerank"])
+
+
+def test_learner_rerank_variant_keeps_the_rerank_and_the_learner(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    (spec,) = expand(catalog, ["thompson+rerank"])
+    path = write_variant(catalog, spec, tmp_path / "out", target="t6")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert raw["rerank"] == {"model": "books_ltr"}
+    loaded = load_catalog(path)
+    # the policy is the learner's own name, with the catalog's settings
+    assert loaded.policy.name == "thompson"
+    assert (loaded.policy.alpha, loaded.policy.min_probability) == (2.0, 0.1)
+    assert loaded.rerank is not None
+    assert loaded.rerank.model == "books_ltr"
+    assert loaded.budget == 40
+
+
+def test_rerank_model_overrides_the_catalogs_model(catalog: Catalog, tmp_path: Path) -> None:
+    (spec,) = expand(catalog, ["only:fuzzy+rerank"])
+    path = write_variant(
+        catalog,
+        spec,
+        tmp_path / "out",
+        target="t7",
+        include=spec.include,
+        rerank_model="books_ltr_v2",
+    )
+    loaded = load_catalog(path)
+    assert loaded.policy.name == "static"
+    assert loaded.policy.include == ("fuzzy",)
+    assert loaded.budget == 15
+    assert loaded.rerank is not None
+    assert loaded.rerank.model == "books_ltr_v2"
+    assert catalog.rerank is not None
+    assert catalog.rerank.model == "books_ltr"  # the catalog itself is untouched
+
+
+def test_rerank_model_does_not_bring_back_a_dropped_rerank(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    (spec,) = expand(catalog, ["static"])
+    path = write_variant(catalog, spec, tmp_path / "out", target="t8", rerank_model="x")
+    assert "rerank" not in yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert load_catalog(path).rerank is None
