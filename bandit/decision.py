@@ -47,7 +47,9 @@ class Decision:
     can hand it back with the rewards; a fallback plan that no policy made has None. A plan
     policy also names the ``plan`` it drew and that plan's exact probability
     (``plan_propensity``): the page follows from the plan and the fusion, so that is the
-    probability of the page.
+    probability of the page. ``set_propensity`` is the probability of its arm set (the summed
+    probability of every plan asking exactly those arms): what an off-policy estimate over arm
+    sets needs, since a plan policy's arms are not drawn one by one.
     """
 
     choices: tuple[ArmChoice, ...]
@@ -55,6 +57,7 @@ class Decision:
     features: tuple[float, ...] | None = None
     plan: str | None = None
     plan_propensity: float | None = None
+    set_propensity: float | None = None
 
     @property
     def learnable(self) -> bool:

@@ -113,4 +113,12 @@ def draw_plan(
         features=tuple(x.tolist()),
         plan=plan.name,
         plan_propensity=probabilities[chosen],
+        set_propensity=min(
+            1.0,
+            sum(
+                q
+                for q, other in zip(probabilities, plans, strict=True)
+                if other.arm_set == plan.arm_set
+            ),
+        ),
     )

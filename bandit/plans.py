@@ -42,6 +42,11 @@ class Plan:
     def includes(self, index: int) -> bool:
         return self.sizes[index] > 0
 
+    @property
+    def arm_set(self) -> tuple[bool, ...]:
+        """Which arms it asks: plans that differ only in their sizes share it."""
+        return tuple(size > 0 for size in self.sizes)
+
 
 def _sized(
     name: str, arms: Sequence[ArmSpec], included: Sequence[bool], budget: int, depth: int

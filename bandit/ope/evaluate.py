@@ -37,6 +37,9 @@ class LoggedDecision:
     included: tuple[bool, ...]
     marginals: tuple[float, ...]
     reward: float
+    # The logged set's own probability, when the logging policy drew whole plans: its arms
+    # were not drawn one by one, so the marginals do not give it.
+    set_propensity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,10 @@ def evaluate(
         if not any(d.included):
             raise ValueError(f"decision {i}: no arm included, which draw never logs")
         try:
-            p0[i] = set_probability(raw_from_marginals(d.marginals), d.included)
+            if d.set_propensity is not None:
+                p0[i] = d.set_propensity
+            else:
+                p0[i] = set_probability(raw_from_marginals(d.marginals), d.included)
         except ValueError as exc:
             raise ValueError(f"decision {i}: {exc}") from None
         if p0[i] <= 0.0:

@@ -96,6 +96,7 @@ class Searched:
             "learnable": decision.learnable,
             "plan": decision.plan,
             "plan_propensity": decision.plan_propensity,
+            "set_propensity": decision.set_propensity,
             "feature_names": list(self.feature_names),
             "features": list(decision.features) if decision.features is not None else None,
             "arms": {

@@ -221,11 +221,19 @@ def _logged(where: str, doc: Mapping[str, Any], target: _Target) -> LoggedDecisi
         names = list(doc["feature_names"])
         if names != list(target.features.names):
             raise LtrrError(f"{where}: {_layout_difference(names, target.features.names)}")
+        if doc.get("plan") is not None and doc.get("set_propensity") is None:
+            raise LtrrError(
+                f"{where}: logged by a plan policy without set_propensity (a proxy older than "
+                "the plan log): its arms were not drawn one by one, so their marginals give no "
+                "arm-set probability"
+            )
+        set_propensity = doc.get("set_propensity")
         return LoggedDecision(
             x=np.asarray(doc["features"], dtype=np.float64),
             included=tuple(bool(arms[a]["included"]) for a in arm_names),
             marginals=tuple(float(arms[a]["propensity"]) for a in arm_names),
             reward=float(doc["reward"]),
+            set_propensity=None if set_propensity is None else float(set_propensity),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LtrrError(f"{where}: malformed decision document ({exc!r})") from None

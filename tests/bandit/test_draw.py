@@ -332,3 +332,17 @@ def test_draw_plan_with_safe_plans():
     assert decision.plan == "without:c"
     assert decision.plan_propensity == pytest.approx(0.2 / 7)
     assert [(c.included, c.size) for c in decision.choices] == [(True, 60), (True, 60), (False, 0)]
+
+
+@pytest.mark.parametrize(
+    ("u", "set_propensity"),
+    [
+        # all and all:half ask the same arms: the set's probability is 0.5 + 0.25
+        (0.1, 0.75),
+        (0.6, 0.75),
+        (0.83, 0.03125),  # only:b asks a set no other plan asks
+        (0.95, 0.0625),  # without:b likewise
+    ],
+)
+def test_the_set_propensity_sums_the_plans_that_ask_the_same_arms(u, set_propensity):
+    assert plan_of(DYADIC, u).set_propensity == set_propensity

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.html import format_cell
+from ltrr.plugin.ops.simulate.lineup import RERANK
 from ltrr.plugin.ops.simulate.results import PolicyRun, SessionRecord, mean
 
 __all__ = [
@@ -125,7 +126,10 @@ def best_static(
     candidates = [
         s
         for s in summaries
-        if not s.learning and s.name != full and s.name.startswith(tuple(static_prefixes))
+        if not s.learning
+        and s.name != full
+        and s.name.startswith(tuple(static_prefixes))
+        and not s.name.endswith(RERANK)
     ]
     return max(candidates, key=lambda s: s.cumulative_reward, default=None)
 
@@ -169,7 +173,9 @@ def verdict(
             first += f", {share} {'more' if gap > 0 else 'less'} than {against}"
             if gap < 0:
                 first += ": learning did not pay"
-    rivals = [s for s in summaries if s.learning and s.name != me.name]
+    rivals = [
+        s for s in summaries if s.learning and s.name != me.name and not s.name.endswith(RERANK)
+    ]
     top = max(rivals, key=lambda s: s.cumulative_reward, default=None)
     if top is not None and top.cumulative_reward > me.cumulative_reward:
         first += f"; {top.name} earned more ({_number(top.cumulative_reward)})"
@@ -200,6 +206,16 @@ def verdict(
             share = _percent(me.mean_retrieved / ceiling.mean_retrieved)
             second += f", retrieving {share} of the documents"
         sentences.append(second + ".")
+    reranked = by_name.get(me.name + RERANK)
+    if reranked is not None:
+        rerank = (
+            f"Reranked by the LTR model, its nDCG@10 is {reranked.mean_ndcg:.3f} against "
+            f"{me.mean_ndcg:.3f} fused ({_number(reranked.cumulative_reward)} reward)"
+        )
+        static_reranked = by_name.get("static" + RERANK)
+        if static_reranked is not None:
+            rerank += f"; the static plan with the same rerank: {static_reranked.mean_ndcg:.3f}"
+        sentences.append(rerank + ".")
     return " ".join(sentences)
 
 

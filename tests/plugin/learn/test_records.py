@@ -114,6 +114,7 @@ def test_document_is_what_the_decisions_index_stores():
         "learnable": True,
         "plan": None,
         "plan_propensity": None,
+        "set_propensity": None,
         "feature_names": ["bias", "len", "entity"],
         "features": [1.0, 0.5, -0.25],
         "arms": {

@@ -34,3 +34,16 @@ def test_the_defaults_are_the_readme_s_demo():
         False,
     )
     assert CONFIG.out == Path("build/demo")
+
+
+def test_without_a_safe_plans_run_there_is_no_rerank_pass():
+    import asyncio
+
+    from ltrr.plugin.ops.demo import _rerank_pass
+    from ltrr.plugin.ops.simulate.run import SimulationConfig
+
+    said: list[str] = []
+    sim = Simulation(runs=[PolicyRun("static", "", False)], targets={"static": ["m-static"]})
+    config = SimulationConfig(catalog=Path("music.yml"), dataset=Path("d"), sessions=10)
+    assert asyncio.run(_rerank_pass(sim, config, CONFIG, said.append)) == []
+    assert said == []

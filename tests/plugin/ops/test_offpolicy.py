@@ -384,3 +384,41 @@ def test_policy_scored_fusion_is_flagged(log, tmp_path):
 
 def test_fixed_fusion_has_no_caveat(log, catalog):
     assert run(log, catalog).caveats == ()
+
+
+def _plan_doc(decision_id, included, reward, set_propensity):
+    """Logged by a plan policy: the marginals (0.75, 0.5) are kept, but the arm set's own
+    probability is what the log says, not what independent draws would give."""
+    return doc(
+        decision_id,
+        included,
+        reward,
+        policy="safe_plans",
+        plan="only:lexical" if included == ("lexical",) else "all",
+        plan_propensity=set_propensity,
+        set_propensity=set_propensity,
+    )
+
+
+def test_a_plan_policy_log_is_weighted_by_its_set_propensity(tmp_path, catalog):
+    path = write_jsonl(
+        tmp_path / "plans.jsonl",
+        [
+            _plan_doc("p1", ("lexical",), 1.0, 0.1),
+            _plan_doc("p2", BOTH, 2.0, 0.8),
+            _plan_doc("p3", ("lexical",), 0.0, 0.1),
+        ],
+    )
+    result = run(path, catalog)
+    # static {lexical}: w = (1/0.1, 0, 1/0.1) = (10, 0, 10); w·r = (10, 0, 0), sum 10. The
+    # marginals would have said P({lexical}) = 0.5 and w = 2.
+    e = estimates(result)
+    assert e["ips"].value == pytest.approx(10 / 3)
+    assert e["snips"].value == pytest.approx(0.5)  # 10 / 20
+
+
+def test_a_plan_policy_log_without_set_propensity_is_refused(tmp_path, catalog):
+    old = doc("p1", ("lexical",), 1.0, policy="safe_plans", plan="only:lexical")
+    path = write_jsonl(tmp_path / "old.jsonl", [old])
+    with pytest.raises(LtrrError, match="without set_propensity"):
+        run(path, catalog)

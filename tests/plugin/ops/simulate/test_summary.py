@@ -334,3 +334,21 @@ def test_verdict_measures_the_learner_against_the_best_hybrid():
 
 def test_best_hybrid_is_none_without_one():
     assert best_hybrid(field(1.0, 1.0)) is None
+
+
+def test_reranked_contenders_are_compared_fused_with_fused_and_get_their_own_sentence():
+    summaries = [
+        *field(1242.0, 1150.0),
+        replace(summary("linucb+rerank", 1400.0, learning=True), mean_ndcg=0.61),
+        replace(summary("static+rerank", 1350.0), mean_ndcg=0.55),
+    ]
+    summaries[0] = replace(summaries[0], mean_ndcg=0.5)
+    text = verdict(summaries, k=100)
+    # static+rerank (1,350) earns more than static (1,150), but the fused learner is measured
+    # against fused plans; linucb+rerank is not a rival learner either.
+    assert "8% more than the best static plan (static, 1,150)." in text
+    assert "earned more" not in text
+    assert text.endswith(
+        "Reranked by the LTR model, its nDCG@10 is 0.610 against 0.500 fused (1,400 reward); "
+        "the static plan with the same rerank: 0.550."
+    )
