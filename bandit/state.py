@@ -2,8 +2,12 @@
 
 A ridge policy's sufficient statistics are sums (A = ridge·I + Σxxᵀ, b = Σ reward·x, n), so
 each replica adds its own observations locally and merges the delta into one shared document
-per arm: read the sum, add the delta, write it back guarded by the read's sequence number.
+per slot: read the sum, add the delta, write it back guarded by the read's sequence number.
 The document format is plain JSON so that the proxy can move it without knowing what is in it.
+A slot is an arm of a per-arm policy, or a plan of ``safe_plans`` (named ``plan:<plan>``, so
+that a catalog that switches policy never reads one as the other). ``safe_plans``' per-query
+records are not shared: they are a cache of recent pages, which a replica rebuilds from its
+own traffic.
 
 A document records the feature layout it was learned on; a document for another layout is
 ignored (that arm starts again from its prior), since its numbers mean nothing here.
@@ -18,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ltrr.bandit.policies._ridge import RidgePolicy
+from ltrr.bandit.policies._ridge import RidgePolicy, RidgeStatistics
 from ltrr.bandit.policies.base import Policy, Vector
+from ltrr.bandit.policies.safe_plans import SafePlans
+
+PLAN_SLOT = "plan:"
 
 
 def layout_digest(feature_names: Sequence[str]) -> str:
@@ -37,31 +44,42 @@ class Delta:
 
 
 class SharedStatistics:
-    """One policy's arms as mergeable documents; the proxy syncs them, the policy reads them."""
+    """One policy's slots as mergeable documents; the proxy syncs them, the policy reads them.
 
-    def __init__(self, policy: RidgePolicy, layout: str) -> None:
-        self.policy = policy
+    ``arms`` names the slots (the proxy keeps one document per name)."""
+
+    def __init__(
+        self,
+        stats: RidgeStatistics,
+        names: Sequence[str],
+        n_features: int,
+        ridge: float,
+        layout: str,
+    ) -> None:
+        self.stats = stats
+        self.n_features = n_features
+        self.ridge = ridge
         self.layout = layout
-        self.arms = tuple(arm.name for arm in policy.arms)
+        self.arms = tuple(names)
         self._index = {name: i for i, name in enumerate(self.arms)}
 
     def take(self, arm: str) -> Delta | None:
-        taken = self.policy.stats.take_pending(self._index[arm])
+        taken = self.stats.take_pending(self._index[arm])
         return None if taken is None else Delta(*taken)
 
     def restore(self, arm: str, delta: Delta) -> None:
-        self.policy.stats.restore_pending(self._index[arm], (delta.a, delta.b, delta.n))
+        self.stats.restore_pending(self._index[arm], (delta.a, delta.b, delta.n))
 
     def prior(self) -> dict[str, Any]:
-        """A new arm's document: the ridge prior and no observations."""
-        d = self.policy.n_features
-        return self._doc(np.eye(d) * self.policy.config.ridge, np.zeros(d), 0)
+        """A new slot's document: the ridge prior and no observations."""
+        d = self.n_features
+        return self._doc(np.eye(d) * self.ridge, np.zeros(d), 0)
 
     def readable(self, doc: Mapping[str, Any] | None) -> bool:
-        """Whether ``doc`` holds statistics for this layout (else the arm starts afresh)."""
+        """Whether ``doc`` holds statistics for this layout (else the slot starts afresh)."""
         if doc is None or doc.get("layout") != self.layout:
             return False
-        d = self.policy.n_features
+        d = self.n_features
         try:
             a = np.asarray(doc["a"], dtype=np.float64)
             b = np.asarray(doc["b"], dtype=np.float64)
@@ -89,7 +107,7 @@ class SharedStatistics:
 
     def install(self, arm: str, doc: Mapping[str, Any]) -> None:
         """Use the shared sums for ``arm`` from now on, plus what is pending here."""
-        self.policy.stats.install(
+        self.stats.install(
             self._index[arm],
             np.asarray(doc["a"], dtype=np.float64),
             np.asarray(doc["b"], dtype=np.float64),
@@ -99,7 +117,7 @@ class SharedStatistics:
     def _doc(self, a: Vector, b: Vector, n: int) -> dict[str, Any]:
         return {
             "layout": self.layout,
-            "ridge": self.policy.config.ridge,
+            "ridge": self.ridge,
             "a": a.tolist(),
             "b": b.tolist(),
             "n": n,
@@ -108,26 +126,47 @@ class SharedStatistics:
 
 def shared_statistics(policy: Policy, feature_names: Sequence[str]) -> SharedStatistics | None:
     """The policy's mergeable statistics, or None for a policy that learns nothing."""
+    layout = layout_digest(feature_names)
+    ridge = policy.config.ridge
     if isinstance(policy, RidgePolicy):
-        return SharedStatistics(policy, layout_digest(feature_names))
+        names = [arm.name for arm in policy.arms]
+        return SharedStatistics(policy.stats, names, policy.n_features, ridge, layout)
+    if isinstance(policy, SafePlans):
+        names = [PLAN_SLOT + plan for plan in policy.plans]
+        return SharedStatistics(policy.stats, names, policy.n_features, ridge, layout)
+    return None
+
+
+def _slots(policy: Policy) -> tuple[RidgeStatistics, list[str]] | None:
+    if isinstance(policy, RidgePolicy):
+        return policy.stats, [arm.name for arm in policy.arms]
+    if isinstance(policy, SafePlans):
+        return policy.stats, list(policy.plans)
     return None
 
 
 def carry_over(old: Policy, new: Policy) -> list[str]:
-    """Copy the statistics of the arms both policies share, so a catalog change that adds or
-    removes an arm does not reset the others. Returns the arms carried."""
-    if not isinstance(old, RidgePolicy) or not isinstance(new, RidgePolicy):
+    """Copy the statistics of the slots both policies share, so a catalog change that adds or
+    removes an arm does not reset the others. Returns the slots carried.
+
+    Per-arm policies carry each arm they share. ``safe_plans`` carries only when the arms are
+    the same: with another arm set, ``all`` and ``without:X`` are other pages, and every other
+    plan's statistics are advantages over the old static plan's estimate."""
+    before, after = _slots(old), _slots(new)
+    if before is None or after is None or type(old) is not type(new):
         return []
     if old.n_features != new.n_features:
         return []
+    if isinstance(old, SafePlans) and [a.name for a in old.arms] != [a.name for a in new.arms]:
+        return []
+    (s, old_names), (t, new_names) = before, after
     carried = []
-    old_index = {arm.name: i for i, arm in enumerate(old.arms)}
-    s, t = old.stats, new.stats
-    for j, arm in enumerate(new.arms):
-        i = old_index.get(arm.name)
+    old_index = {name: i for i, name in enumerate(old_names)}
+    for j, slot in enumerate(new_names):
+        i = old_index.get(slot)
         if i is None:
             continue
         for name in ("a", "a_inv", "b", "theta", "counts", "pending_a", "pending_b", "pending_n"):
             getattr(t, name)[j] = getattr(s, name)[i]
-        carried.append(arm.name)
+        carried.append(slot)
     return carried

@@ -102,3 +102,53 @@ def test_version_counts_updates_and_summary_tells_copies_apart():
     assert summary["a"]["n"] == 1
     assert summary["a"]["b_abs_sum"] == pytest.approx(6.0)
     assert summary["b"]["a_trace"] == pytest.approx(6.0)
+
+
+def plans_policy(arms=("a", "b", "c"), ridge=1.0):
+    specs = [ArmSpec(name, 0, 50) for name in arms]
+    config = PolicyConfig(name="safe_plans", ridge=ridge, epsilon=0.1)
+    return make_policy(config, specs, len(NAMES), seed=1)
+
+
+def test_safe_plans_shares_one_slot_per_plan_named_apart_from_arms():
+    p = plans_policy()
+    shared = shared_statistics(p, NAMES)
+    assert shared.arms == tuple(f"plan:{name}" for name in p.plans)
+    assert shared.arms[:2] == ("plan:all", "plan:all:half")
+    x = np.array([1.0, 0.0, 0.0])
+    # The static plan learns the page reward: A += xxᵀ, b += 2x.
+    p.update_plan("all", x, 2.0)
+    delta = shared.take("plan:all")
+    np.testing.assert_allclose(delta.a, np.outer(x, x))
+    np.testing.assert_allclose(delta.b, 2.0 * x)
+    assert delta.n == 1
+    assert shared.take("plan:only:a") is None
+
+
+def test_a_restarted_safe_plans_serves_what_the_shared_document_holds():
+    before = plans_policy()
+    x = np.array([1.0, 0.0, 0.0])
+    for _ in range(3):
+        before.update_plan("all", x, 2.0)
+    doc = shared_statistics(before, NAMES).merged(
+        None, shared_statistics(before, NAMES).take("plan:all")
+    )
+    after = plans_policy()  # a new process: the prior
+    assert after.expected(x)[0] == pytest.approx(0.0)
+    shared_statistics(after, NAMES).install("plan:all", doc)
+    # ridge 1, three rewards of 2 at x = e0: theta = 6 / (1 + 3) = 1.5
+    assert after.expected(x)[0] == pytest.approx(1.5)
+    assert after.expected(x)[0] == pytest.approx(before.expected(x)[0])
+
+
+def test_safe_plans_carries_its_plans_only_over_the_same_arms():
+    old = plans_policy()
+    x = np.array([1.0, 0.0, 0.0])
+    old.update_plan("only:b", x, 1.0)
+    same = plans_policy()
+    assert carry_over(old, same) == list(old.plans)
+    np.testing.assert_allclose(same.stats.b, old.stats.b)
+    fewer = plans_policy(arms=("a", "b"))
+    assert carry_over(old, fewer) == []
+    assert not fewer.stats.b.any()
+    assert carry_over(old, policy(arms=("a", "b", "c"))) == []  # another kind of policy

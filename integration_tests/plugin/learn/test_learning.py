@@ -497,6 +497,35 @@ def test_restart_resumes_the_same_policy(start_proxy, make_target, tmp_path):
     assert max(moved) > 0.2
 
 
+SAFE_PLANS = "{name: safe_plans, epsilon: 0.2, ridge: 1.0}"
+
+
+def test_safe_plans_restarts_with_what_it_learned(client, start_proxy, make_target, tmp_path):
+    """A plan policy's statistics go to ltrr-state, one document per plan, and a restarted
+    proxy serves them: the same per-plan counts and sums, the same version."""
+    target, path = make_target(policy=SAFE_PLANS, window=1.0)
+    data = tmp_path / "data"
+    with start_proxy([path], tmp_path / "a.log", data_dir=data, merge_seconds=0.5) as a:
+        simulate(a.url, target, rounds=60, seed=5)
+        settle(a.url, target)
+        before = catalog_stats(a.url, target)
+        a.process.kill()
+    assert before["policy_version"] > 0
+    client.indices.refresh(index="ltrr-state")
+    docs = client.search(
+        index="ltrr-state", body={"query": {"term": {"target": target}}, "size": 50}
+    )["hits"]["hits"]
+    stored = {d["_source"]["arm"]: d["_source"] for d in docs if "n" in d["_source"]}
+    assert "plan:all" in stored
+    assert sum(doc["n"] for doc in stored.values()) == before["policy_version"]
+    with start_proxy([path], tmp_path / "b.log", data_dir=data) as b:
+        after = catalog_stats(b.url, target)
+    assert after["policy_version"] == before["policy_version"]
+    for plan, mine in before["policy_arms"].items():
+        assert after["policy_arms"][plan]["n"] == mine["n"]
+        assert after["policy_arms"][plan]["b_abs_sum"] == pytest.approx(mine["b_abs_sum"])
+
+
 def test_sigkill_mid_burst_loses_no_acknowledged_event(client, start_proxy, make_target, tmp_path):
     target, path = make_target(window=600.0)
     data = tmp_path / "data"
