@@ -50,7 +50,7 @@ def build_rerank_body(
     """The search body that fetches the candidates by id and rescores every one of them.
 
     ``params`` are the search's feature params (``query_plans/ltr/params.py``); the catalog's
-    own ``rerank.params`` are added to them.
+    own ``rerank.params`` are added to them, never over them.
 
     The rescore window is never smaller than the candidate count: a window cut short would
     leave the tail in ``query_weight`` order, mixed into the model's scores. ``query_weight``
@@ -73,7 +73,8 @@ def build_rerank_body(
         ]
         query_clause = {"bool": {"should": scoped, "minimum_should_match": 1}}
     count = len(candidates)
-    sltr: dict[str, Any] = {"params": {**params, **config.params}, "model": config.model}
+    # The search's own params win: training logged exactly those values.
+    sltr: dict[str, Any] = {"params": {**config.params, **params}, "model": config.model}
     if config.store is not None:
         sltr["store"] = config.store
     body: dict[str, Any] = {

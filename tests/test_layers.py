@@ -30,6 +30,7 @@ REQUEST_PATH = (
     ROOT / "query_plans" / "plan.py",
     ROOT / "query_plans" / "fusion",
     ROOT / "query_plans" / "rerank.py",
+    ROOT / "query_plans" / "ltr" / "params.py",
     ROOT / "query_plans" / "templates.py",
     ROOT / "query_plans" / "memory.py",
     ROOT / "query_plans" / "embed.py",

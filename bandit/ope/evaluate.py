@@ -26,7 +26,7 @@ from ltrr.bandit.ope.ips import IPS
 from ltrr.bandit.ope.propensity import marginal_inclusion, raw_from_marginals, set_probability
 from ltrr.bandit.ope.reward_model import cross_fit
 from ltrr.bandit.ope.snips import SNIPS
-from ltrr.bandit.policies.base import Policy, Vector
+from ltrr.bandit.policies.base import PlanPolicy, Policy, Vector
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -103,6 +103,10 @@ def evaluate(
             raise ValueError(f"decision {i}: no arm included, which draw never logs")
         try:
             if d.set_propensity is not None:
+                if not 0.0 < d.set_propensity <= 1.0:  # NaN fails this too
+                    raise ValueError(
+                        f"its set_propensity {d.set_propensity} is not a probability in (0, 1]"
+                    )
                 p0[i] = d.set_propensity
             else:
                 p0[i] = set_probability(raw_from_marginals(d.marginals), d.included)
@@ -114,7 +118,10 @@ def evaluate(
                 f"arm set {list(d.included)} no chance; the log is inconsistent"
             )
         p_target = target.probabilities(x)[0]
-        p1[i] = set_probability(p_target, d.included)
+        if isinstance(target, PlanPolicy):  # plans do not draw their arms one by one
+            p1[i] = target.set_probability(x, d.included)
+        else:
+            p1[i] = set_probability(p_target, d.included)
         target_marginals[i] = marginal_inclusion(p_target)
         xs[i] = x
         sets[i] = d.included

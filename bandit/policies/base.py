@@ -166,6 +166,11 @@ class PlanPolicy(Policy):
         history, when the policy keeps one)."""
 
     @abstractmethod
+    def set_probability(self, x: Vector, included: Sequence[bool]) -> float:
+        """P(the plan drawn for ``x`` asks exactly the ``included`` arms): what an off-policy
+        estimate over arm sets needs, since plans do not draw their arms one by one."""
+
+    @abstractmethod
     def update_plan(self, plan: str, x: Vector, reward: float, key: str = "") -> None:
         """Learn from the page reward of ``plan`` shown for context ``x`` and query ``key``."""
 

@@ -110,6 +110,15 @@ class SafePlans(PlanPolicy):
         marginal: Vector = self._asks @ p
         return marginal, marginal.copy()
 
+    def set_probability(self, x: Vector, included: Sequence[bool]) -> float:
+        p, _ = self.distribution(x)  # no query: the contextual model alone, as ``probabilities``
+        wanted = np.asarray(included, dtype=bool)
+        if wanted.shape != (len(self.arms),):
+            raise ValueError(f"expected {len(self.arms)} inclusion flags, got {len(included)}")
+        asks = self._asks.astype(bool).T  # plans x arms
+        same = np.all(np.equal(asks, wanted), axis=1)
+        return float(p[same].sum())
+
     def _checked(self, plan: str, x: Vector, reward: float) -> tuple[int, Vector]:
         index = self._index[plan]
         vector = self._vector(x)

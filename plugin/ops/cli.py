@@ -226,6 +226,11 @@ def _simulate(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.simulate.summary import format_table, summarize
 
     if args.seeds:
+        if args.report is not None or args.record_candidates:
+            raise LtrrError(
+                "--seeds prints one table over the seeds: drop --report and "
+                "--record-candidates, or run one --seed"
+            )
         return _simulate_seeds(args)
     config = SimulationConfig(
         catalog=args.catalog,

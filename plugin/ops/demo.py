@@ -83,6 +83,7 @@ def _notes_for_ope(sim: Simulation, config: DemoConfig, say: Callable[[str], Non
 
 
 LEARNER = "safe_plans"  # the example catalog's policy
+HELD_OUT = 0.3  # queries the rerank never trains on (as `ltrr replay` and `simulate --seeds`)
 
 
 async def _rerank_pass(
@@ -95,17 +96,27 @@ async def _rerank_pass(
     targets = sim.targets.get(LEARNER)
     if not targets:
         return []
-    say(f"training the LTR rerank from {targets[0]}'s logged searches and clicks (PBM)")
+    from ltrr.plugin.ops.data.beir import read_beir
+    from ltrr.plugin.ops.replay.bench import split_queries
+
+    data = read_beir(sim_config.dataset, split=None)
+    _, unseen = split_queries(sorted(data.qrels), HELD_OUT)
+    held_out = [data.queries[q].text for q in sorted(unseen) if q in data.queries]
+    say(
+        f"training the LTR rerank from {targets[0]}'s logged searches and clicks (PBM), "
+        f"never on the {len(held_out)} held-out queries"
+    )
     result = await asyncio.to_thread(
         train_ltr,
         config.catalog,
-        None,
+        sim_config.dataset,
         opensearch=config.opensearch,
         judgments="pbm",
         out=config.out / "ltr",
         seed=config.seed,
         report=config.out / "ltr.html",
         target=targets[0],
+        held_out=held_out,
     )
     cv = result.cv
     say(

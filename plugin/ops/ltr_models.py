@@ -211,7 +211,12 @@ def _qrels_judgments(dataset: Path | None) -> tuple[Judgments, dict[str, str]]:
 
 
 def _candidates(
-    http: Cluster, catalog: Catalog, queries: Mapping[str, str], depth: int, warnings: list[str]
+    http: Cluster,
+    catalog: Catalog,
+    target: str,
+    queries: Mapping[str, str],
+    depth: int,
+    warnings: list[str],
 ) -> list[Candidates]:
     """The fused candidates per query, as the proxy would find them with every arm asked.
 
@@ -228,7 +233,7 @@ def _candidates(
         for qid, text in queries.items():
             vector = embedder.embed(text) if embedder is not None else None
             request = SearchInput.of(
-                catalog.targets[0],
+                target,
                 text,
                 source=False,
                 vector=vector,
@@ -489,7 +494,7 @@ def train_ltr(
         warnings.append(f"arm {arm} is not a feature: {reason}")
 
     if judgments == "qrels":
-        lists = _candidates(http, catalog, queries, depth, warnings)
+        lists = _candidates(http, catalog, target, queries, depth, warnings)
     else:
         vectors, embedder = _vector_cache(catalog)
         try:
@@ -513,7 +518,7 @@ def train_ltr(
         cv = cross_validate(training, folds=folds, seed=seed)
     except ValueError as exc:
         raise LtrrError(f"cannot cross-validate: {exc}") from exc
-    held_out = {
+    out_of_fold = {
         kind: float(np.mean(list(ranked_ndcg(training, m.oof_scores).values()) or [np.nan]))
         for kind, m in cv.models.items()
     }
@@ -569,7 +574,7 @@ def train_ltr(
         training=training,
         logging="sltr" if plugin else "fallback",
         cv=cv,
-        held_out=held_out,
+        held_out=out_of_fold,
         winner=best,
         model=model,
         model_name=model_name,
@@ -586,6 +591,12 @@ def train_ltr(
     return result
 
 
+def _baseline(result: LtrResult) -> str:
+    """What the candidates' own order is: fused (qrels), or as served (logged searches, which a
+    rerank live at the time had already reordered)."""
+    return "fused order" if result.judgments == "qrels" else "order served"
+
+
 def format_result(result: LtrResult) -> str:
     """What ``ltrr ltr train`` prints."""
     ts = result.training
@@ -597,7 +608,7 @@ def format_result(result: LtrResult) -> str:
         f"logging:    {'sltr + ltr_log' if result.logging == 'sltr' else 'fallback _msearch'}",
         f"cv:         {result.cv.folds} folds by query, nDCG@10 over"
         f" {result.cv.evaluated_queries} lists with a relevant document",
-        f"  baseline (fused order)  {result.cv.baseline_ndcg:.4f}",
+        f"  baseline ({_baseline(result)})  {result.cv.baseline_ndcg:.4f}",
     ]
     for kind, m in result.cv.models.items():
         folds = " ".join(f"{v:.3f}" for v in m.fold_ndcg)
@@ -620,11 +631,13 @@ def _write_report(result: LtrResult, path: Path) -> None:
     r = Report(f"LTR training: {result.target}", f"{result.catalog.name}, {result.judgments}")
     r.verdict(
         f"{result.winner} wins with mean CV nDCG@10 {cv.models[result.winner].mean_ndcg:.3f}"
-        f" against {cv.baseline_ndcg:.3f} for the fused order without rerank."
+        f" against {cv.baseline_ndcg:.3f} for the {_baseline(result)} without this rerank."
     )
     r.heading("Cross-validation (nDCG@10 per fold, held-out queries)")
     headers = ["model", "mean", *(f"fold {i + 1}" for i in range(len(cv.baseline_folds)))]
-    rows: list[list[object]] = [["baseline (fused order)", cv.baseline_ndcg, *cv.baseline_folds]]
+    rows: list[list[object]] = [
+        [f"baseline ({_baseline(result)})", cv.baseline_ndcg, *cv.baseline_folds]
+    ]
     kinds = list(cv.models)
     for kind in kinds:
         rows.append([kind, cv.models[kind].mean_ndcg, *cv.models[kind].fold_ndcg])

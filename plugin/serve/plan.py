@@ -1,8 +1,10 @@
-"""Plan: embed the query when an included arm needs a vector, then render the one ``_msearch``.
+"""Plan: embed the query when an included arm (or the rerank) needs a vector, then render the
+one ``_msearch``.
 
 The embedder may use at most ``EMBED_SHARE`` of the catalog's deadline. When it fails or runs
-late, the static plan stands in (a plan that needs no vector is the point of having one), and
-the reason goes into ``ext.ltrr.fallback``.
+late and an included arm needed the vector, the static plan stands in (a plan that needs no
+vector is the point of having one), and the reason goes into ``ext.ltrr.fallback``; when only
+the rerank needed it, the plan stands and the rerank goes without its dense feature.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ async def _embed(
         )
         return vector, None
     except Exception as exc:  # a slow or broken model must not fail the search
-        log.warning("embedder failed; using the static plan: %r", exc)
+        log.warning("embedder failed: %r", exc)
         stats.count("embedder_errors")
         return None, f"embedder error: {exc!r}"
 

@@ -216,11 +216,15 @@ class SearchPath:
         fused = fuse(runtime.catalog, planned.decision, succeeded)
         timings["fuse"] = _since(t0)
         t0 = time.perf_counter()
-        params = search_params(
-            runtime.catalog,
-            request.query,
-            vector=planned.vector,
-            retrieved={arm: [hit.id for hit in r.hits] for arm, r in succeeded.items()},
+        params = (
+            search_params(
+                runtime.catalog,
+                request.query,
+                vector=planned.vector,
+                retrieved={arm: [hit.id for hit in r.hits] for arm, r in succeeded.items()},
+            )
+            if runtime.catalog.rerank is not None
+            else {}
         )
         reranked = await rerank(
             self.transport,

@@ -8,6 +8,7 @@ memory key must reach the template as text, inserted unescaped (``{{{name}}}``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
@@ -55,13 +56,16 @@ def search_params(
 
     ``retrieved`` maps each arm that answered to the ids it found; an arm not asked found
     nothing (``[]``), which is what its provenance feature must say. Without a vector the
-    param is absent, and a featureset with a dense feature then fails in the plugin with a
-    "missing param" error rather than scoring every document against a made-up vector.
+    param is absent (as with a vector that is not finite), and a featureset with a dense
+    feature then fails in the plugin with a "missing param" error rather than scoring every
+    document against a made-up vector. The catalog's own ``rerank.params`` never override
+    these: training logs exactly these values.
     """
     exact, near = keys(query)
     params = {KEYWORDS: query, MEMORY_EXACT: _key(exact), MEMORY_NEAR: _key(near)}
-    if vector is not None:
-        params[QUERY_VECTOR] = orjson.dumps([float(v) for v in vector]).decode()
+    values = [float(v) for v in vector] if vector is not None else []
+    if values and all(math.isfinite(v) for v in values):  # NaN would be JSON null
+        params[QUERY_VECTOR] = orjson.dumps(values).decode()
     for arm in catalog.arms:
         ids = sorted(set(retrieved.get(arm.name, ())))
         params[provenance_param(arm.name)] = orjson.dumps(ids).decode()

@@ -165,6 +165,9 @@ class FixedPlans(PlanPolicy):
     def probabilities(self, x):
         raise AssertionError("draw_plan must not ask for per-arm probabilities")
 
+    def set_probability(self, x, included):
+        raise AssertionError("draw_plan must not ask for arm-set probabilities")
+
     def update_plan(self, plan, x, reward, key=""):
         pass
 

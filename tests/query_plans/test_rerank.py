@@ -203,12 +203,13 @@ def test_untrustworthy_responses_raise(resp, reason):
     assert str(raised.value) == reason
 
 
-def test_catalog_params_are_added_to_the_search_params_and_win_a_clash():
+def test_catalog_params_are_added_to_the_search_params_but_never_over_them():
+    # training logged the search's own values: a catalog param must not change them
     config = RerankConfig(model="m", params={"lang": "en", "from_bm25": "[]"})
     body = build_rerank_body([A], PARAMS, config, None, None)
     assert body["rescore"]["query"]["rescore_query"]["sltr"]["params"] == {
         "keywords": "red fox",
-        "from_bm25": "[]",
+        "from_bm25": '["a","b"]',
         "lang": "en",
     }
     assert PARAMS == {"keywords": "red fox", "from_bm25": '["a","b"]'}  # left as it was

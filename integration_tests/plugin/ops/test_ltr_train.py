@@ -271,6 +271,11 @@ index:
 """
 
 
+# A query and an id that a template engine could misread: quotes, a backslash, braces.
+ODD_ID = 'odd "id" {{x}} }}} \\'
+ODD_QUERY = 'jazz "live" {{keywords}} }}} \\ rock'
+
+
 def _unit(seed: int) -> list[float]:
     values = [((seed * 7919 + i * 104729) % 1000) / 1000.0 - 0.5 for i in range(384)]
     norm = sum(v * v for v in values) ** 0.5
@@ -306,6 +311,8 @@ def vector_index(client: OpenSearch):
         if i % 7 == 0:
             extra["ltrr_q2e_predicted"] = {"rock": 0.3, "~rock": 0.2}
         actions += [{"index": {"_index": name, "_id": doc_id}}, {**doc, **extra}]
+    odd = {"title": "jazz live", "body": "rock", "embedding": _unit(99)}
+    actions += [{"index": {"_index": name, "_id": ODD_ID}}, odd]
     client.bulk(body=actions, refresh=True)
     yield name
     client.indices.delete(index=name, ignore_unavailable=True)
@@ -337,6 +344,17 @@ def test_fallback_logging_agrees_with_the_plugins(client, cluster, opensearch_ur
         )
         for i, w in enumerate(WORDS)
     ]
+    odd_ids = (*ids, ODD_ID)
+    lists.append(
+        Candidates(
+            "odd",
+            "odd",
+            odd_ids,
+            search_params(
+                catalog, ODD_QUERY, vector=_unit(99), retrieved={"lexical": [ODD_ID, "d0"]}
+            ),
+        )
+    )
     try:
         http = Cluster(opensearch_url)
         logged = {
@@ -348,7 +366,7 @@ def test_fallback_logging_agrees_with_the_plugins(client, cluster, opensearch_ur
     assert set(logged[True]) == {c.group for c in lists}
     nonzero = 0
     for c in lists:
-        assert set(logged[True][c.group]) == set(logged[False][c.group]) == set(ids)
+        assert set(logged[True][c.group]) == set(logged[False][c.group]) == set(c.ids)
         for doc_id, values in logged[True][c.group].items():
             assert values == pytest.approx(logged[False][c.group][doc_id], rel=1e-5, abs=1e-6)
             nonzero += sum(v > 0 for v in values)
@@ -362,6 +380,10 @@ def test_fallback_logging_agrees_with_the_plugins(client, cluster, opensearch_ur
     assert rock["d21"][at["memory_ltrr_q2e_predicted"]] == pytest.approx(0.3 + 0.2 * 0.5, rel=1e-2)
     assert [q3[d][at["from_lexical"]] for d in ids[:5]] == [1.0, 1.0, 1.0, 1.0, 0.0]
     assert all(q3[d][at["from_dense"]] == 0.0 for d in ids)
+    odd = logged[True]["odd"]
+    assert odd[ODD_ID][at["from_lexical"]] == 1.0  # the quoted id reached the ids query intact
+    assert odd["d3"][at["from_lexical"]] == 0.0
+    assert odd[ODD_ID][at["arm_lexical"]] > 0  # the query text matched despite its quotes
     # The query vector of q1 is d3's own vector: cosine 1, the highest knn_score of the list.
     dense = {d: rock[d][at["dense_embedding"]] for d in ids}
     assert max(dense, key=dense.__getitem__) == "d3"

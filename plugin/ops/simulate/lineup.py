@@ -114,7 +114,12 @@ def _reranked(catalog: Catalog, name: str) -> list[PolicySpec]:
     """``X+rerank``: contender X with the catalog's rerank kept."""
     base = name.removesuffix(RERANK)
     if catalog.rerank is None:
-        raise LtrrError(f"policy {name!r}: the catalog has no rerank section")
+        raise LtrrError(
+            f"policy {name!r}: the catalog has no rerank section; name the model the "
+            "simulation should serve with --rerank-model"
+        )
+    if base.endswith(RERANK):
+        raise LtrrError(f"policy {name!r}: one +rerank is enough")
     inner = expand(catalog, [base])
     if len(inner) != 1 or inner[0].hybrid or inner[0].name == "oracle":
         raise LtrrError(
@@ -164,10 +169,10 @@ def write_variant(
     target: str,
     include: Sequence[str] = (),
     deadline_ms: int | None = None,
-    rerank_model: str | None = None,
 ) -> Path:
     """The catalog file for one contender; templates are pinned to absolute paths. Only a
-    ``+rerank`` contender keeps the rerank section."""
+    ``+rerank`` contender has a rerank section: the catalog object's (whose model a
+    simulation may have named), whether or not the file has one."""
     if spec.hybrid:
         raise LtrrError(f"{spec.name} searches OpenSearch directly: it has no catalog variant")
     raw: dict[str, Any] = yaml.safe_load(catalog.path.read_text(encoding="utf-8"))
@@ -189,10 +194,19 @@ def write_variant(
         # The variant lives in ``folder``, not beside the catalog: a relative model path would
         # be resolved against the wrong folder, so it is pinned like the templates.
         raw["embedding"]["model"] = str(catalog.embedding.model)
-    if not spec.rerank:
-        raw.pop("rerank", None)
-    elif rerank_model is not None and isinstance(raw.get("rerank"), dict):
-        raw["rerank"]["model"] = rerank_model
+    raw.pop("rerank", None)
+    if spec.rerank:
+        if catalog.rerank is None:
+            raise LtrrError(f"{spec.name} needs a rerank model: the catalog has no rerank section")
+        rerank = catalog.rerank
+        section: dict[str, Any] = {"model": rerank.model}
+        if rerank.store is not None:
+            section["store"] = rerank.store
+        if rerank.window is not None:
+            section["window"] = rerank.window
+        if rerank.params:
+            section["params"] = dict(rerank.params)
+        raw["rerank"] = section
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{target}.yml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")

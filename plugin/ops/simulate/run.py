@@ -38,7 +38,7 @@ from ltrr.plugin.ops.simulate.proxy import ProxyProcess
 from ltrr.plugin.ops.simulate.results import PolicyRun, SessionRecord
 from ltrr.plugin.ops.simulate.stream import Session, judge_page, session_stream
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER
-from ltrr.query_plans.catalog import Catalog, load_catalog
+from ltrr.query_plans.catalog import Catalog, RerankConfig, load_catalog
 from ltrr.query_plans.fusion.base import ArmHit
 from ltrr.query_plans.hybrid import pipeline_for
 from ltrr.query_plans.metrics import ndcg_at_k, recall_at_k
@@ -380,7 +380,7 @@ def _rerank_unavailable(http: Cluster, catalog: Catalog) -> str | None:
     """Why the catalog's rerank cannot run on this node (no plugin, no such model), or None.
 
     A rerank that fails on every search would only add its failed round trip to every
-    latency, so the simulation leaves it out and says why.
+    latency and measure nothing, so the ``+rerank`` contenders refuse to start.
     """
     if catalog.rerank is None:
         return None
@@ -471,7 +471,6 @@ def _write_variants(
     contenders: Sequence[_Contender],
     folder: Path,
     oracle_sets: Mapping[str, tuple[str, ...]],
-    rerank_model: str | None = None,
 ) -> list[Path]:
     """The catalog each proxied contender serves (the oracle's per intent, with its sets)."""
     paths = []
@@ -488,7 +487,6 @@ def _write_variants(
                     target=target,
                     include=include,
                     deadline_ms=SIMULATION_DEADLINE_MS,
-                    rerank_model=rerank_model,
                 )
             )
     return paths
@@ -555,9 +553,10 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     """Run every contender over the same stream; the proxy is stopped unless keep_serving."""
     started = time.time()
     catalog = load_catalog(config.catalog)
-    if config.rerank_model is not None and catalog.rerank is not None:
+    if config.rerank_model is not None:  # the +rerank contenders' model, section or not
+        rerank = catalog.rerank or RerankConfig(model=config.rerank_model)
         catalog = dataclasses.replace(
-            catalog, rerank=dataclasses.replace(catalog.rerank, model=config.rerank_model)
+            catalog, rerank=dataclasses.replace(rerank, model=config.rerank_model)
         )
     data = read_beir(config.dataset)
     specs = lineup.expand(catalog, config.policies)  # a bad line-up fails before any indexing
@@ -610,7 +609,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     # The oracle's sets are unknown until calibration, which needs the proxy: start it with
     # placeholder static catalogs, calibrate, then write the real ones and reload (SIGHUP-free:
     # a restart is simpler and the copies hold nothing yet).
-    catalogs += _write_variants(catalog, contenders, work / "catalogs", {}, config.rerank_model)
+    catalogs += _write_variants(catalog, contenders, work / "catalogs", {})
     data_dir = work / "proxy-data"
     shutil.rmtree(data_dir, ignore_errors=True)
     proxy = ProxyProcess(
@@ -632,7 +631,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
             oracle_sets = await _oracle_sets(proxy, calibration, catalog, data, clicks, config, say)
             await asyncio.to_thread(proxy.stop)
             sets = {i: arms for i, (arms, _) in oracle_sets.items()}
-            _write_variants(catalog, contenders, work / "catalogs", sets, config.rerank_model)
+            _write_variants(catalog, contenders, work / "catalogs", sets)
             await asyncio.to_thread(proxy.start)
         await _run_all(proxy, contenders, sessions, data, clicks, config, searcher, say)
         await asyncio.sleep(3.0)  # let the proxy ship its decision log and merge state

@@ -30,7 +30,7 @@ class SeedRow:
 
     name: str
     part: str  # "tuning" | "held-out" | "all"
-    sessions: int  # per seed, on this part
+    sessions: int  # per seed on this part (the mean, when the seeds' streams differ)
     clicks: Interval  # reward per search
     ndcg: Interval
     recall: Interval
@@ -97,11 +97,11 @@ def seed_table(
     rows: list[SeedRow] = []
     for part, keep in parts:
         figures: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-        counts: dict[str, int] = {}
+        counts: dict[str, list[int]] = {name: [] for name in names}
         for seed in seeds:
             for run in runs[seed]:
                 chosen = [s for s in run.sessions if keep(s)]
-                counts[run.name] = len(chosen)
+                counts[run.name].append(len(chosen))
                 figures[run.name].append(_figures(chosen))
         for name in names:
             per_seed = figures[name]
@@ -111,7 +111,7 @@ def seed_table(
                 SeedRow(
                     name,
                     part,
-                    counts[name],
+                    round(sum(counts[name]) / len(counts[name])),
                     _pick("clicks", per_seed),
                     _pick("ndcg", per_seed),
                     _pick("recall", per_seed),
@@ -137,7 +137,7 @@ def format_seed_table(rows: Sequence[SeedRow], seeds: Sequence[int]) -> str:
     for part in dict.fromkeys(r.part for r in rows):
         mine = [r for r in rows if r.part == part]
         out.append(
-            f"{part} queries ({mine[0].sessions} sessions per seed; seeds "
+            f"{part} queries ({mine[0].sessions:,} sessions per seed on average; seeds "
             f"{', '.join(map(str, seeds))}; mean ± 95% interval over seeds)"
         )
         out.append(

@@ -290,3 +290,21 @@ def test_a_without_plan_learns_its_advantage_and_takes_over():
     assert dist.tolist() == pytest.approx([E] * 6 + [0.8, E])
     # a: without:b 0.8 + all, all:half, only:a, without:c; b: 5 * 0.2 / 7; c like a
     assert p.probabilities(X)[0].tolist() == pytest.approx([32 / 35, 1 / 7, 32 / 35])
+
+
+@pytest.mark.parametrize(
+    ("included", "expected"),
+    [
+        ((True, True, True), 0.8 + E),  # all (greedy) and all:half ask the same arms
+        ((False, True, False), E),  # only:b
+        ((False, True, True), E),  # without:a
+        ((False, False, False), 0.0),  # no plan asks nothing
+    ],
+)
+def test_set_probability_sums_the_plans_that_ask_exactly_those_arms(included, expected):
+    assert policy().set_probability(X, included) == pytest.approx(expected)
+
+
+def test_set_probability_needs_one_flag_per_arm():
+    with pytest.raises(ValueError, match="3 inclusion flags"):
+        policy().set_probability(X, (True, False))

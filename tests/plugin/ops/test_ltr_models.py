@@ -533,3 +533,25 @@ def test_click_judgments_train_on_the_logged_searches_of_the_target(tmp_path):
     assert len(ts.groups()) == 6
     assert ts.fold_keys == tuple(f"query {q}" for q in range(3) for _ in range(8))
     assert result.cv.folds == 2
+
+
+def test_held_out_queries_are_never_trained_on(tmp_path):
+    cluster = ClickCluster()
+    result = train_ltr(
+        write_catalog(tmp_path),
+        None,
+        opensearch="http://127.0.0.1:9200",
+        judgments="coec",
+        folds=2,
+        out=tmp_path / "out",
+        seed=1,
+        report=None,
+        cluster=scripted_cluster(cluster),
+        target="shop-sim-x",
+        held_out=["Query 1"],  # spelled otherwise: normalised like the logged queries
+    )
+    assert {c.query_id for c in result.lists} == {"query 0", "query 2"}
+    assert set(result.training.fold_keys) == {"query 0", "query 2"}
+    assert "held out 2 of 6 lists (1 queries)" in result.warnings
+    logged = [p for _, p, _ in cluster.calls if p.endswith("/_search") and "ltrr" not in p]
+    assert len(logged) == 4  # the held-out query's two searches were never logged

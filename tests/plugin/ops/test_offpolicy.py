@@ -422,3 +422,24 @@ def test_a_plan_policy_log_without_set_propensity_is_refused(tmp_path, catalog):
     path = write_jsonl(tmp_path / "old.jsonl", [old])
     with pytest.raises(LtrrError, match="without set_propensity"):
         run(path, catalog)
+
+
+def test_a_plan_policy_target_is_weighted_by_its_own_set_probability(tmp_path):
+    """safe_plans as the target: fresh, it draws all (static) with 1 - epsilon and every other
+    plan with epsilon / (plans - 1). With two arms the plans are all, all:half, only:lexical and
+    only:popular, so P({both}) = 0.7 + 0.1 and P({lexical}) = 0.1 at epsilon 0.3 -- not the
+    product of its per-arm marginals (0.9 x 0.9 = 0.81 and 0.9 x 0.1 = 0.09)."""
+    path = tmp_path / "plans.yml"
+    path.write_text(
+        CATALOG.replace("policy: {name: static}", "policy: {name: safe_plans, epsilon: 0.3}")
+    )
+    log = write_jsonl(
+        tmp_path / "plans.jsonl",
+        [
+            _plan_doc("p1", ("lexical",), 1.0, 0.5),
+            _plan_doc("p2", BOTH, 2.0, 0.5),
+        ],
+    )
+    result = run(log, path, policy=None)
+    # w = (0.1 / 0.5, 0.8 / 0.5) = (0.2, 1.6); w·r = (0.2, 3.2); IPS = 3.4 / 2
+    assert estimates(result)["ips"].value == pytest.approx(1.7)

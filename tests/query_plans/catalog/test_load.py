@@ -690,8 +690,7 @@ def test_music_example_loads(shared_model):
     assert catalog.budget == 120
     assert catalog.policy.name == "safe_plans"
     assert catalog.fusion.method == "rrf"
-    assert catalog.rerank is not None
-    assert catalog.rerank.model == "music_ltr"
+    assert catalog.rerank is None  # commented out until a model is trained and uploaded
     assert catalog.embedding == EmbeddingConfig(model=shared_model)
     assert [f.arm for f in catalog.fallback] == ["lexical", "popular"]
     assert [c.name for c in catalog.features.context] == ["segment", "locale", "daypart"]
@@ -705,12 +704,7 @@ def test_beir_example_loads(shared_model):
     assert catalog.targets == ("beir",)
     assert [a.name for a in catalog.arms] == ["lexical", "phrase", "dense", "memory"]
     assert catalog.arm("phrase").params["type"] == "phrase"
-    assert catalog.rerank is not None
-    assert (catalog.rerank.model, catalog.rerank.store, catalog.rerank.window) == (
-        "beir_ltr",
-        None,
-        None,
-    )
+    assert catalog.rerank is None  # commented out until a model is trained and uploaded
     assert catalog.features.entity_field == "title.keyword"
     assert catalog.index_body is not None
     assert catalog.index_body["mappings"]["properties"]["embedding"]["dimension"] == 384

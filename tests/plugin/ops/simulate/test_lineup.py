@@ -3,6 +3,7 @@ is present."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -20,7 +21,7 @@ from ltrr.plugin.ops.simulate.lineup import (
     variant_target,
     write_variant,
 )
-from ltrr.query_plans.catalog import Catalog, load_catalog
+from ltrr.query_plans.catalog import Catalog, RerankConfig, load_catalog
 
 REPO = Path(__file__).resolve().parents[4]
 MUSIC = REPO / "query_plans" / "catalogs" / "music.yml"
@@ -361,30 +362,41 @@ def test_learner_rerank_variant_keeps_the_rerank_and_the_learner(
     assert loaded.budget == 40
 
 
-def test_rerank_model_overrides_the_catalogs_model(catalog: Catalog, tmp_path: Path) -> None:
-    (spec,) = expand(catalog, ["only:fuzzy+rerank"])
-    path = write_variant(
-        catalog,
-        spec,
-        tmp_path / "out",
-        target="t7",
-        include=spec.include,
-        rerank_model="books_ltr_v2",
+def test_the_rerank_section_comes_from_the_catalog_object(catalog: Catalog, tmp_path: Path) -> None:
+    """A simulation names its model by replacing the catalog's rerank (``--rerank-model``);
+    the variant writes that one, whatever the file says."""
+    named = dataclasses.replace(
+        catalog, rerank=RerankConfig(model="books_ltr_v2", window=50, params={"lang": "en"})
     )
+    (spec,) = expand(named, ["only:fuzzy+rerank"])
+    path = write_variant(named, spec, tmp_path / "out", target="t7", include=spec.include)
     loaded = load_catalog(path)
     assert loaded.policy.name == "static"
     assert loaded.policy.include == ("fuzzy",)
     assert loaded.budget == 15
-    assert loaded.rerank is not None
-    assert loaded.rerank.model == "books_ltr_v2"
-    assert catalog.rerank is not None
-    assert catalog.rerank.model == "books_ltr"  # the catalog itself is untouched
+    assert loaded.rerank == RerankConfig(model="books_ltr_v2", window=50, params={"lang": "en"})
 
 
-def test_rerank_model_does_not_bring_back_a_dropped_rerank(
+def test_a_file_without_a_rerank_section_gets_the_named_one(
     catalog: Catalog, tmp_path: Path
 ) -> None:
-    (spec,) = expand(catalog, ["static"])
-    path = write_variant(catalog, spec, tmp_path / "out", target="t8", rerank_model="x")
+    raw = yaml.safe_load(catalog.path.read_text(encoding="utf-8"))
+    raw.pop("rerank")
+    bare = catalog.path.parent / "bare.yml"
+    bare.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    plain = load_catalog(bare)
+    assert plain.rerank is None
+    with pytest.raises(LtrrError, match="--rerank-model"):
+        expand(plain, ["static+rerank"])
+    named = dataclasses.replace(plain, rerank=RerankConfig(model="m_v1"))
+    (spec,) = expand(named, ["static+rerank"])
+    path = write_variant(named, spec, tmp_path / "out", target="t8")
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["rerank"] == {"model": "m_v1"}
+    (fused,) = expand(named, ["static"])
+    path = write_variant(named, fused, tmp_path / "out", target="t9")
     assert "rerank" not in yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert load_catalog(path).rerank is None
+
+
+def test_one_rerank_suffix_is_enough(catalog: Catalog) -> None:
+    with pytest.raises(LtrrError, match="one \\+rerank is enough"):
+        expand(catalog, ["static+rerank+rerank"])

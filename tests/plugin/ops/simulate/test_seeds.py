@@ -102,5 +102,5 @@ def test_a_seed_with_another_line_up_is_refused() -> None:
 def test_the_table_has_one_row_per_contender_and_part() -> None:
     text = format_seed_table(seed_table(RUNS, frozenset({"q9"})), [1, 2])
     assert text.count("| safe_plans+rerank |") == 2
-    assert "held-out queries (1 sessions per seed; seeds 1, 2" in text
+    assert "held-out queries (1 sessions per seed on average; seeds 1, 2" in text
     assert "| safe_plans | 1.500 ± " in text
