@@ -184,7 +184,7 @@ def _click_judgments(
     method: Literal["coec", "pbm"],
     decisions_index: str,
     events_index: str,
-) -> tuple[Judgments, dict[str, str], list[Any]]:
+) -> tuple[Judgments, dict[str, str], list[Any], list[Any]]:
     where = {"term": {"target": target}}
     decisions = _read_all(http, decisions_index, where, "decision_id")
     events = _read_all(http, events_index, where, "event_id")
@@ -192,7 +192,54 @@ def _click_judgments(
     impressions, queries = impressions_from_logs(decisions, events, positive)
     if not impressions:
         raise LtrrError(f"{decisions_index} holds no decision with results for target {target}")
-    return from_clicks(impressions, method=method), queries, decisions
+    return from_clicks(impressions, method=method), queries, decisions, events
+
+
+def memory_at_decision(
+    catalog: Catalog,
+    target: str,
+    decisions: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    lists: Sequence[Candidates],
+) -> dict[str, dict[str, float]]:
+    """group -> doc id -> the learned Q2E value the memory feature had when that search was
+    made, replayed from the logs with the proxy's own rules.
+
+    The node's learned scores are those of the end of the logs: they hold the very clicks the
+    grades are made of, so a model trained on them learns to read its own labels, and leans on
+    a feature a fresh or young memory does not have. Searches and engagements are replayed in
+    time order; an engagement counts from the moment the proxy received it.
+    """
+    from ltrr.plugin.ops.replay.memory import ReplayMemory
+
+    if catalog.memory is None:
+        return {}
+    wanted: dict[str, list[Candidates]] = {}
+    for c in lists:
+        wanted.setdefault(c.group.rpartition("#")[2], []).append(c)
+    query_of = {str(d["decision_id"]): str(d.get("query") or "") for d in decisions}
+    timeline: list[tuple[float, int, str, Mapping[str, Any]]] = []
+    for d in decisions:
+        timeline.append((float(d.get("timestamp") or 0.0), 0, str(d["decision_id"]), d))
+    for e in events:
+        weight = e.get("weight")
+        if isinstance(weight, int | float) and weight > 0 and str(e.get("decision_id")) in query_of:
+            when = float(e.get("received") or e.get("timestamp") or 0.0)
+            timeline.append((when, 1, str(e.get("event_id")), e))
+    timeline.sort(key=lambda item: (item[0], item[1], item[2]))
+    memory = ReplayMemory(catalog.memory, target)
+    out: dict[str, dict[str, float]] = {}
+    for when, kind, _, doc in timeline:
+        if kind == 1:
+            query = query_of[str(doc["decision_id"])]
+            memory.engaged(query, str(doc["object_id"]), float(doc["weight"]), when)
+            continue
+        query = str(doc.get("query") or "")
+        for c in wanted.get(str(doc["decision_id"]), ()):
+            learned = memory.learned(query)
+            out[c.group] = {doc_id: learned.get(doc_id, 0.0) for doc_id in c.ids}
+        memory.searched(query, when)
+    return out
 
 
 def _qrels_judgments(dataset: Path | None) -> tuple[Judgments, dict[str, str]]:
@@ -339,6 +386,22 @@ def log_features(
     return out
 
 
+def _with_column(
+    logged: Mapping[str, Mapping[str, tuple[float, ...]]],
+    column: int,
+    values: Mapping[str, Mapping[str, float]],
+) -> dict[str, dict[str, tuple[float, ...]]]:
+    """The logged rows with one feature replaced by ``values`` (0 where it has none)."""
+    out: dict[str, dict[str, tuple[float, ...]]] = {}
+    for group, rows in logged.items():
+        given = values.get(group, {})
+        out[group] = {
+            doc_id: (*row[:column], given.get(doc_id, 0.0), *row[column + 1 :])
+            for doc_id, row in rows.items()
+        }
+    return out
+
+
 def _training_set(
     featureset: FeatureSet,
     judgments: Judgments,
@@ -477,10 +540,11 @@ def train_ltr(
     warnings: list[str] = []
 
     decisions: list[Any] = []
+    events: list[Any] = []
     if judgments == "qrels":
         judged, queries = _qrels_judgments(dataset)
     else:
-        judged, queries, decisions = _click_judgments(
+        judged, queries, decisions, events = _click_judgments(
             http, catalog, target, judgments, decisions_index, events_index
         )
     try:
@@ -513,6 +577,14 @@ def train_ltr(
     if plugin:
         _ensure_featureset(http, featureset, store)
     logged = log_features(http, featureset, target, lists, plugin=plugin, store=store)
+    learned = f"memory_{catalog.memory.field}" if catalog.memory is not None else ""
+    if judgments != "qrels" and learned in featureset.names:
+        at_decision = memory_at_decision(catalog, target, decisions, events, lists)
+        logged = _with_column(logged, featureset.names.index(learned), at_decision)
+        warnings.append(
+            f"{learned}: the values each search saw, replayed from the logs, not the node's"
+            " current ones (which hold the clicks the grades are made of)"
+        )
     training = _training_set(featureset, judged, lists, logged)
     try:
         cv = cross_validate(training, folds=folds, seed=seed)

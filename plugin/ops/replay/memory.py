@@ -73,6 +73,21 @@ class ReplayMemory:
                 out[ref.partition("/")[2]] = value
         return out
 
+    def learned(self, query: str) -> dict[str, float]:
+        """doc id -> the learned score the memory feature reads now: the exact key's, plus
+        half of the best score under the query's near key (as the proxy projects it)."""
+        key = exact_key(query)
+        if not key:
+            return {}
+        scores = dict(self._learned(key))
+        near: dict[str, float] = {}
+        for other in self._near.get(near_key(key), ()):
+            for doc_id, value in self._learned(other).items():
+                near[doc_id] = max(near.get(doc_id, 0.0), value)
+        for doc_id, value in near.items():
+            scores[doc_id] = scores.get(doc_id, 0.0) + NEAR_BOOST * value
+        return scores
+
     def hits(self, query: str, captured: Sequence[ArmHit], size: int) -> tuple[ArmHit, ...]:
         """The arm's list now: captured predictions plus what the memory learned, best first."""
         key = exact_key(query)

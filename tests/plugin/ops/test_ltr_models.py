@@ -555,3 +555,36 @@ def test_held_out_queries_are_never_trained_on(tmp_path):
     assert "held out 2 of 6 lists (1 queries)" in result.warnings
     logged = [p for _, p, _ in cluster.calls if p.endswith("/_search") and "ltrr" not in p]
     assert len(logged) == 4  # the held-out query's two searches were never logged
+
+
+def test_the_learned_memory_is_replayed_to_what_each_search_saw(tmp_path):
+    import dataclasses
+
+    from ltrr.plugin.ops.ltr_models import memory_at_decision
+    from ltrr.query_plans.catalog import MemoryConfig
+
+    catalog = dataclasses.replace(
+        load_catalog(write_catalog(tmp_path)), memory=MemoryConfig(smoothing=5.0)
+    )
+    decisions = [
+        {"decision_id": "d1", "timestamp": 100.0, "query": "Daft Punk"},
+        {"decision_id": "d2", "timestamp": 200.0, "query": "daft punk"},
+        {"decision_id": "d3", "timestamp": 300.0, "query": "Punk Daft"},
+    ]
+    events = [  # a click on a for d1, received at 110; a skip (negative) is no engagement
+        {"event_id": "e1", "decision_id": "d1", "object_id": "a", "weight": 2.0, "received": 110},
+        {"event_id": "e2", "decision_id": "d1", "object_id": "b", "weight": -1.0, "received": 111},
+    ]
+    lists = [
+        Candidates("daft punk#d1", "daft punk", ("a", "b"), {}),
+        Candidates("daft punk#d2", "daft punk", ("a", "b"), {}),
+        Candidates("punk daft#d3", "punk daft", ("a",), {}),
+    ]
+    seen = memory_at_decision(catalog, "shop", decisions, events, lists)
+    # d1: nothing learned yet. d2: one search before it, 2 engaged: 2 / (max(1, 2) + 5) = 2/7
+    # on the exact key, and the near key's projection (the same key) adds half: 3/7.
+    # d3: another exact key, the same near key: half of 2 / (max(2, 2) + 5) = 1/7.
+    assert seen["daft punk#d1"] == {"a": 0.0, "b": 0.0}
+    assert seen["daft punk#d2"]["a"] == pytest.approx(3 / 7, rel=1e-4)
+    assert seen["daft punk#d2"]["b"] == 0.0
+    assert seen["punk daft#d3"]["a"] == pytest.approx(1 / 7, rel=1e-4)
