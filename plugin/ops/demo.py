@@ -121,7 +121,7 @@ async def _rerank_pass(
     cv = result.cv
     say(
         f"  {result.model_name} ({result.winner}): cross-validated nDCG@10 (PBM grades) "
-        f"{cv.models[result.winner].mean_ndcg:.3f} against {cv.baseline_ndcg:.3f} fused"
+        f"{cv.models[result.winner].mean_ndcg:.3f} against {cv.baseline_ndcg:.3f} as served"
     )
     if not result.uploaded:
         say(f"  {result.upload_message}")
