@@ -126,18 +126,18 @@ class SharedStatistics:
 
 def shared_statistics(policy: Policy, feature_names: Sequence[str]) -> SharedStatistics | None:
     """The policy's mergeable statistics, or None for a policy that learns nothing."""
-    layout = layout_digest(feature_names)
-    ridge = policy.config.ridge
-    if isinstance(policy, RidgePolicy):
-        names = [arm.name for arm in policy.arms]
-        return SharedStatistics(policy.stats, names, policy.n_features, ridge, layout)
+    slots = _slots(policy)
+    if slots is None:
+        return None
+    stats, names = slots
     if isinstance(policy, SafePlans):
-        names = [PLAN_SLOT + plan for plan in policy.plans]
-        return SharedStatistics(policy.stats, names, policy.n_features, ridge, layout)
-    return None
+        names = [PLAN_SLOT + plan for plan in names]
+    layout = layout_digest(feature_names)
+    return SharedStatistics(stats, names, policy.n_features, policy.config.ridge, layout)
 
 
 def _slots(policy: Policy) -> tuple[RidgeStatistics, list[str]] | None:
+    """The policy's ridge statistics and the name of each of their slots (arms or plans)."""
     if isinstance(policy, RidgePolicy):
         return policy.stats, [arm.name for arm in policy.arms]
     if isinstance(policy, SafePlans):

@@ -11,13 +11,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ltrr.query_plans.catalogs
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.node import LocalNode, NodeConfig
 from ltrr.plugin.ops.replay.loop import LEARNERS as REPLAY_LEARNERS
 from ltrr.plugin.ops.simulate.lineup import DEFAULT_LINEUP
+
+if TYPE_CHECKING:
+    from ltrr.plugin.ops.simulate.run import SimulationConfig
 
 # The catalogs shipped with the package (music.yml, beir.yml), wherever it is installed.
 SHIPPED_CATALOGS = Path(ltrr.query_plans.catalogs.__file__).resolve().parent
@@ -218,21 +221,11 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate(args: argparse.Namespace) -> int:
-    import asyncio
+def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
+    """``ltrr simulate``'s arguments as a config (``--seeds`` replaces its seed and folder)."""
+    from ltrr.plugin.ops.simulate.run import SimulationConfig
 
-    from ltrr.plugin.ops.simulate.report import save_runs, simulation_report
-    from ltrr.plugin.ops.simulate.run import SimulationConfig, simulate
-    from ltrr.plugin.ops.simulate.summary import format_table, summarize
-
-    if args.seeds:
-        if args.report is not None or args.record_candidates:
-            raise LtrrError(
-                "--seeds prints one table over the seeds: drop --report and "
-                "--record-candidates, or run one --seed"
-            )
-        return _simulate_seeds(args)
-    config = SimulationConfig(
+    return SimulationConfig(
         catalog=args.catalog,
         dataset=args.dataset,
         sessions=args.sessions,
@@ -247,6 +240,23 @@ def _simulate(args: argparse.Namespace) -> int:
         index=args.index,
         rerank_model=args.rerank_model,
     )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ltrr.plugin.ops.simulate.report import save_runs, simulation_report
+    from ltrr.plugin.ops.simulate.run import simulate
+    from ltrr.plugin.ops.simulate.summary import format_table, summarize
+
+    if args.seeds:
+        if args.report is not None or args.record_candidates:
+            raise LtrrError(
+                "--seeds prints one table over the seeds: drop --report and "
+                "--record-candidates, or run one --seed"
+            )
+        return _simulate_seeds(args)
+    config = _simulation_config(args)
     result = asyncio.run(simulate(config, _say))
     save_runs(result.runs, args.work_dir / "runs.json")
     if "linucb" in result.targets:
@@ -277,23 +287,11 @@ def _simulate_seeds(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.data.beir import read_beir
     from ltrr.plugin.ops.replay.bench import split_queries
     from ltrr.plugin.ops.simulate.report import save_runs
-    from ltrr.plugin.ops.simulate.run import SimulationConfig, simulate
+    from ltrr.plugin.ops.simulate.run import simulate
     from ltrr.plugin.ops.simulate.seeds import format_seed_table, seed_table
     from ltrr.plugin.ops.simulate.summary import format_table, summarize
 
-    base = SimulationConfig(
-        catalog=args.catalog,
-        dataset=args.dataset,
-        sessions=args.sessions,
-        policies=tuple(args.policy),
-        click_model=args.click_model,
-        k=args.k,
-        opensearch=args.opensearch,
-        listen=args.listen,
-        work_dir=args.work_dir,
-        index=args.index,
-        rerank_model=args.rerank_model,
-    )
+    base = _simulation_config(args)
     runs = {}
     for seed in args.seeds:
         config = dataclasses.replace(base, seed=seed, work_dir=args.work_dir / f"seed-{seed}")

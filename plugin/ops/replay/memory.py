@@ -73,6 +73,15 @@ class ReplayMemory:
                 out[ref.partition("/")[2]] = value
         return out
 
+    def _near_projection(self, key: str) -> dict[str, float]:
+        """doc id -> the best learned score among the exact keys that share ``key``'s near
+        key, as the proxy projects it onto the near key."""
+        near: dict[str, float] = {}
+        for other in self._near.get(near_key(key), ()):
+            for doc_id, value in self._learned(other).items():
+                near[doc_id] = max(near.get(doc_id, 0.0), value)
+        return near
+
     def learned(self, query: str) -> dict[str, float]:
         """doc id -> the learned score the memory feature reads now: the exact key's, plus
         half of the best score under the query's near key (as the proxy projects it)."""
@@ -80,11 +89,7 @@ class ReplayMemory:
         if not key:
             return {}
         scores = dict(self._learned(key))
-        near: dict[str, float] = {}
-        for other in self._near.get(near_key(key), ()):
-            for doc_id, value in self._learned(other).items():
-                near[doc_id] = max(near.get(doc_id, 0.0), value)
-        for doc_id, value in near.items():
+        for doc_id, value in self._near_projection(key).items():
             scores[doc_id] = scores.get(doc_id, 0.0) + NEAR_BOOST * value
         return scores
 
@@ -96,11 +101,7 @@ class ReplayMemory:
         scores = {hit.id: hit.score for hit in captured}
         for doc_id, value in self._learned(key).items():
             scores[doc_id] = scores.get(doc_id, 0.0) + value
-        near: dict[str, float] = {}
-        for other in self._near.get(near_key(key), ()):
-            for doc_id, value in self._learned(other).items():
-                near[doc_id] = max(near.get(doc_id, 0.0), value)  # as the proxy projects it
-        for doc_id, value in near.items():
+        for doc_id, value in self._near_projection(key).items():
             scores[doc_id] = scores.get(doc_id, 0.0) + NEAR_BOOST * value
         # Stable: equal scores keep the node's order, then the learned ones in insertion order.
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:size]
