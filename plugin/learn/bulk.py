@@ -129,6 +129,72 @@ def bulk_body(actions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | Non
     return bytes(out)
 
 
+class BulkRefused(UpstreamError):
+    """OpenSearch refused a whole ``_bulk`` (a 4xx other than 429): one bad action, an
+    over-long ``_id`` say, refuses every item with it."""
+
+
+def retryable(status: int) -> bool:
+    """Busy or failing, not refusing: the same write may succeed later."""
+    return status == 429 or status >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What became of each action of a write, by its position in the batch."""
+
+    stored: tuple[int, ...]
+    refused: tuple[tuple[int, Mapping[str, Any]], ...]  # for good, with OpenSearch's reason
+    retry: tuple[int, ...]  # busy or failing: send again later
+
+    def shifted(self, by: int) -> Written:
+        return Written(
+            tuple(i + by for i in self.stored),
+            tuple((i + by, r) for i, r in self.refused),
+            tuple(i + by for i in self.retry),
+        )
+
+    def __add__(self, other: Written) -> Written:
+        return Written(
+            self.stored + other.stored, self.refused + other.refused, self.retry + other.retry
+        )
+
+
+async def write(
+    transport: Transport,
+    actions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
+    *,
+    timeout: float = 30.0,
+) -> Written:
+    """``bulk``, item by item: which actions were stored, refused for good, or are to retry.
+
+    A whole request refused is split in halves until the refused actions are found alone, so
+    one bad record never holds back the others. Raises ``UpstreamError`` when OpenSearch could
+    not be reached or was busy for the whole request: the caller keeps its batch.
+    """
+    try:
+        results = await bulk(transport, actions, timeout=timeout)
+    except BulkRefused as exc:
+        if len(actions) == 1:
+            return Written((), ((0, {"type": "bulk_refused", "reason": str(exc)}),), ())
+        half = len(actions) // 2
+        first = await write(transport, actions[:half], timeout=timeout)
+        rest = await write(transport, actions[half:], timeout=timeout)
+        return first + rest.shifted(half)
+    stored: list[int] = []
+    refused: list[tuple[int, Mapping[str, Any]]] = []
+    retry: list[int] = []
+    for position, (status, result) in enumerate(results):
+        if status < 300:
+            stored.append(position)
+        elif retryable(status):
+            retry.append(position)
+        else:
+            error = result.get("error")
+            refused.append((position, error if isinstance(error, dict) else {"status": status}))
+    return Written(tuple(stored), tuple(refused), tuple(retry))
+
+
 async def bulk(
     transport: Transport,
     actions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
@@ -145,12 +211,16 @@ async def bulk(
         "POST", "/_bulk", headers=NDJSON, body=bulk_body(actions), timeout=timeout
     )
     if reply.status != 200:
-        raise UpstreamError(f"_bulk answered {reply.status}: {reply.body[:300]!r}")
-    items = reply.json().get("items", [])
-    out: list[tuple[int, Mapping[str, Any]]] = []
-    for item in items:
-        ((_, result),) = item.items()
-        out.append((int(result.get("status", 500)), result))
+        error = BulkRefused if 400 <= reply.status < 500 and reply.status != 429 else UpstreamError
+        raise error(f"_bulk answered {reply.status}: {reply.body[:300]!r}")
+    try:
+        items = reply.json()["items"]
+        out: list[tuple[int, Mapping[str, Any]]] = []
+        for item in items:
+            ((_, result),) = item.items()
+            out.append((int(result.get("status", 500)), result))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        raise UpstreamError(f"_bulk answered 200 with no items: {reply.body[:300]!r}") from None
     if len(out) != len(actions):
         raise UpstreamError(f"_bulk answered {len(out)} items for {len(actions)} actions")
     return out
@@ -214,17 +284,25 @@ class BulkQueue:
             self.dropped += excess
 
     async def flush(self) -> None:
+        """Write everything queued; raises ``UpstreamError`` while some of it must wait."""
         while self._queue:
             batch = self._queue[: self.batch]
             actions = [({"index": {"_index": self.index, "_id": i}}, d) for i, d in batch]
-            results = await bulk(self.transport, actions)
+            written = await write(self.transport, actions)
             del self._queue[: len(batch)]
-            failed = [(i, r) for (i, _), (s, r) in zip(batch, results, strict=True) if s >= 300]
-            self.written += len(batch) - len(failed)
-            if failed:  # a mapping error will not heal by retrying; say so and go on
-                self.dropped += len(failed)
+            self._queue[:0] = [batch[i] for i in written.retry]  # first in line next time
+            self.written += len(written.stored)
+            if written.refused:  # refused for good: retrying would only block the rest
+                self.dropped += len(written.refused)
                 log.warning(
-                    "%s: %d documents refused, e.g. %s", self.index, len(failed), failed[0][1]
+                    "%s: %d documents refused, e.g. %s",
+                    self.index,
+                    len(written.refused),
+                    written.refused[0][1],
+                )
+            if written.retry:
+                raise UpstreamError(
+                    f"{self.index}: {len(written.retry)} documents not written yet, will retry"
                 )
 
     async def run(self, interval: float = 1.0) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import unquote
@@ -22,8 +22,10 @@ from ltrr.plugin.errors import BadRequest, LtrrError
 
 UBI_INDEX = "ubi_events"
 
-MAX_ID_CHARS = 512  # OpenSearch's own cap on an ``_id``; decision ids share it.
+# What ``ltrr-events`` accepts, checked at intake: an event acknowledged must be storable.
+MAX_ID_BYTES = 512  # OpenSearch's cap on an ``_id`` (UTF-8 bytes); decision ids share it.
 MAX_TYPE_CHARS = 64
+MAX_POSITION = 2**31 - 1  # ``position`` is an ``integer`` field
 # Year 9999: later dates do not fit a ``date`` field, and are a unit mistake anyway.
 MAX_EPOCH_MILLIS = 253_402_300_799_999
 MAX_TIMESTAMP_CHARS = 64
@@ -89,8 +91,46 @@ class FeedbackEvent:
 
 @dataclass(frozen=True, slots=True)
 class UbiExtract:
+    """``items[i]`` is the bulk item (counted as OpenSearch numbers its answer's ``items``)
+    that ``events[i]`` came from; None for a single-document write."""
+
     events: list[FeedbackEvent]
     skipped: dict[str, int]
+    items: list[int | None] = field(default_factory=list)
+
+    def stored(self, answer: bytes) -> UbiExtract:
+        """Only the events OpenSearch stored, from its answer to the write; the rest are
+        counted as refused. A single document is stored when the write succeeded at all."""
+        kept = stored_items(answer) if any(i is not None for i in self.items) else None
+        events: list[FeedbackEvent] = []
+        items: list[int | None] = []
+        skipped = dict(self.skipped)
+        for event, item in zip(self.events, self.items, strict=True):
+            if item is None or (kept is not None and item in kept):
+                events.append(event)
+                items.append(item)
+            else:
+                skipped["refused by OpenSearch"] = skipped.get("refused by OpenSearch", 0) + 1
+        return UbiExtract(events, skipped, items)
+
+
+def stored_items(answer: bytes) -> frozenset[int]:
+    """The bulk items OpenSearch answered with a 2xx; none when the answer does not say
+    (a ``filter_path`` that drops ``items``, say), since learning must not guess."""
+    try:
+        parsed = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return frozenset()
+    items = parsed.get("items") if isinstance(parsed, dict) else None
+    if not isinstance(items, list):
+        return frozenset()
+    stored = set()
+    for number, item in enumerate(items):
+        result = next(iter(item.values()), None) if isinstance(item, dict) and item else None
+        status = result.get("status") if isinstance(result, dict) else None
+        if type(status) is int and 200 <= status < 300:
+            stored.add(number)
+    return frozenset(stored)
 
 
 def _hash_id(
@@ -115,6 +155,23 @@ def _text(value: object, max_chars: int) -> str | None:
     return value
 
 
+def id_text(value: object) -> str | None:
+    """An id OpenSearch stores: its cap is in bytes, so 300 accented letters are too long."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate, which no index can store
+        return None
+    return value if size <= MAX_ID_BYTES else None
+
+
+def stored_seconds(seconds: float) -> float:
+    """Milliseconds, the date field's precision; tinier fractions print as ``1e-06``, which
+    the ``epoch_second`` format refuses."""
+    return round(seconds, 3)
+
+
 def _object_id(value: object) -> str | None:
     """OpenSearch ids are strings, but clients often send numeric ones as JSON numbers."""
     if isinstance(value, bool):
@@ -123,7 +180,7 @@ def _object_id(value: object) -> str | None:
         value = int(value)
     if isinstance(value, int | float):
         value = str(value)
-    return _text(value, MAX_ID_CHARS)
+    return id_text(value)
 
 
 def _number(value: object) -> float | None:
@@ -145,12 +202,12 @@ def _timestamp(value: object) -> float | None:
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         seconds = parsed.timestamp()
-        return seconds if 0 <= seconds <= MAX_EPOCH_MILLIS / 1000 else None
+        return stored_seconds(seconds) if 0 <= seconds <= MAX_EPOCH_MILLIS / 1000 else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if not math.isfinite(value) or not 0 <= value <= MAX_EPOCH_MILLIS:
         return None
-    return value / 1000
+    return stored_seconds(value / 1000)
 
 
 def _show(value: object) -> str:
@@ -189,10 +246,10 @@ def parse_feedback(
         raise BadRequest(f"request body must be a JSON object, got {_show(parsed)}")
     if "decision_id" not in parsed:
         raise _invalid("decision_id is required")
-    decision_id = _text(parsed["decision_id"], MAX_ID_CHARS)
+    decision_id = id_text(parsed["decision_id"])
     if decision_id is None:
         raise _invalid(
-            f"decision_id must be a non-empty string of at most {MAX_ID_CHARS} characters, "
+            f"decision_id must be a non-empty string of at most {MAX_ID_BYTES} bytes, "
             f"got {_show(parsed['decision_id'])}"
         )
     if "events" not in parsed:
@@ -209,12 +266,8 @@ def parse_feedback(
     return decision_id, events
 
 
-def _positive_int(value: object) -> int | None:
-    return value if type(value) is int and value >= 1 else None
-
-
-def _id_text(value: object) -> str | None:
-    return _text(value, MAX_ID_CHARS)
+def _position(value: object) -> int | None:
+    return value if type(value) is int and 1 <= value <= MAX_POSITION else None
 
 
 def _type_text(value: object) -> str | None:
@@ -264,9 +317,11 @@ def _api_event(raw: object, where: str, decision_id: str, now: float) -> Feedbac
         "object_id",
         _object_id,
         where,
-        f"a non-empty string or a number, of at most {MAX_ID_CHARS} characters",
+        f"a non-empty string or a number, of at most {MAX_ID_BYTES} bytes",
     )
-    position = _optional(raw, "position", _positive_int, where, "a positive integer")
+    position = _optional(
+        raw, "position", _position, where, f"a positive integer of at most {MAX_POSITION}"
+    )
     value = _optional(raw, "value", _number, where, "a finite number")
     timestamp = _optional(
         raw,
@@ -276,9 +331,9 @@ def _api_event(raw: object, where: str, decision_id: str, now: float) -> Feedbac
         "an ISO 8601 string or epoch milliseconds (>= 0, before year 10000)",
     )
     if timestamp is None:
-        timestamp = now
+        timestamp = stored_seconds(now)
     client_id = _optional(
-        raw, "id", _id_text, where, f"a non-empty string of at most {MAX_ID_CHARS} characters"
+        raw, "id", id_text, where, f"a non-empty string of at most {MAX_ID_BYTES} bytes"
     )
     fields = (decision_id, type_, object_id, position, value, timestamp)
     return FeedbackEvent(client_id or _hash_id(*fields), *fields, source="api")
@@ -331,27 +386,27 @@ class _Doc:
 def ubi_events(method: str, path: str, body: bytes, *, now: float) -> UbiExtract:
     """Counts rather than raises: the write goes to OpenSearch unchanged whatever we think."""
     route = _route(method, path)
-    events: list[FeedbackEvent] = []
-    skipped: dict[str, int] = {}
+    extract = UbiExtract([], {}, [])
     if route is None:
-        return UbiExtract(events, skipped)
-    items: list[_Doc | str]
+        return extract
+    items: list[tuple[int | None, _Doc | str]]
     if route.bulk and route.index != UBI_INDEX and UBI_INDEX.encode() not in body:
-        return UbiExtract(events, skipped)  # an ingestion bulk: a byte scan, not a parse
+        return extract  # an ingestion bulk: a byte scan, not a parse
     if route.bulk:
         try:
-            items = list(_bulk_items(body, route.index))
+            items = list(enumerate(_bulk_items(body, route.index)))
         except _MalformedBulk:
-            return UbiExtract(events, {"malformed bulk": 1})
+            return UbiExtract([], {"malformed bulk": 1}, [])
     else:
-        items = [_Doc(route.doc_id, body)]
-    for item in items:
+        items = [(None, _Doc(route.doc_id, body))]
+    for number, item in items:
         outcome = _ubi_event(item, now) if isinstance(item, _Doc) else item
         if isinstance(outcome, FeedbackEvent):
-            events.append(outcome)
+            extract.events.append(outcome)
+            extract.items.append(number)
         else:
-            skipped[outcome] = skipped.get(outcome, 0) + 1
-    return UbiExtract(events, skipped)
+            extract.skipped[outcome] = extract.skipped.get(outcome, 0) + 1
+    return extract
 
 
 def _action(line: bytes) -> tuple[str, dict[str, object]]:
@@ -413,8 +468,8 @@ def _ubi_rank(attributes: Mapping[str, object]) -> int | None:
     """UBI ordinals are meant to be 1-based, but some clients count from 0."""
     place = attributes.get("position")
     ordinal = place.get("ordinal") if isinstance(place, dict) else None
-    if type(ordinal) is not int or ordinal < 0:
-        return None
+    if type(ordinal) is not int or not 0 <= ordinal <= MAX_POSITION:
+        return None  # learned from without a position, as ``ltrr-events`` could not store it
     return max(ordinal, 1)
 
 
@@ -437,7 +492,7 @@ def _ubi_object_id(attributes: Mapping[str, object]) -> str:
 
 
 def _ubi_source(doc: _Doc) -> dict[str, object]:
-    if doc.doc_id is not None and _text(doc.doc_id, MAX_ID_CHARS) is None:
+    if doc.doc_id is not None and id_text(doc.doc_id) is None:
         raise _Skipped("bad _id")  # OpenSearch refuses it, so it is never stored
     try:
         parsed = orjson.loads(doc.source)
@@ -452,7 +507,7 @@ def _ubi_event(doc: _Doc, now: float) -> FeedbackEvent | str:
     """The event, or the reason it is skipped."""
     try:
         parsed = _ubi_source(doc)
-        decision_id = _ubi_field(parsed.get("query_id"), _id_text, "query_id")
+        decision_id = _ubi_field(parsed.get("query_id"), id_text, "query_id")
         type_ = _ubi_field(parsed.get("action_name"), _type_text, "action_name")
         raw_attributes = parsed.get("event_attributes")
         attributes = raw_attributes if isinstance(raw_attributes, dict) else {}
@@ -460,7 +515,7 @@ def _ubi_event(doc: _Doc, now: float) -> FeedbackEvent | str:
     except _Skipped as skipped:
         return str(skipped)
     raw_timestamp = parsed.get("timestamp")
-    timestamp = now if raw_timestamp is None else _timestamp(raw_timestamp)
+    timestamp = stored_seconds(now) if raw_timestamp is None else _timestamp(raw_timestamp)
     if timestamp is None:
         return "bad timestamp"  # OpenSearch's date mapping rejects it, so it is never stored
     position = _ubi_rank(attributes)

@@ -34,8 +34,9 @@ import orjson
 from ltrr.bandit.decision import Decision
 from ltrr.plugin.errors import InvalidEvent, UnknownDecision
 from ltrr.plugin.learn.bulk import DECISIONS_INDEX, BulkQueue, ensure_indices
+from ltrr.plugin.learn.deadletter import DeadLetters
 from ltrr.plugin.learn.eventlog import EventLog
-from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, ubi_events
+from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, stored_seconds, ubi_events
 from ltrr.plugin.learn.intake import Accepted, accept, invalid
 from ltrr.plugin.learn.memorize import MemoryUpdater
 from ltrr.plugin.learn.records import (
@@ -56,6 +57,7 @@ from ltrr.query_plans.rerank import RankedHit
 log = logging.getLogger("ltrr.learn")
 
 MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once it is known
+FINAL_ATTEMPTS = 3  # writes at shutdown, each retried this often before it is given up
 DUE_DECISIONS_BATCH = 1_000  # on a simulated clock, the decision log is written this many at once
 
 
@@ -82,7 +84,8 @@ class Learner:
         self.stats = stats
         self.clock = clock
         self.events = EventLog(data_dir / "events", fsync=fsync)
-        self.shipper = Shipper(transport, self.events)
+        self.dead_letters = DeadLetters(data_dir)
+        self.shipper = Shipper(transport, self.events, self.dead_letters)
         self.decisions = BulkQueue(transport, DECISIONS_INDEX)
         self.memory = MemoryUpdater(transport, clock)
         self.state = StateSync(transport, registry.runtimes, interval=state_interval)
@@ -208,9 +211,10 @@ class Learner:
             "duplicates": len(events) - applied,
         }
 
-    async def ubi(self, method: str, path: str, body: bytes) -> None:
-        """Learn from UBI events OpenSearch accepted; what cannot be learned is only counted."""
-        extract = ubi_events(method, path, body, now=self.clock())
+    async def ubi(self, method: str, path: str, body: bytes, answer: bytes) -> None:
+        """Learn from the UBI events OpenSearch stored (``answer`` is its reply to the write);
+        what cannot be learned is only counted."""
+        extract = ubi_events(method, path, body, now=self.clock()).stored(answer)
         for why, n in extract.skipped.items():
             self.stats.count(f"ubi_skipped: {why}", n)
         by_decision: dict[str, list[FeedbackEvent]] = {}
@@ -260,7 +264,7 @@ class Learner:
                     "base_weight": item.value,
                     "weight": item.weight,
                     "rewards": item.rewards,
-                    "received": received,
+                    "received": stored_seconds(received),
                 }
             )
             for item in fresh
@@ -402,10 +406,14 @@ class Learner:
             self.memory.flush,
             self.state.sync_all,
         ):
-            try:
-                await final()
-            except (UpstreamError, TimeoutError, OSError) as exc:
-                log.warning("final %s failed: %s", getattr(final, "__name__", final), exc)
+            for attempt in range(FINAL_ATTEMPTS):  # a busy moment must not lose the last batch
+                try:
+                    await final()
+                    break
+                except (UpstreamError, TimeoutError, OSError) as exc:
+                    log.warning("final %s failed: %s", getattr(final, "__name__", final), exc)
+                    if attempt + 1 < FINAL_ATTEMPTS:
+                        await asyncio.sleep(0.5 * (attempt + 1))
         self.events.close()
 
     def snapshot(self) -> dict[str, Any]:
@@ -413,6 +421,7 @@ class Learner:
             "decisions_pending": len(self._open),
             "events_unshipped_bytes": self.events.backlog(),
             "events_shipped": self.shipper.shipped,
+            "events_dead_lettered": self.dead_letters.count,
             "decisions_logged": self.decisions.written,
             "decisions_dropped": self.decisions.dropped,
             "memory_pending_keys": self.memory.pending_keys(),

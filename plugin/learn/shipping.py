@@ -1,7 +1,8 @@
 """Shipping: copy the durable event log to ``ltrr-events``, in batches, idempotent by event id.
 
-The log is committed only past what OpenSearch stored, so a crash or a refused batch resends
-the same events under the same ids, which cannot duplicate them.
+The log is committed only past what OpenSearch stored or refused for good, so a crash or a
+busy cluster resends the same events under the same ids, which cannot duplicate them. An
+event refused for good goes to the dead letters, never back into the retry loop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from ltrr.plugin.learn.bulk import EVENTS_INDEX, bulk
+from ltrr.plugin.learn.bulk import EVENTS_INDEX, write
+from ltrr.plugin.learn.deadletter import DeadLetters
 from ltrr.plugin.learn.eventlog import EventLog
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
 
@@ -19,9 +21,16 @@ SHIP_BATCH = 2000
 
 
 class Shipper:
-    def __init__(self, transport: Transport, events: EventLog, batch: int = SHIP_BATCH) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        events: EventLog,
+        dead_letters: DeadLetters,
+        batch: int = SHIP_BATCH,
+    ) -> None:
         self.transport = transport
         self.events = events
+        self.dead_letters = dead_letters
         self.batch = batch
         self.shipped = 0
 
@@ -32,14 +41,15 @@ class Shipper:
             lines, position = await asyncio.to_thread(self.events.pending, self.batch)
             if not lines:
                 return shipped
-            actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-            for line in lines:
-                doc = orjson.loads(line)
-                actions.append(({"index": {"_index": EVENTS_INDEX, "_id": doc["event_id"]}}, doc))
-            results = await bulk(self.transport, actions, timeout=60.0)
-            failed = [r for status, r in results if status >= 300]
-            if failed:  # the whole batch is retried: re-indexing by id cannot duplicate
-                raise UpstreamError(f"{len(failed)} events not stored, e.g. {failed[0]}")
+            docs = [orjson.loads(line) for line in lines]
+            actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
+                ({"index": {"_index": EVENTS_INDEX, "_id": doc["event_id"]}}, doc) for doc in docs
+            ]
+            written = await write(self.transport, actions, timeout=60.0)
+            if written.retry:  # the whole batch again: re-indexing by id cannot duplicate
+                raise UpstreamError(f"{len(written.retry)} events not stored yet, will retry")
+            for number, reason in written.refused:
+                await asyncio.to_thread(self.dead_letters.add, EVENTS_INDEX, docs[number], reason)
             await asyncio.to_thread(self.events.commit, position)
-            shipped += len(lines)
-            self.shipped += len(lines)
+            shipped += len(written.stored)
+            self.shipped += len(written.stored)

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ltrr.plugin.errors import BadRequest
+from ltrr.plugin.learn.feedback import MAX_ID_BYTES, id_text
 from ltrr.query_plans.catalog import InterceptRules
 
 SEARCH_PATH = re.compile(r"^/(?P<target>[^/_][^/]*)/_search/?$")
@@ -24,6 +27,14 @@ BODY_KEYS = frozenset(
 PARAMS = frozenset(
     {"q", "size", "from", "_source", "_source_includes", "_source_excludes", "explain", "timeout"}
 )
+# Bounds on what an intercepted search may carry, since the proxy repeats the text once per
+# arm, embeds it and keeps the context with the decision: past them the caller gets a 400.
+MAX_QUERY_CHARS = 4096
+MAX_CONTEXT_BYTES = 64 * 1024
+MAX_CONTEXT_KEYS = 256
+MAX_NESTING = 64  # objects and lists in query, post_filter and context
+MAX_WINDOW = 10_000  # ``index.max_result_window``'s default: OpenSearch refuses past it too
+MAX_INT = 2**31 - 1
 # ``q`` is Lucene query syntax; only plain words mean the same thing as free text.
 PLAIN_Q = re.compile(r"^[\w\s'.,&-]+$")
 # The caller's credentials and tracing, used for every upstream call made for the request.
@@ -72,12 +83,76 @@ def _int(value: object, name: str) -> int:
         raise BadRequest(
             f"[{name}] must be an integer, got [{value}]", error_type="illegal_argument_exception"
         ) from None
-    if isinstance(value, bool) or number < 0:
+    if isinstance(value, bool) or not 0 <= number <= MAX_INT:
         raise BadRequest(
-            f"[{name}] must be a non-negative integer, got [{value}]",
+            f"[{name}] must be an integer from 0 to {MAX_INT}, got [{value}]",
             error_type="illegal_argument_exception",
         )
     return number
+
+
+def _nesting(value: object) -> int:
+    """How deep objects and lists go (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children: Any = (
+            item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
+        )
+        if isinstance(item, Mapping | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_NESTING:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _bounded(value: object, name: str) -> None:
+    if _nesting(value) > MAX_NESTING:
+        raise BadRequest(
+            f"[{name}] is nested more than {MAX_NESTING} levels deep",
+            error_type="x_content_parse_exception",
+        )
+
+
+def _context(ltrr: Mapping[str, Any]) -> dict[str, object]:
+    context = ltrr.get("context", {})
+    if not isinstance(context, Mapping):  # null included: a context is an object or absent
+        raise BadRequest("[ext.ltrr.context] must be an object")
+    _bounded(context, "ext.ltrr.context")
+    if len(context) > MAX_CONTEXT_KEYS:
+        raise BadRequest(
+            f"[ext.ltrr.context] has {len(context)} keys, over the limit of {MAX_CONTEXT_KEYS}",
+            error_type="illegal_argument_exception",
+        )
+    size = len(orjson.dumps(context))
+    if size > MAX_CONTEXT_BYTES:
+        raise BadRequest(
+            f"[ext.ltrr.context] is {size} bytes as JSON, over the limit of {MAX_CONTEXT_BYTES}",
+            error_type="illegal_argument_exception",
+        )
+    return dict(context)
+
+
+def _decision_id(ltrr: Mapping[str, Any], ubi: Mapping[str, Any]) -> str | None:
+    """The caller's own id for this search: it becomes an ``_id``, so OpenSearch's cap holds."""
+    name, value = (
+        ("ext.ltrr.decision_id", ltrr["decision_id"])
+        if ltrr.get("decision_id") is not None
+        else ("ext.ubi.query_id", ubi.get("query_id"))
+    )
+    if value is None or value == "":
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    decision_id = id_text(text)
+    if decision_id is None:
+        raise BadRequest(
+            f"[{name}] must be a non-empty string of at most {MAX_ID_BYTES} bytes",
+            error_type="illegal_argument_exception",
+        )
+    return decision_id
 
 
 def _text_of_match(clause: Mapping[str, Any]) -> str | None:
@@ -235,22 +310,33 @@ def parse_search(
     if isinstance(found, PassThrough):
         return found
     text, filters = found
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadRequest(
+            f"the query text is {len(text)} characters, over the limit of {MAX_QUERY_CHARS}",
+            error_type="illegal_argument_exception",
+        )
+    _bounded(body.get("query"), "query")
+    _bounded(body.get("post_filter"), "post_filter")
     ltrr = ltrr or {}
-    context = ltrr.get("context", {})
-    if not isinstance(context, Mapping):  # null included: a context is an object or absent
-        raise BadRequest("[ext.ltrr.context] must be an object")
-    decision_id = ltrr.get("decision_id") or ubi.get("query_id")
+    size = _int(body.get("size", params.get("size", 10)), "size")
+    from_ = _int(body.get("from", params.get("from", 0)), "from")
+    if from_ + size > MAX_WINDOW:
+        raise BadRequest(
+            f"Result window is too large, from + size must be less than or equal to: "
+            f"[{MAX_WINDOW}] but was [{from_ + size}]",
+            error_type="illegal_argument_exception",
+        )
     return SearchRequest(
         target=target,
         query=text,
-        context=dict(context),
+        context=_context(ltrr),
         filters=filters,
         post_filter=_mapping(body.get("post_filter"), "post_filter"),
         source=_source(body, params),
-        size=_int(body.get("size", params.get("size", 10)), "size"),
-        from_=_int(body.get("from", params.get("from", 0)), "from"),
+        size=size,
+        from_=from_,
         explain=params.get("explain", "false") == "true" or bool(ltrr.get("explain")),
-        decision_id=str(decision_id) if decision_id is not None else None,
+        decision_id=_decision_id(ltrr, ubi),
         explicit=ltrr.get("query") is not None,
     )
 

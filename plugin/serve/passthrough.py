@@ -76,14 +76,23 @@ async def forward(
     *,
     max_body: int,
     body: bytes | None = None,
+    plain: bool = False,
+    buffer: bool = False,
 ) -> web.StreamResponse:
-    """Stream ``request`` to OpenSearch and its answer back; ``body`` replaces one already read."""
+    """Stream ``request`` to OpenSearch and its answer back.
+
+    ``body`` replaces one already read: the client's own bytes, or, with ``plain``, bytes the
+    proxy rewrote uncompressed (so the client's ``Content-Encoding`` no longer applies).
+    ``buffer`` reads the whole answer into a ``web.Response``, for a caller that reads it too.
+    """
     if request.content_length is not None and request.content_length > max_body:
         raise PayloadTooLarge(
             f"request body of {request.content_length} bytes is larger than the proxy's limit of "
             f"{max_body} bytes"
         )
     headers = end_to_end(request.headers)
+    if plain:
+        headers.popall("Content-Encoding", None)
     data: bytes | AsyncIterator[bytes] | None = None
     capped: _Capped | None = None
     if body is not None:
@@ -95,7 +104,7 @@ async def forward(
             capped = _Capped(request.content, max_body)
             data = capped.chunks()
     try:
-        return await _exchange(request, session, base_url, headers, data)
+        return await _exchange(request, session, base_url, headers, data, buffer)
     except aiohttp.ClientError:
         if capped is not None and capped.over:
             raise PayloadTooLarge(capped.message()) from None
@@ -108,6 +117,7 @@ async def _exchange(
     base_url: str,
     headers: CIMultiDict[str],
     data: bytes | AsyncIterator[bytes] | None,
+    buffer: bool,
 ) -> web.StreamResponse:
     async with session.request(
         request.method,
@@ -119,7 +129,8 @@ async def _exchange(
     ) as upstream:
         answer_headers = end_to_end(upstream.headers)
         length = upstream.headers.get("Content-Length")
-        if length is not None and int(length) <= SMALL_RESPONSE and request.method != "HEAD":
+        small = length is not None and int(length) <= SMALL_RESPONSE
+        if (small or buffer) and request.method != "HEAD":
             # Most answers are small and sized: one write is cheaper than a stream.
             body = await upstream.read()
             response = web.Response(

@@ -35,9 +35,11 @@ from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import (
     AiohttpTransport,
     UpstreamError,
+    UpstreamTimeout,
     WithHeaders,
     make_session,
 )
+from ltrr.plugin.serve.body import decoded
 from ltrr.plugin.serve.intercept import (
     SEARCH_PATH,
     PassThrough,
@@ -111,6 +113,13 @@ def _sim_tick(body: bytes) -> tuple[float, list[str]]:
     return _sim_seconds(now, "now"), targets
 
 
+# How the HTTP server reads requests. No automatic decompression: passthrough forwards the
+# client's bytes as they came, and ``body.decoded`` inflates only what the proxy parses.
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
+# A compressed answer to a UBI write is inflated to learn from it at most this far.
+ANSWER_LIMIT = 256 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """``max_body``: bytes in any request body; ``max_msearch_lines``: NDJSON lines per msearch."""
@@ -139,18 +148,38 @@ def error_response(error: HttpError) -> web.Response:
 async def _errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Every error the proxy writes is OpenSearch's error JSON; details stay in the log, so
+    no body names the upstream host or shows a traceback."""
     try:
         return await handler(request)
     except HttpError as exc:
         return error_response(exc)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(PayloadTooLarge(exc.text or "request body too large"))
-    except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+    except (TimeoutError, aiohttp.ClientError, UpstreamError) as exc:
         log.warning("upstream unreachable for %s %s: %r", request.method, request.path, exc)
+        timed_out = isinstance(exc, TimeoutError | UpstreamTimeout)
         return error_response(
             HttpError(
-                f"OpenSearch did not answer: {exc!r}", status=502, error_type="proxy_exception"
+                "OpenSearch did not answer in time" if timed_out else "OpenSearch did not answer",
+                status=504 if timed_out else 502,
+                error_type="proxy_exception",
             )
+        )
+    except web.HTTPException as exc:  # aiohttp's own answers: a 405 on a proxy route, say
+        if exc.status < 400:
+            raise
+        return error_response(
+            HttpError(
+                f"{exc.reason} for [{request.method} {request.path}]",
+                status=exc.status,
+                error_type="illegal_argument_exception" if exc.status < 500 else "exception",
+            )
+        )
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(
+            HttpError("the proxy failed on this request; its log has the details")
         )
 
 
@@ -289,7 +318,7 @@ class Proxy:
         """``POST /_ltrr/_sim/clock {"now": epoch seconds, "targets": [...]}``: what is due by
         then for those targets (their windows, their memory) runs, and their indices are
         refreshed so that the next search sees it."""
-        now, targets = _sim_tick(await request.read())
+        now, targets = _sim_tick(await self._read(request))
         closed = 0
         if self.clock is not None:
             self.clock.last = now
@@ -316,31 +345,56 @@ class Proxy:
                 status=503,
                 error_type="illegal_state_exception",
             )
-        answer = await self.learner.feedback(await request.read())
+        answer = await self.learner.feedback(await self._read(request))
         return _json_response(answer, status=202)
 
+    async def _read(self, request: web.Request) -> bytes:
+        """A body the proxy parses, decoded as its ``Content-Encoding`` says."""
+        return decoded(request.headers, await request.read(), self.limits.max_body)
+
     async def _ubi(self, request: web.Request) -> web.StreamResponse:
-        """Pass a UBI write on unchanged, then learn from what OpenSearch accepted."""
+        """Pass a UBI write on unchanged, then learn from what OpenSearch stored."""
         assert self.learner is not None
+        assert self._session is not None
         raw = await request.read()
-        response = await self._pass(request, body=raw)
-        if 200 <= response.status < 300:
+        body = decoded(request.headers, raw, self.limits.max_body)
+        self.stats.count("passthrough")
+        response = await forward(
+            request,
+            self._session,
+            self.base_url,
+            max_body=self.limits.max_body,
+            body=raw,
+            buffer=True,
+        )
+        sent = response.body if isinstance(response, web.Response) else None
+        if 200 <= response.status < 300 and isinstance(sent, bytes | bytearray):
             try:
-                await self.learner.ubi(request.method, request.path_qs, raw)
+                answer = decoded(response.headers, bytes(sent), ANSWER_LIMIT)
+                await self.learner.ubi(request.method, request.path_qs, body, answer)
             except Exception:  # the client's write succeeded; learning must not undo that
                 log.exception("learning from UBI events failed")
                 self.stats.count("ubi_learn_errors")
         return response
 
     async def _pass(
-        self, request: web.Request, body: bytes | None = None, reason: str | None = None
+        self,
+        request: web.Request,
+        body: bytes | None = None,
+        reason: str | None = None,
+        plain: bool = False,
     ) -> web.StreamResponse:
         assert self._session is not None
         self.stats.count("passthrough")
         if reason is not None:
             self.stats.passthrough_reasons[reason] += 1
         return await forward(
-            request, self._session, self.base_url, max_body=self.limits.max_body, body=body
+            request,
+            self._session,
+            self.base_url,
+            max_body=self.limits.max_body,
+            body=body,
+            plain=plain,
         )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -354,7 +408,8 @@ class Proxy:
             return await self._ubi(request)
         if request.path.endswith(MSEARCH_PATHS) and request.method in ("GET", "POST"):
             raw = await request.read()
-            lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
+            text = decoded(request.headers, raw, self.limits.max_body)
+            lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
             if lines > self.limits.max_msearch_lines:
                 raise PayloadTooLarge(
                     f"_msearch of {lines} lines is over the proxy's limit of "
@@ -369,10 +424,11 @@ class Proxy:
         assert self._search is not None
         received = time.perf_counter()
         raw = await request.read()
+        text = decoded(request.headers, raw, self.limits.max_body)
         body: dict[str, Any] | None = None
-        if raw.strip():
+        if text.strip():
             try:
-                parsed = orjson.loads(raw)
+                parsed = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
                 raise BadRequest(f"request body is not valid JSON: {exc}") from None
             if not isinstance(parsed, dict):
@@ -380,25 +436,24 @@ class Proxy:
             body = parsed
         parsed_request = parse_search(target, request.query, body, runtime.catalog.intercept)
         if isinstance(parsed_request, PassThrough):
-            return await self._pass(
-                request, body=_without_ltrr(raw, body), reason=parsed_request.reason
-            )
+            return await self._pass_search(request, raw, body, parsed_request.reason)
         answer = await self._search.run(
             runtime, parsed_request, caller_headers(request.headers), received
         )
         if answer is None:
-            return await self._pass(
-                request, body=_without_ltrr(raw, body), reason="every plan failed"
-            )
+            return await self._pass_search(request, raw, body, "every plan failed")
         return _json_response(answer.body, headers={DECISION_HEADER: answer.decision_id})
 
-
-def _without_ltrr(raw: bytes, body: dict[str, Any] | None) -> bytes | None:
-    """The bytes to pass on: the client's own, unless ``ext.ltrr`` must come out."""
-    ext = body.get("ext") if body is not None else None
-    if body is None or not isinstance(ext, dict) or "ltrr" not in ext:
-        return raw or None
-    return orjson.dumps(strip_ltrr(body))
+    async def _pass_search(
+        self, request: web.Request, raw: bytes, body: dict[str, Any] | None, reason: str
+    ) -> web.StreamResponse:
+        """The client's own bytes, unless ``ext.ltrr`` must come out (then sent uncompressed)."""
+        ext = body.get("ext") if body is not None else None
+        if body is None or not isinstance(ext, dict) or "ltrr" not in ext:
+            return await self._pass(request, body=raw or None, reason=reason)
+        return await self._pass(
+            request, body=orjson.dumps(strip_ltrr(body)), reason=reason, plain=True
+        )
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -432,7 +487,7 @@ async def serve(
         state_interval=state_interval,
         clock=SimulatedClock() if simulated_clock else None,
     )
-    runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False, **SERVER_OPTIONS)
     await runner.setup()
     host, port = parse_listen(listen)
     # reuse_port lets several worker processes share one port (see the README).

@@ -7,6 +7,7 @@ means and ``by_tag`` finds what a topic query means, never the other way round.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 import requests
 from opensearchpy import OpenSearch
@@ -855,3 +857,137 @@ def test_memory_predict_refuses_an_index_that_keeps_a_field_out_of_source(
         assert [h["_id"] for h in hit["hits"]["hits"]] == ["a"]  # untouched: still found
     finally:
         client.indices.delete(index=name, ignore_unavailable=True)
+
+
+# -- intake: what the proxy acknowledges, OpenSearch can store ---------------------------------
+
+
+def _events_of(client: OpenSearch, decision_id: str) -> set[str]:
+    client.indices.refresh(index="ltrr-events")
+    body = {"query": {"term": {"decision_id": decision_id}}, "size": 1000, "_source": ["event_id"]}
+    return {
+        h["_source"]["event_id"]
+        for h in client.search(index="ltrr-events", body=body)["hits"]["hits"]
+    }
+
+
+def test_events_ltrr_events_would_refuse_are_400s_and_never_block_the_rest(
+    client, start_proxy, make_target, tmp_path
+):
+    target, path = make_target(window=600.0)
+    with start_proxy([path], tmp_path / "proxy.log") as proxy:
+        answer = search(proxy.url, target, "shoegaze")
+        decision_id = answer["ext"]["ltrr"]["decision_id"]
+        shown = [h["_id"] for h in answer["hits"]["hits"]]
+        click = {"type": "click", "object_id": shown[0]}
+        refused = [
+            {**click, "id": "é" * 300},  # 300 characters, 600 bytes: over the _id cap
+            {**click, "position": 2**31},  # past an integer field
+        ]
+        for event in refused:
+            response = feedback(proxy.url, decision_id, [event])
+            assert response.status_code == 400, (event, response.text)
+            assert response.json()["error"]["type"] == "illegal_argument_exception"
+        # A timestamp of a microsecond past the epoch once shipped as 1e-6, which the date
+        # mapping refuses: it is stored to the millisecond now.
+        tiny = {**click, "id": "tiny", "timestamp": "1970-01-01T00:00:00.000001Z"}
+        assert feedback(proxy.url, decision_id, [tiny]).status_code == 202
+        later = [{**click, "id": f"later-{i}", "position": 1} for i in range(20)]
+        assert feedback(proxy.url, decision_id, later).status_code == 202
+        expected = {"tiny", *(e["id"] for e in later)}
+        wait_for(lambda: _events_of(client, decision_id) == expected, timeout=30)
+        assert stats(proxy.url)["learning"]["events_dead_lettered"] == 0
+
+
+def test_a_record_ltrr_events_can_never_store_goes_to_the_dead_letters(
+    client, start_proxy, make_target, tmp_path
+):
+    """Records already in the durable log (written by an older version, say) that OpenSearch
+    refuses: one whose id fails the whole _bulk, one whose position fails its item."""
+    from ltrr.plugin.learn.eventlog import EventLog
+
+    target, path = make_target()
+    data = tmp_path / "data"
+    decision_id = f"dead-{uuid.uuid4().hex[:8]}"
+
+    def event(event_id: str, **extra) -> bytes:
+        doc = {
+            "event_id": event_id,
+            "decision_id": decision_id,
+            "type": "click",
+            "object_id": "x",
+            "position": 1,
+            "value": None,
+            "timestamp": 1_700_000_000.0,
+            "source": "api",
+            "target": target,
+            **extra,
+        }
+        return orjson.dumps(doc)
+
+    log = EventLog(data / "events")
+    log.append([event("x" * 600), event("huge", position=2**40), event("good")])
+    log.close()
+    with start_proxy([path], tmp_path / "proxy.log", data_dir=data) as proxy:
+        wait_for(lambda: _events_of(client, decision_id) == {"good"}, timeout=30)
+        learning = stats(proxy.url)["learning"]
+        assert learning["events_dead_lettered"] == 2
+        assert learning["events_unshipped_bytes"] == 0
+    letters = [orjson.loads(line) for line in (data / "dead-letter.jsonl").read_text().splitlines()]
+    assert sorted(letter["record"]["event_id"] for letter in letters) == ["huge", "x" * 600]
+    assert all(letter["index"] == "ltrr-events" and letter["reason"] for letter in letters)
+
+
+def test_ubi_events_opensearch_refused_are_not_learned(client, start_proxy, make_target, tmp_path):
+    target, path = make_target(window=600.0)
+    with start_proxy([path], tmp_path / "proxy.log") as proxy:
+        answer = search(proxy.url, target, "shoegaze")
+        decision_id = answer["ext"]["ltrr"]["decision_id"]
+        shown = [h["_id"] for h in answer["hits"]["hits"]]
+
+        def doc(object_id: str, ordinal: int) -> dict:
+            return {
+                "action_name": "click",
+                "query_id": decision_id,
+                "client_id": "simulated-user",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "event_attributes": {
+                    "object": {"object_id": object_id, "object_id_field": "_id"},
+                    "position": {"ordinal": ordinal},
+                },
+            }
+
+        lines = b""
+        for d in (doc(shown[0], 1), doc(shown[1], 2**64)):  # past a long: OpenSearch refuses it
+            lines += orjson.dumps({"index": {"_index": "ubi_events"}}) + b"\n"
+            lines += json.dumps(d).encode() + b"\n"  # orjson refuses an int past 64 bits
+        response = requests.post(
+            f"{proxy.url}/_bulk",
+            data=lines,
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        statuses = [item["index"]["status"] for item in response.json()["items"]]
+        assert statuses == [201, 400]
+        counters = stats(proxy.url)
+        assert counters["ubi_events"] == 1
+        assert counters["ubi_skipped: refused by OpenSearch"] == 1
+        wait_for(lambda: len(_events_of(client, decision_id)) == 1, timeout=30)
+
+
+def test_a_decision_id_opensearch_could_not_store_is_a_400_and_the_log_keeps_flowing(
+    start_proxy, make_target, tmp_path
+):
+    target, path = make_target()
+    with start_proxy([path], tmp_path / "proxy.log") as proxy:
+        for ext in (
+            {"ltrr": {"query": "shoegaze", "decision_id": "é" * 300}},
+            {"ltrr": {"query": "shoegaze"}, "ubi": {"query_id": "q" * 513}},
+        ):
+            response = requests.post(f"{proxy.url}/{target}/_search", json={"ext": ext}, timeout=30)
+            assert response.status_code == 400, response.text
+            assert "512 bytes" in response.json()["error"]["reason"]
+        search(proxy.url, target, "shoegaze", decision_id="é" * 256)  # 512 bytes: fine
+        wait_for(lambda: stats(proxy.url)["learning"]["decisions_logged"] == 1, timeout=30)
+        assert stats(proxy.url)["learning"]["decisions_dropped"] == 0

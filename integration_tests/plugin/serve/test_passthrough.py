@@ -189,3 +189,58 @@ def test_a_large_answer_streams_through_unchanged(client, opensearch_url, proxy,
     assert len(proxied.content) > 1024 * 1024  # over the proxy's buffer: the streamed path
     assert proxied.status_code == direct.status_code == 200
     assert _norm(proxied.json(), index) == _norm(direct.json(), index)
+
+
+def test_opensearch_py_with_http_compress_works_through_the_proxy(client, proxy, music, twins):
+    """``http_compress=True`` gzips every request body: passthrough forwards those bytes as
+    they came, and the proxy inflates only what it reads itself (an intercepted search, the
+    lines of an _msearch, a UBI bulk)."""
+    direct_index, proxied_index = twins
+    direct = OpenSearch(hosts=[client.transport.hosts[0]], http_compress=True, timeout=60)
+    proxied = OpenSearch(hosts=[proxy.url], http_compress=True, timeout=60)
+    try:
+        for c, i in ((direct, direct_index), (proxied, proxied_index)):
+            c.indices.create(index=i, body=MAPPING)
+            c.index(index=i, id="1", body={"title": "café crème", "n": 1})
+            c.bulk(body=[{"index": {"_index": i, "_id": "2"}}, {"title": "thé vert", "n": 2}])
+            c.indices.refresh(index=i)
+        for op in (
+            lambda c, i: c.get(index=i, id="1"),
+            lambda c, i: c.search(index=i, body={"query": {"match": {"title": "café"}}}),
+            lambda c, i: c.msearch(
+                body=[{"index": i}, {"query": {"match_all": {}}, "sort": ["n"]}]
+            ),
+            lambda c, i: c.count(index=i, body={"query": {"match": {"title": "thé"}}}),
+        ):
+            assert _norm(op(proxied, proxied_index), proxied_index) == _norm(
+                op(direct, direct_index), direct_index
+            )
+        answer = proxied.search(
+            index=f"{music.name}-static", body={"query": {"match": {"name": "radiohead"}}}
+        )
+        assert answer["ext"]["ltrr"]["decision_id"]  # intercepted, from a gzip body
+        assert answer["hits"]["hits"][0]["_id"] == "radiohead"
+    finally:
+        direct.close()
+        proxied.close()
+
+
+def test_a_body_labelled_gzip_that_is_not_is_an_error_in_opensearch_format(
+    opensearch_url, proxy, music
+):
+    """OpenSearch drops the connection on such a body. Passthrough does not inflate bodies,
+    so the proxy sees the drop and answers a 502 in OpenSearch's format; an intercepted
+    search, whose body the proxy reads, is a 400."""
+    kwargs = {
+        "data": b'{"query": {"match_all": {}}}',
+        "headers": {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    }
+    with pytest.raises(requests.ConnectionError):
+        _raw(opensearch_url, "POST", "/ltrr-it-does-not-exist/_search", **kwargs)
+    proxied = _raw(proxy.url, "POST", "/ltrr-it-does-not-exist/_search", **kwargs)
+    assert proxied.status_code == 502
+    assert proxied.json()["error"]["type"] == "proxy_exception"
+    assert opensearch_url.split("//")[1] not in proxied.text  # no upstream host in an answer
+    intercepted = _raw(proxy.url, "POST", f"/{music.name}-static/_search", **kwargs)
+    assert intercepted.status_code == 400
+    assert intercepted.json()["error"]["type"] == "parse_exception"

@@ -15,6 +15,7 @@ import dataclasses
 import math
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -81,6 +82,8 @@ class Simulation:
     oracle_sets: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     targets: dict[str, list[str]] = field(default_factory=dict)  # policy -> served copies
+    # policy -> why the proxy answered with the catalog's static fallback, and how often
+    fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)
     started: float = 0.0
     proxy: ProxyProcess | None = None  # still serving when the config said keep_serving
 
@@ -91,6 +94,7 @@ class _Contender:
     targets: dict[str, str]  # intent ("" = any) -> the copy it searches
     run: PolicyRun
     passed_through: int = 0  # searches the proxy passed through (every plan failed)
+    fallbacks: Counter[str] = field(default_factory=Counter)  # reason -> static fallback pages
     over_deadline: int = 0  # searches slower than the catalog's deadline (still served)
     deadline_ms: float = math.inf  # the catalog's own; the simulated copies lift it
     window_seconds: float = 0.0  # the catalog's feedback window
@@ -203,6 +207,8 @@ async def _one_session(
         )
     ltrr = first["ext"]["ltrr"]
     decision_id = ltrr["decision_id"]
+    if ltrr.get("fallback"):  # served, but by no policy: a measured outcome, nothing learned
+        contender.fallbacks[str(ltrr["fallback"])] += 1
     page_ids = [h["_id"] for h in first["hits"]["hits"]]
     judged = data.qrels.get(session.query_id, {})
     expected, clicked = judge_page(session, page_ids, judged, clicks, config.seed)
@@ -643,6 +649,12 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
     if not config.keep_serving:
         await asyncio.to_thread(proxy.stop)  # writes the decision log and the state
         await asyncio.to_thread(http.request, "POST", f"/{DECISIONS_INDEX}/_refresh")
+    fallbacks = {c.spec.name: dict(c.fallbacks) for c in contenders if c.fallbacks}
+    if fallbacks:
+        notes.append(
+            "Searches the proxy answered with the catalog's static fallback plan (a policy, "
+            f"embedder or arm failure; nothing learned): {fallbacks}."
+        )
     passed = {c.spec.name: c.passed_through for c in contenders if c.passed_through}
     if passed:
         notes.append(
@@ -661,6 +673,7 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         oracle_sets=oracle_sets,
         notes=notes,
         targets={c.spec.name: list(c.targets.values()) for c in contenders},
+        fallbacks=fallbacks,
         # The decision log's clock: the simulated stream's, unless the proxy kept the wall's.
         started=started if config.keep_serving else sessions[0].time.timestamp() - 1.0,
         proxy=proxy if config.keep_serving else None,

@@ -195,12 +195,15 @@ def test_limits_are_inclusive():
         (body([{**GOOD, "object_id": "o" * 513}]), "events[0].object_id must be"),
         (
             body([GOOD, GOOD, {**GOOD, "position": -1}]),
-            "events[2].position must be a positive integer, got -1",
+            "events[2].position must be a positive integer of at most 2147483647, got -1",
         ),
-        (body([{**GOOD, "position": 0}]), "events[0].position must be a positive integer, got 0"),
+        (
+            body([{**GOOD, "position": 0}]),
+            "events[0].position must be a positive integer of at most 2147483647, got 0",
+        ),
         (body([{**GOOD, "position": 2.0}]), "events[0].position must be a positive integer"),
         (body([{**GOOD, "position": True}]), "events[0].position must be a positive integer"),
-        (body([{**GOOD, "position": "3"}]), 'positive integer, got "3"'),
+        (body([{**GOOD, "position": "3"}]), 'of at most 2147483647, got "3"'),
         (body([{**GOOD, "value": "1"}]), 'events[0].value must be a finite number, got "1"'),
         (body([{**GOOD, "value": False}]), "events[0].value must be a finite number, got false"),
         (body([{**GOOD, "value": [1]}]), "events[0].value must be a finite number"),
@@ -231,7 +234,7 @@ def test_field_errors_are_illegal_argument_and_json_errors_parse_exceptions():
         parse_feedback(body([{**GOOD, "position": -1}]), now=NOW)
     assert bad_field.value.error_type == "illegal_argument_exception"
     assert bad_field.value.body()["error"]["reason"] == (
-        "events[0].position must be a positive integer, got -1"
+        "events[0].position must be a positive integer of at most 2147483647, got -1"
     )
 
 

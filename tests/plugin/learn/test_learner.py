@@ -593,6 +593,15 @@ def ubi_bulk(*docs):
     return bytes(out)
 
 
+def stored(*statuses):
+    """OpenSearch's answer to a bulk whose items got these statuses."""
+    items = [{"index": {"_index": "ubi_events", "status": s}} for s in statuses]
+    return orjson.dumps({"errors": any(s >= 300 for s in statuses), "items": items})
+
+
+CREATED = b'{"result": "created"}'
+
+
 def test_ubi_events_are_learned_and_the_rest_counted(learner, runtime):
     record(learner, runtime, "d1")
     payload = ubi_bulk(
@@ -603,7 +612,8 @@ def test_ubi_events_are_learned_and_the_rest_counted(learner, runtime):
         ("ubi_queries", {"query_id": "d1"}),  # another index
         ("ubi_events", ubi_doc("d1", "play", "3", ordinal=3)),  # b: 6
     )
-    assert asyncio.run(learner.ubi("POST", "/_bulk", payload)) is None
+    answer = stored(201, 201, 201, 201, 201, 201)
+    assert asyncio.run(learner.ubi("POST", "/_bulk", payload, answer)) is None
     counts = learner.stats.counts
     assert counts["ubi_events"] == 2
     assert counts["ubi_skipped: unknown decision"] == 1
@@ -617,11 +627,24 @@ def test_ubi_events_are_learned_and_the_rest_counted(learner, runtime):
     assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[2.0 * X, 6.0 * X], counts=[1, 1])
 
 
+def test_ubi_events_opensearch_refused_are_not_learned(learner, runtime):
+    record(learner, runtime, "d1")
+    payload = ubi_bulk(
+        ("ubi_events", ubi_doc("d1", "click", "1", ordinal=2)),  # refused: 400
+        ("ubi_events", ubi_doc("d1", "play", "3", ordinal=3)),  # stored: b 6
+    )
+    asyncio.run(learner.ubi("POST", "/_bulk", payload, stored(400, 201)))
+    assert learner.stats.counts["ubi_events"] == 1
+    assert learner.stats.counts["ubi_skipped: refused by OpenSearch"] == 1
+    assert [e["type"] for e in logged(learner)] == ["play"]
+    assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[0.0 * X, 6.0 * X], counts=[1, 1])
+
+
 def test_ubi_document_id_deduplicates(learner, runtime):
     record(learner, runtime, "d1")
     doc = orjson.dumps(ubi_doc("d1", "click", "2", ordinal=0))  # ordinal 0 counts as rank 1
-    asyncio.run(learner.ubi("PUT", "/ubi_events/_doc/u-1", doc))
-    asyncio.run(learner.ubi("PUT", "/ubi_events/_doc/u-1", doc))
+    asyncio.run(learner.ubi("PUT", "/ubi_events/_doc/u-1", doc, CREATED))
+    asyncio.run(learner.ubi("PUT", "/ubi_events/_doc/u-1", doc, CREATED))
     assert [e["event_id"] for e in logged(learner)] == ["u-1"]
     assert learner.stats.counts["ubi_events"] == 1
     assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[X, X], counts=[1, 1])
@@ -631,9 +654,9 @@ def test_ubi_never_raises_on_what_it_cannot_learn(learner, runtime, clock):
     record(learner, runtime, "d1")
     clock.now = T0 + WINDOW + 1  # past the window
     before = snapshot(runtime)
-    asyncio.run(learner.ubi("POST", "/ubi_events/_doc", orjson.dumps(ubi_doc("d1"))))
-    asyncio.run(learner.ubi("POST", "/ubi_events/_bulk", b"not json\n"))
-    asyncio.run(learner.ubi("GET", "/ubi_events/_search", b"{}"))
+    asyncio.run(learner.ubi("POST", "/ubi_events/_doc", orjson.dumps(ubi_doc("d1")), CREATED))
+    asyncio.run(learner.ubi("POST", "/ubi_events/_bulk", b"not json\n", b"{}"))
+    asyncio.run(learner.ubi("GET", "/ubi_events/_search", b"{}", b"{}"))
     assert learner.stats.counts["ubi_skipped: unknown decision"] == 1
     assert learner.stats.counts["ubi_skipped: malformed bulk"] == 1
     assert learner.stats.counts["ubi_events"] == 0

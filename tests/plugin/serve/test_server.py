@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 
 import orjson
 import pytest
@@ -11,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ltrr.plugin.runtime.registry import CatalogRegistry
-from ltrr.plugin.serve.server import Limits, Proxy
+from ltrr.plugin.serve.server import SERVER_OPTIONS, Limits, Proxy
 
 CATALOG = """\
 target: music
@@ -61,6 +62,13 @@ def fake_opensearch() -> web.Application:
     return app
 
 
+async def serving(proxy: Proxy) -> TestServer:
+    """The proxy's app served as ``ltrr serve`` serves it (no automatic decompression)."""
+    server = TestServer(proxy.app())
+    await server.start_server(**SERVER_OPTIONS)
+    return server
+
+
 @pytest.fixture
 def run(tmp_path):
     path = tmp_path / "music.yml"
@@ -74,7 +82,7 @@ def run(tmp_path):
             registry.load_all()
             url = upstream_url or str(upstream.make_url("")).rstrip("/")
             proxy = Proxy(registry, url, limits=limits)
-            async with TestClient(TestServer(proxy.app())) as client:
+            async with TestClient(await serving(proxy)) as client:
                 result = await scenario(client)
             await upstream.close()
             return result
@@ -161,6 +169,80 @@ def test_unreachable_opensearch_is_a_502_in_opensearch_format(run):
     assert status == 502
     assert error["status"] == 502
     assert error["error"]["type"] == "proxy_exception"
+    assert "127.0.0.1" not in orjson.dumps(error).decode()  # no upstream host in an answer
+
+
+def test_a_gzip_body_is_forwarded_compressed_as_it_came(run):
+    plain = b'{"title": "caf\xc3\xa9"}'
+
+    async def scenario(client):
+        response = await client.put(
+            "/some-index/_doc/1",
+            data=gzip.compress(plain),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+        return response.status, await response.json()
+
+    status, seen = run(scenario)
+    assert status == 201
+    assert seen["headers"]["Content-Encoding"] == "gzip"
+    assert seen["body"].encode() == plain  # the upstream inflated what the proxy sent
+
+
+def test_an_intercepted_search_reads_a_gzip_body(run):
+    body = orjson.dumps({"ext": {"ltrr": {"query": "abba"}}})
+
+    async def scenario(client):
+        response = await client.post(
+            "/music/_search",
+            data=gzip.compress(body),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+        return response.status, await response.json()
+
+    status, answer = run(scenario)
+    assert status == 200
+    assert "decision_id" in answer["ext"]["ltrr"]
+
+
+def test_a_body_labelled_gzip_that_is_not_is_a_400_in_opensearch_format(run):
+    async def scenario(client):
+        response = await client.post(
+            "/music/_search",
+            data=b'{"ext": {"ltrr": {"query": "abba"}}}',
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+        return response.status, await response.json()
+
+    status, error = run(scenario)
+    assert status == 400
+    assert error["status"] == 400
+    assert error["error"]["type"] == "parse_exception"
+    assert "gzip" in error["error"]["reason"]
+
+
+def test_a_deep_post_filter_and_a_huge_from_are_400s_in_opensearch_format(run):
+    deep: dict = {"match_all": {}}
+    for _ in range(256):
+        deep = {"bool": {"filter": [deep]}}
+
+    async def scenario(client):
+        out = []
+        for body in (
+            {"ext": {"ltrr": {"query": "abba"}}, "post_filter": deep},
+            {"ext": {"ltrr": {"query": "abba"}}, "from": 99999999999999999999},
+        ):
+            response = await client.post(
+                "/music/_search",
+                data=json.dumps(body),  # orjson refuses an int past 64 bits
+                headers={"Content-Type": "application/json"},
+            )
+            out.append((response.status, await response.json()))
+        return out
+
+    for status, error in run(scenario):
+        assert status == 400, error
+        assert error["status"] == 400
 
 
 def test_stats_counts_what_happened(run):

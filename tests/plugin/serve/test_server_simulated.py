@@ -16,7 +16,7 @@ from ltrr.plugin.errors import HttpError
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER, SimulatedClock
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.upstream import UpstreamReply
-from ltrr.plugin.serve.server import Proxy, _settle, _sim_seconds, _sim_tick
+from ltrr.plugin.serve.server import SERVER_OPTIONS, Proxy, _settle, _sim_seconds, _sim_tick
 
 CATALOG = """\
 target: music
@@ -95,6 +95,13 @@ class Upstream:
         return app
 
 
+async def serving(proxy: Proxy) -> TestServer:
+    """The proxy's app served as ``ltrr serve`` serves it (no automatic decompression)."""
+    server = TestServer(proxy.app())
+    await server.start_server(**SERVER_OPTIONS)
+    return server
+
+
 @pytest.fixture
 def upstream():
     return Upstream()
@@ -118,7 +125,7 @@ def run(tmp_path, upstream):
                 clock=clock,
             )
             try:
-                async with TestClient(TestServer(proxy.app())) as client:
+                async with TestClient(await serving(proxy)) as client:
                     return await scenario(client, proxy)
             finally:
                 await server.close()
