@@ -203,6 +203,7 @@ def running_proxy(
     data_dir: Path | None = None,
     seed: int = 7,
     merge_seconds: float = 0.5,
+    body_timeout: float = 30.0,
 ) -> Iterator[Proxy]:
     """``ltrr serve`` in its own process, with small caps so that tests can reach them."""
     port = _free_port()
@@ -231,6 +232,8 @@ def running_proxy(
                 str(seed),
                 "--merge-seconds",
                 str(merge_seconds),
+                "--body-timeout",
+                str(body_timeout),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

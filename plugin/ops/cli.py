@@ -18,6 +18,7 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.node import LocalNode, NodeConfig
 from ltrr.plugin.ops.replay.loop import LEARNERS as REPLAY_LEARNERS
 from ltrr.plugin.ops.simulate.lineup import DEFAULT_LINEUP
+from ltrr.plugin.serve.body import BODY_SECONDS
 
 if TYPE_CHECKING:
     from ltrr.plugin.ops.simulate.run import SimulationConfig
@@ -69,7 +70,11 @@ def _serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    limits = Limits(max_body=args.max_body_bytes, max_msearch_lines=args.max_msearch_lines)
+    limits = Limits(
+        max_body=args.max_body_bytes,
+        max_msearch_lines=args.max_msearch_lines,
+        body_seconds=args.body_timeout,
+    )
     data_dir = args.data_dir or default_data_dir(args.listen)
     main = serve(
         args.catalog,
@@ -453,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-msearch-lines", type=int, default=10_000, help="413 above (default 10000)"
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_SECONDS,
+        help=f"seconds a client has to send its body, or each chunk of it; 408 after "
+        f"(default {BODY_SECONDS:g})",
     )
     serve.add_argument(
         "--data-dir",

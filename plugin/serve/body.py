@@ -8,10 +8,17 @@ grow past the proxy's body limit.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
-from ltrr.plugin.errors import BadRequest, PayloadTooLarge
+from aiohttp import web
+
+from ltrr.plugin.errors import BadRequest, HttpError, PayloadTooLarge
+
+# A client gets this long to send its whole body (and then each chunk of a streamed one), so
+# half-sent requests cannot hold connections and memory for good.
+BODY_SECONDS = 30.0
 
 # zlib's window bits: gzip framing, zlib framing, or raw deflate (some clients send it bare).
 _GZIP = 16 + zlib.MAX_WBITS
@@ -71,3 +78,33 @@ def _not_encoded(encoding: str, exc: zlib.error) -> BadRequest:
         f"request body is labelled Content-Encoding [{encoding}] but is not: {exc}",
         error_type="parse_exception",
     )
+
+
+def _too_slow(seconds: float) -> HttpError:
+    return HttpError(
+        f"the request body did not arrive within {seconds:g} s",
+        status=408,
+        error_type="timeout_exception",
+    )
+
+
+async def read_body(request: web.Request, seconds: float = BODY_SECONDS) -> bytes:
+    """The whole body as sent (not decoded), or a 408 when the client stalls."""
+    try:
+        return await asyncio.wait_for(request.read(), seconds)
+    except TimeoutError:
+        raise _too_slow(seconds) from None
+
+
+async def body_chunks(
+    request: web.Request, size: int, seconds: float = BODY_SECONDS
+) -> AsyncIterator[bytes]:
+    """A streamed body, each chunk within ``seconds`` of the last."""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(request.content.read(size), seconds)
+        except TimeoutError:
+            raise _too_slow(seconds) from None
+        if not chunk:
+            return
+        yield chunk

@@ -13,7 +13,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ltrr.plugin.errors import PayloadTooLarge
+from ltrr.plugin.errors import HttpError, PayloadTooLarge
+from ltrr.plugin.serve.body import BODY_SECONDS, body_chunks, read_body
 
 HOP_BY_HOP = frozenset(
     {
@@ -45,25 +46,30 @@ def end_to_end(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict
 
 
 class _Capped:
-    """A streamed request body that stops at ``limit`` bytes, and remembers that it did.
+    """A streamed request body that stops at ``limit`` bytes or when the client stalls, and
+    remembers why.
 
-    aiohttp wraps an error raised while sending into a connection error; ``over`` lets the
-    caller tell "too large" from "OpenSearch went away".
+    aiohttp wraps an error raised while sending into a connection error; ``failed`` lets the
+    caller tell "too large" or "too slow" from "OpenSearch went away".
     """
 
-    def __init__(self, stream: aiohttp.StreamReader, limit: int) -> None:
-        self.stream = stream
+    def __init__(self, request: web.Request, limit: int, seconds: float) -> None:
+        self.request = request
         self.limit = limit
-        self.over = False
+        self.seconds = seconds
+        self.failed: HttpError | None = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         seen = 0
-        async for chunk in self.stream.iter_chunked(CHUNK):
-            seen += len(chunk)
-            if seen > self.limit:
-                self.over = True
-                raise PayloadTooLarge(self.message())
-            yield chunk
+        try:
+            async for chunk in body_chunks(self.request, CHUNK, self.seconds):
+                seen += len(chunk)
+                if seen > self.limit:
+                    raise PayloadTooLarge(self.message())
+                yield chunk
+        except HttpError as exc:
+            self.failed = exc
+            raise
 
     def message(self) -> str:
         return f"request body is larger than the proxy's limit of {self.limit} bytes"
@@ -75,6 +81,7 @@ async def forward(
     base_url: str,
     *,
     max_body: int,
+    body_seconds: float = BODY_SECONDS,
     body: bytes | None = None,
     plain: bool = False,
     buffer: bool = False,
@@ -99,15 +106,15 @@ async def forward(
         data = body
     elif request.body_exists:
         if request.content_length is not None and request.content_length <= CHUNK:
-            data = await request.content.read()
+            data = await read_body(request, body_seconds)
         else:
-            capped = _Capped(request.content, max_body)
+            capped = _Capped(request, max_body, body_seconds)
             data = capped.chunks()
     try:
         return await _exchange(request, session, base_url, headers, data, buffer)
     except aiohttp.ClientError:
-        if capped is not None and capped.over:
-            raise PayloadTooLarge(capped.message()) from None
+        if capped is not None and capped.failed is not None:
+            raise capped.failed from None
         raise
 
 

@@ -39,7 +39,7 @@ from ltrr.plugin.runtime.upstream import (
     WithHeaders,
     make_session,
 )
-from ltrr.plugin.serve.body import decoded
+from ltrr.plugin.serve.body import BODY_SECONDS, decoded, read_body
 from ltrr.plugin.serve.intercept import (
     SEARCH_PATH,
     PassThrough,
@@ -122,10 +122,12 @@ ANSWER_LIMIT = 256 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """``max_body``: bytes in any request body; ``max_msearch_lines``: NDJSON lines per msearch."""
+    """``max_body``: bytes in any request body; ``max_msearch_lines``: NDJSON lines per msearch;
+    ``body_seconds``: how long a client may take to send a body (or each chunk of it)."""
 
     max_body: int = 100 * 1024 * 1024
     max_msearch_lines: int = 10_000
+    body_seconds: float = BODY_SECONDS
 
 
 def _json_response(
@@ -350,13 +352,16 @@ class Proxy:
 
     async def _read(self, request: web.Request) -> bytes:
         """A body the proxy parses, decoded as its ``Content-Encoding`` says."""
-        return decoded(request.headers, await request.read(), self.limits.max_body)
+        return decoded(request.headers, await self._raw(request), self.limits.max_body)
+
+    async def _raw(self, request: web.Request) -> bytes:
+        return await read_body(request, self.limits.body_seconds)
 
     async def _ubi(self, request: web.Request) -> web.StreamResponse:
         """Pass a UBI write on unchanged, then learn from what OpenSearch stored."""
         assert self.learner is not None
         assert self._session is not None
-        raw = await request.read()
+        raw = await self._raw(request)
         body = decoded(request.headers, raw, self.limits.max_body)
         self.stats.count("passthrough")
         response = await forward(
@@ -364,6 +369,7 @@ class Proxy:
             self._session,
             self.base_url,
             max_body=self.limits.max_body,
+            body_seconds=self.limits.body_seconds,
             body=raw,
             buffer=True,
         )
@@ -393,6 +399,7 @@ class Proxy:
             self._session,
             self.base_url,
             max_body=self.limits.max_body,
+            body_seconds=self.limits.body_seconds,
             body=body,
             plain=plain,
         )
@@ -407,7 +414,7 @@ class Proxy:
         if self.learner is not None and is_ubi_write(request.method, request.path):
             return await self._ubi(request)
         if request.path.endswith(MSEARCH_PATHS) and request.method in ("GET", "POST"):
-            raw = await request.read()
+            raw = await self._raw(request)
             text = decoded(request.headers, raw, self.limits.max_body)
             lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
             if lines > self.limits.max_msearch_lines:
@@ -423,7 +430,7 @@ class Proxy:
     ) -> web.StreamResponse:
         assert self._search is not None
         received = time.perf_counter()
-        raw = await request.read()
+        raw = await self._raw(request)
         text = decoded(request.headers, raw, self.limits.max_body)
         body: dict[str, Any] | None = None
         if text.strip():
