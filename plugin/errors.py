@@ -11,6 +11,7 @@ from ltrr.bandit.errors import LtrrError
 __all__ = [
     "BadRequest",
     "ClusterUnavailable",
+    "DeadlineExceeded",
     "EventLogError",
     "HttpError",
     "JavaNotFound",
@@ -86,6 +87,14 @@ class PayloadTooLarge(HttpError):
 
     status = 413
     error_type = "content_too_long_exception"
+
+
+class DeadlineExceeded(HttpError):
+    """An intercepted search found nothing to answer with before its catalog's deadline, or
+    OpenSearch did not answer a forwarded request in time."""
+
+    status = 504
+    error_type = "timeout_exception"
 
 
 class UnknownDecision(BadRequest):

@@ -204,6 +204,7 @@ def running_proxy(
     seed: int = 7,
     merge_seconds: float = 0.5,
     body_timeout: float = 30.0,
+    upstream_timeout: float = 60.0,
 ) -> Iterator[Proxy]:
     """``ltrr serve`` in its own process, with small caps so that tests can reach them."""
     port = _free_port()
@@ -234,6 +235,8 @@ def running_proxy(
                 str(merge_seconds),
                 "--body-timeout",
                 str(body_timeout),
+                "--upstream-timeout",
+                str(upstream_timeout),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ from ltrr.plugin.ops.node import LocalNode, NodeConfig
 from ltrr.plugin.ops.replay.loop import LEARNERS as REPLAY_LEARNERS
 from ltrr.plugin.ops.simulate.lineup import DEFAULT_LINEUP
 from ltrr.plugin.serve.body import BODY_SECONDS
+from ltrr.plugin.serve.server import UPSTREAM_SECONDS
 
 if TYPE_CHECKING:
     from ltrr.plugin.ops.simulate.run import SimulationConfig
@@ -74,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_body=args.max_body_bytes,
         max_msearch_lines=args.max_msearch_lines,
         body_seconds=args.body_timeout,
+        upstream_seconds=args.upstream_timeout,
     )
     data_dir = args.data_dir or default_data_dir(args.listen)
     main = serve(
@@ -465,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=BODY_SECONDS,
         help=f"seconds a client has to send its body, or each chunk of it; 408 after "
         f"(default {BODY_SECONDS:g})",
+    )
+    serve.add_argument(
+        "--upstream-timeout",
+        type=float,
+        default=UPSTREAM_SECONDS,
+        help="seconds a forwarded request waits on each read from OpenSearch, and the start-up "
+        f"on all of it; 504 after (default {UPSTREAM_SECONDS:g})",
     )
     serve.add_argument(
         "--data-dir",

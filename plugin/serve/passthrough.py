@@ -85,12 +85,14 @@ async def forward(
     body: bytes | None = None,
     plain: bool = False,
     buffer: bool = False,
+    timeout: aiohttp.ClientTimeout,
 ) -> web.StreamResponse:
     """Stream ``request`` to OpenSearch and its answer back.
 
     ``body`` replaces one already read: the client's own bytes, or, with ``plain``, bytes the
     proxy rewrote uncompressed (so the client's ``Content-Encoding`` no longer applies).
     ``buffer`` reads the whole answer into a ``web.Response``, for a caller that reads it too.
+    ``timeout`` bounds the exchange with OpenSearch.
     """
     if request.content_length is not None and request.content_length > max_body:
         raise PayloadTooLarge(
@@ -111,7 +113,7 @@ async def forward(
             capped = _Capped(request, max_body, body_seconds)
             data = capped.chunks()
     try:
-        return await _exchange(request, session, base_url, headers, data, buffer)
+        return await _exchange(request, session, base_url, headers, data, buffer, timeout)
     except aiohttp.ClientError:
         if capped is not None and capped.failed is not None:
             raise capped.failed from None
@@ -125,6 +127,7 @@ async def _exchange(
     headers: CIMultiDict[str],
     data: bytes | AsyncIterator[bytes] | None,
     buffer: bool,
+    timeout: aiohttp.ClientTimeout,
 ) -> web.StreamResponse:
     async with session.request(
         request.method,
@@ -133,6 +136,7 @@ async def _exchange(
         data=data,
         allow_redirects=False,
         compress=None,
+        timeout=timeout,
     ) as upstream:
         answer_headers = end_to_end(upstream.headers)
         length = upstream.headers.get("Content-Length")

@@ -3,7 +3,8 @@
 Each step lives in the module named after it; this one only strings them together, keeps the
 deadline, and chooses the fallbacks: a policy or embedder failure uses the catalog's static
 plan; if every arm fails, the static plan is tried once; if that fails too, the caller's
-request passes through to OpenSearch unchanged.
+request passes through to OpenSearch unchanged, within what is left of the deadline. With too
+little left for either, the answer is a 504: the deadline is a cap, not a hint.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ltrr.bandit.decision import Decision
+from ltrr.plugin.errors import DeadlineExceeded
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
@@ -42,10 +44,21 @@ class Executed:
     fallback: str | None
 
 
+# Less of the deadline than this left, and no second plan or passthrough is tried.
+MIN_ATTEMPT_SECONDS = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     body: dict[str, Any]
     decision_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PassOn:
+    """Every plan failed: pass the caller's request through within ``seconds``."""
+
+    seconds: float
 
 
 def _since(t0: float) -> float:
@@ -75,8 +88,9 @@ class SearchPath:
         request: SearchRequest,
         headers: Mapping[str, str],
         received: float | None = None,
-    ) -> Answer | None:
-        """Answer ``request``, or None when it must pass through (every plan failed).
+    ) -> Answer | PassOn:
+        """Answer ``request``, or say it must pass through (every plan failed) and how long
+        that may take; raises ``DeadlineExceeded`` when no time is left for it.
 
         ``received`` is when the request arrived (``time.perf_counter``); ``took`` counts from
         there, so it includes reading and parsing the body.
@@ -114,11 +128,18 @@ class SearchPath:
         if executed is None and not decided.decision.is_fallback:
             self.stats.count("all_arms_failed")
             fallback = "every arm failed"
-            static = static_decision(catalog, request.depth, fallback)
-            executed = await self._execute(runtime, request, headers, static, deadline, timings)
+            if deadline - time.perf_counter() >= MIN_ATTEMPT_SECONDS:
+                static = static_decision(catalog, request.depth, fallback)
+                executed = await self._execute(runtime, request, headers, static, deadline, timings)
         if executed is None:
+            left = deadline - time.perf_counter()
+            if left < MIN_ATTEMPT_SECONDS:
+                self.stats.count("deadline_exceeded")
+                raise DeadlineExceeded(
+                    f"no plan answered within the catalog's deadline of {catalog.deadline_ms} ms"
+                )
             self.stats.count("fell_through_to_passthrough")
-            return None
+            return PassOn(left)
 
         features = decided.features
         arms, shards = describe_arms(

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from ltrr.plugin.errors import BadRequest, HttpError, PayloadTooLarge
+from ltrr.plugin.errors import BadRequest, ClusterUnavailable, HttpError, PayloadTooLarge
 from ltrr.plugin.learn.feedback import is_ubi_write
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.memorize import check_sources
@@ -50,7 +50,7 @@ from ltrr.plugin.serve.intercept import (
 from ltrr.plugin.serve.pages import PageCache
 from ltrr.plugin.serve.passthrough import forward
 from ltrr.plugin.serve.respond import DECISION_HEADER
-from ltrr.plugin.serve.search import SearchPath
+from ltrr.plugin.serve.search import PassOn, SearchPath
 from ltrr.query_plans.templates import TemplateRenderer
 
 log = logging.getLogger("ltrr.server")
@@ -116,6 +116,10 @@ def _sim_tick(body: bytes) -> tuple[float, list[str]]:
 # How the HTTP server reads requests. No automatic decompression: passthrough forwards the
 # client's bytes as they came, and ``body.decoded`` inflates only what the proxy parses.
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
+# A forwarded request's bounds on OpenSearch: connecting, then each read (a silent node, or a
+# black hole, is a 504 after this, not a hung client).
+CONNECT_SECONDS = 10.0
+UPSTREAM_SECONDS = 60.0
 # A compressed answer to a UBI write is inflated to learn from it at most this far.
 ANSWER_LIMIT = 256 * 1024 * 1024
 
@@ -123,11 +127,13 @@ ANSWER_LIMIT = 256 * 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class Limits:
     """``max_body``: bytes in any request body; ``max_msearch_lines``: NDJSON lines per msearch;
-    ``body_seconds``: how long a client may take to send a body (or each chunk of it)."""
+    ``body_seconds``: how long a client may take to send a body (or each chunk of it);
+    ``upstream_seconds``: how long a forwarded request may wait on each read from OpenSearch."""
 
     max_body: int = 100 * 1024 * 1024
     max_msearch_lines: int = 10_000
     body_seconds: float = BODY_SECONDS
+    upstream_seconds: float = UPSTREAM_SECONDS
 
 
 def _json_response(
@@ -227,8 +233,23 @@ class Proxy:
         return app
 
     async def _start(self, _app: web.Application) -> None:
+        """Connect to OpenSearch, bounded: a node that accepts connections but never answers
+        fails the start with a message, instead of a proxy that never listens."""
         self._session = make_session()
-        transport = AiohttpTransport(self.base_url, self._session)
+        log.info("connecting to OpenSearch at %s", self.base_url)
+        bound = self.limits.upstream_seconds
+        try:
+            await asyncio.wait_for(self._connect(self._session), bound)
+        except TimeoutError:
+            await self._session.close()
+            raise ClusterUnavailable(
+                f"OpenSearch at {self.base_url} did not answer within {bound:g} s of the proxy "
+                "starting (--upstream-timeout)"
+            ) from None
+        self._watch = asyncio.create_task(self.registry.watch())
+
+    async def _connect(self, session: aiohttp.ClientSession) -> None:
+        transport = AiohttpTransport(self.base_url, session)
         # The proxy's own reads and writes (the learning loop's indices, the warm-up below) go
         # as itself: LTRR_OPENSEARCH_AUTHORIZATION, when set, is their Authorization header.
         own = os.environ.get(OWN_AUTHORIZATION_ENV)
@@ -252,7 +273,7 @@ class Proxy:
                     background=self.clock is None,
                 )
             except BaseException:  # a locked data directory, say: the session must not leak
-                await self._session.close()
+                await session.close()
                 raise
             await self.learner.start()
         self._internal = internal
@@ -264,7 +285,6 @@ class Proxy:
             now=self.clock.datetime if self.clock is not None else datetime.now,
             learner=self.learner,
         )
-        self._watch = asyncio.create_task(self.registry.watch())
 
     async def _stop(self, _app: web.Application) -> None:
         if self._watch is not None:
@@ -372,6 +392,7 @@ class Proxy:
             body_seconds=self.limits.body_seconds,
             body=raw,
             buffer=True,
+            timeout=self._upstream_timeout(),
         )
         sent = response.body if isinstance(response, web.Response) else None
         if 200 <= response.status < 300 and isinstance(sent, bytes | bytearray):
@@ -389,6 +410,7 @@ class Proxy:
         body: bytes | None = None,
         reason: str | None = None,
         plain: bool = False,
+        timeout: float | None = None,
     ) -> web.StreamResponse:
         assert self._session is not None
         self.stats.count("passthrough")
@@ -402,6 +424,14 @@ class Proxy:
             body_seconds=self.limits.body_seconds,
             body=body,
             plain=plain,
+            timeout=self._upstream_timeout(timeout),
+        )
+
+    def _upstream_timeout(self, total: float | None = None) -> aiohttp.ClientTimeout:
+        """A forwarded request waits at most ``upstream_seconds`` for each read (so a silent
+        OpenSearch cannot hold it), and ``total`` overall when a deadline bounds it."""
+        return aiohttp.ClientTimeout(
+            total=total, sock_connect=CONNECT_SECONDS, sock_read=self.limits.upstream_seconds
         )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -447,19 +477,30 @@ class Proxy:
         answer = await self._search.run(
             runtime, parsed_request, caller_headers(request.headers), received
         )
-        if answer is None:
-            return await self._pass_search(request, raw, body, "every plan failed")
+        if isinstance(answer, PassOn):
+            return await self._pass_search(
+                request, raw, body, "every plan failed", timeout=answer.seconds
+            )
         return _json_response(answer.body, headers={DECISION_HEADER: answer.decision_id})
 
     async def _pass_search(
-        self, request: web.Request, raw: bytes, body: dict[str, Any] | None, reason: str
+        self,
+        request: web.Request,
+        raw: bytes,
+        body: dict[str, Any] | None,
+        reason: str,
+        timeout: float | None = None,
     ) -> web.StreamResponse:
         """The client's own bytes, unless ``ext.ltrr`` must come out (then sent uncompressed)."""
         ext = body.get("ext") if body is not None else None
         if body is None or not isinstance(ext, dict) or "ltrr" not in ext:
-            return await self._pass(request, body=raw or None, reason=reason)
+            return await self._pass(request, body=raw or None, reason=reason, timeout=timeout)
         return await self._pass(
-            request, body=orjson.dumps(strip_ltrr(body)), reason=reason, plain=True
+            request,
+            body=orjson.dumps(strip_ltrr(body)),
+            reason=reason,
+            plain=True,
+            timeout=timeout,
         )
 
 

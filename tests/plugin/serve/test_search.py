@@ -8,12 +8,13 @@ from datetime import datetime
 import orjson
 import pytest
 
+from ltrr.plugin.errors import DeadlineExceeded
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
-from ltrr.plugin.runtime.upstream import UpstreamReply
+from ltrr.plugin.runtime.upstream import UpstreamReply, UpstreamTimeout
 from ltrr.plugin.serve.intercept import SearchRequest
 from ltrr.plugin.serve.pages import PageCache
-from ltrr.plugin.serve.search import SearchPath
+from ltrr.plugin.serve.search import PassOn, SearchPath
 from ltrr.query_plans.templates import TemplateRenderer
 
 CATALOG = """\
@@ -138,9 +139,35 @@ def test_every_arm_failing_tries_static_then_passes_through(runtime):
     failed = {"error": {"type": "x", "reason": "y"}, "status": 500}
     stats = Stats()
     fake = FakeOpenSearch({"name": failed, "tags": failed})
-    assert run(fake, runtime, SearchRequest("music", "x"), stats=stats) is None
+    passed = run(fake, runtime, SearchRequest("music", "x"), stats=stats)
+    assert isinstance(passed, PassOn)
+    # The passthrough gets what is left of the deadline, no more.
+    assert 0 < passed.seconds <= runtime.catalog.deadline_ms / 1000
     assert len(fake.calls) == 2  # the decision's msearch, then the static plan's
     assert stats.counts["fell_through_to_passthrough"] == 1
+
+
+class Stalled:
+    """OpenSearch answering only after the caller's whole timeout (the arms' deadline)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def request(self, method, path, *, headers, body, timeout):
+        self.calls += 1
+        await asyncio.sleep(timeout)
+        raise UpstreamTimeout(f"{method} {path} took longer than {timeout}s")
+
+
+def test_a_search_past_its_deadline_is_a_504_without_a_second_try(runtime):
+    stats = Stats()
+    stalled = Stalled()
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(stalled, runtime, SearchRequest("music", "x"), stats=stats)
+    assert caught.value.status == 504
+    assert caught.value.body()["error"]["type"] == "timeout_exception"
+    assert stalled.calls == 1  # no time was left for the static plan, nor a passthrough
+    assert stats.counts["deadline_exceeded"] == 1
 
 
 def test_next_page_comes_from_the_same_list(runtime):
