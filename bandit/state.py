@@ -105,6 +105,13 @@ class SharedStatistics:
             n += delta.n
         return self._doc(a, b, n)
 
+    def local(self, arm: str) -> dict[str, Any]:
+        """Everything this process holds for ``arm`` (the shared sums it installed, plus what
+        it added since, taken or not): the document to write back when the stored one was
+        lost."""
+        i = self._index[arm]
+        return self._doc(self.stats.a[i], self.stats.b[i], int(self.stats.counts[i]))
+
     def install(self, arm: str, doc: Mapping[str, Any]) -> None:
         """Use the shared sums for ``arm`` from now on, plus what is pending here."""
         self.stats.install(

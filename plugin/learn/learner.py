@@ -33,7 +33,7 @@ import orjson
 
 from ltrr.bandit.decision import Decision
 from ltrr.plugin.errors import InvalidEvent, UnknownDecision
-from ltrr.plugin.learn.bulk import DECISIONS_INDEX, BulkQueue, ensure_indices
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, STATE_INDEX, BulkQueue
 from ltrr.plugin.learn.deadletter import DeadLetters
 from ltrr.plugin.learn.eventlog import EventLog
 from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, stored_seconds, ubi_events
@@ -48,6 +48,7 @@ from ltrr.plugin.learn.records import (
 )
 from ltrr.plugin.learn.shipping import Shipper
 from ltrr.plugin.learn.sync import StateSync
+from ltrr.plugin.learn.watch import IndexWatch
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
@@ -57,6 +58,7 @@ from ltrr.query_plans.rerank import RankedHit
 log = logging.getLogger("ltrr.learn")
 
 MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once it is known
+WATCH_SECONDS = 5.0  # how often the learning indices are checked for deletion
 FINAL_ATTEMPTS = 3  # writes at shutdown, each retried this often before it is given up
 DUE_DECISIONS_BATCH = 1_000  # on a simulated clock, the decision log is written this many at once
 
@@ -85,6 +87,7 @@ class Learner:
         self.clock = clock
         self.events = EventLog(data_dir / "events", fsync=fsync)
         self.dead_letters = DeadLetters(data_dir)
+        self.watch = IndexWatch(transport)
         self.shipper = Shipper(transport, self.events, self.dead_letters)
         self.decisions = BulkQueue(transport, DECISIONS_INDEX)
         self.memory = MemoryUpdater(transport, clock)
@@ -350,7 +353,7 @@ class Learner:
     async def start(self) -> None:
         """Create the indices, resume the shared statistics, then run the background loops."""
         try:
-            await ensure_indices(self.transport)
+            await self.watch.start()
             await self.state.sync_all()
         except (UpstreamError, TimeoutError) as exc:
             log.warning("learning state not loaded yet (will retry): %s", exc)
@@ -366,6 +369,7 @@ class Learner:
             asyncio.create_task(self.decisions.run(1.0)),
             asyncio.create_task(self.memory.run(flush)),
             asyncio.create_task(self.state.run()),
+            asyncio.create_task(self._every(WATCH_SECONDS, self._watch_indices)),
         ]
 
     async def due(self, targets: Sequence[str]) -> tuple[int, list[str]]:
@@ -384,6 +388,11 @@ class Learner:
 
     async def _sweep_once(self) -> None:
         self.sweep()
+
+    async def _watch_indices(self) -> None:
+        lost = await self.watch.check()
+        if STATE_INDEX in lost:
+            self.state.lost()
 
     async def _every(self, interval: float, step: Callable[[], Any]) -> None:
         while True:
@@ -422,6 +431,7 @@ class Learner:
             "events_unshipped_bytes": self.events.backlog(),
             "events_shipped": self.shipper.shipped,
             "events_dead_lettered": self.dead_letters.count,
+            "indices_recreated": dict(self.watch.recreated),
             "decisions_logged": self.decisions.written,
             "decisions_dropped": self.decisions.dropped,
             "memory_pending_keys": self.memory.pending_keys(),

@@ -7,6 +7,9 @@ A conflicting item is read again and retried; a delta that still cannot be writt
 the next round, never lost. After a successful round the replica serves the shared sums (plus
 whatever arrived meanwhile), so every replica converges to the sum of all of them.
 
+A stored document that disappears (``ltrr-state`` deleted under the proxy) is written back
+from what this replica holds, never restarted from the prior.
+
 A ``{target}:_catalog`` document records the catalog hash and its arms: when the catalog
 changed, the state of removed arms is deleted, new arms start from their prior, and the others
 are kept as they were.
@@ -136,9 +139,14 @@ class StateSync:
                 shared.install(arm, current.source)  # nothing to add: just catch up
                 tracked.versions[arm] = current.seq_no
                 continue
-            if delta is None and current is None:
+            if current is None and arm in tracked.versions:
+                # It was stored, and is gone (its index deleted): write back all we hold, not
+                # the prior plus the last delta.
+                doc = shared.local(arm)
+            elif delta is None and current is None:
                 continue  # never learned anywhere: the prior is already in place
-            doc = shared.merged(current.source if current else None, delta)
+            else:
+                doc = shared.merged(current.source if current else None, delta)
             doc.update({"target": target, "arm": arm})
             actions.append((guarded(STATE_INDEX, doc_id, current), doc))
             written.append((doc_id, doc))
@@ -189,6 +197,12 @@ class StateSync:
                 added,
                 removed,
             )
+
+    def lost(self) -> None:
+        """``ltrr-state`` was recreated: reconcile the catalogs again (their records went
+        with it); the statistics are written back whole (see ``_attempt``)."""
+        for tracked in self._tracked.values():
+            tracked.checked_catalog = ""
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -991,3 +991,44 @@ def test_a_decision_id_opensearch_could_not_store_is_a_400_and_the_log_keeps_flo
         search(proxy.url, target, "shoegaze", decision_id="é" * 256)  # 512 bytes: fine
         wait_for(lambda: stats(proxy.url)["learning"]["decisions_logged"] == 1, timeout=30)
         assert stats(proxy.url)["learning"]["decisions_dropped"] == 0
+
+
+def test_deleted_learning_indices_are_recreated_and_the_learned_state_written_back(
+    client, start_proxy, make_target, tmp_path
+):
+    """A client's test suite runs ``DELETE *``: the proxy notices, recreates its indices with
+    their mappings, says so, and writes back the statistics it holds instead of starting
+    over."""
+    target, path = make_target(window=1.0)
+    with start_proxy([path], tmp_path / "proxy.log", merge_seconds=0.5) as proxy:
+        simulate(proxy.url, target, rounds=20, seed=3)
+        settle(proxy.url, target)
+        before = catalog_stats(proxy.url, target)["policy_version"]
+        assert before > 0
+        loop = ("ltrr-state", "ltrr-memory", "ltrr-decisions", "ltrr-events")
+        client.indices.delete(index=",".join(loop))
+
+        def recreated():
+            return set(stats(proxy.url)["learning"]["indices_recreated"]) == set(loop)
+
+        wait_for(recreated, timeout=30)
+        for name in loop:
+            assert client.indices.exists(index=name)
+        mapping = client.indices.get_mapping(index="ltrr-events")["ltrr-events"]["mappings"]
+        assert mapping["properties"]["timestamp"]["type"] == "date"
+
+        def written_back():
+            client.indices.refresh(index="ltrr-state")
+            body = {"query": {"term": {"target": target}}, "size": 100}
+            docs = client.search(index="ltrr-state", body=body)["hits"]["hits"]
+            return sum(d["_source"].get("n", 0) for d in docs)
+
+        wait_for(lambda: written_back() == before, timeout=30)
+        assert catalog_stats(proxy.url, target)["policy_version"] == before
+        assert "was deleted" in proxy.log.read_text()
+        # The loop goes on: a new decision and its event arrive in the new indices.
+        answer = search(proxy.url, target, "shoegaze")
+        decision_id = answer["ext"]["ltrr"]["decision_id"]
+        event = {"type": "click", "object_id": answer["hits"]["hits"][0]["_id"], "id": "after"}
+        assert feedback(proxy.url, decision_id, [event]).status_code == 202
+        wait_for(lambda: _events_of(client, decision_id) == {"after"}, timeout=30)

@@ -876,7 +876,7 @@ def test_start_runs_background_loops_only_when_asked(new_learner, background):
 
     started, others = asyncio.run(go())
     assert learner.background is background
-    assert len(started) == (5 if background else 0)
+    assert len(started) == (6 if background else 0)
     assert others == set(started)  # nothing else was left running either
 
 

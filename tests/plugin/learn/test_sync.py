@@ -189,6 +189,27 @@ def test_one_sync_creates_the_documents_and_serves_prior_plus_delta(catalog):
     }
 
 
+def test_a_lost_index_gets_everything_back_not_the_prior_plus_the_last_delta(catalog):
+    store = FakeOpenSearch()
+    registry, state = replica(catalog, store)
+    policy = policy_of(registry)
+    first = learn(policy, "a", [(X1, 1.0), (X2, 0.0)])
+    sync(state)
+    store.indices[STATE_INDEX].clear()  # DELETE *: every stored document gone
+    state.lost()
+    second = learn(policy, "a", [(X3, 2.0)])
+
+    sync(state)
+
+    # What the replica held (prior + both deltas) is stored again, and still served.
+    assert_doc(stored(store, "a"), total(first, second))
+    assert_local(policy, "a", total(first, second))
+    assert_nothing_pending(policy)
+    # Arm b never learned anything: it stays unwritten, at the prior.
+    assert "music:b" not in store.indices[STATE_INDEX]
+    assert "music:_catalog" in store.indices[STATE_INDEX]  # reconciled again
+
+
 def test_what_arrives_during_a_merge_is_served_and_merged_next_round(catalog):
     store = FakeOpenSearch()
     registry, state = replica(catalog, store)
