@@ -13,6 +13,7 @@ __all__ = [
     "ClusterUnavailable",
     "DeadlineExceeded",
     "EventLogError",
+    "Forbidden",
     "HttpError",
     "JavaNotFound",
     "LtrrError",
@@ -87,6 +88,14 @@ class PayloadTooLarge(HttpError):
 
     status = 413
     error_type = "content_too_long_exception"
+
+
+class Forbidden(HttpError):
+    """A request the proxy will not serve for this caller: no proof it may (a feedback token,
+    an admin token)."""
+
+    status = 403
+    error_type = "security_exception"
 
 
 class DeadlineExceeded(HttpError):

@@ -23,6 +23,8 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
+from ltrr.plugin.learn.tokens import SECRET_ENV, FeedbackTokens
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_MODEL = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2-onnx"
 
@@ -55,6 +57,14 @@ class MusicIndex:
     @property
     def ltr_model(self) -> str:
         return ltr_model_name(self.name)
+
+
+FEEDBACK_SECRET = "integration-tests-feedback-secret"
+
+
+def feedback_token(decision_id: str) -> str:
+    """The token a test proxy returned with ``decision_id``'s results."""
+    return FeedbackTokens(FEEDBACK_SECRET.encode()).token(decision_id)
 
 
 def model_dir() -> Path:
@@ -205,11 +215,21 @@ def running_proxy(
     merge_seconds: float = 0.5,
     body_timeout: float = 30.0,
     upstream_timeout: float = 60.0,
+    admin_token: str | None = None,
 ) -> Iterator[Proxy]:
     """``ltrr serve`` in its own process, with small caps so that tests can reach them."""
     port = _free_port()
     data_dir = data_dir or log.parent / f"data-{port}"
-    env = {**os.environ, "LTRR_MODEL_DIR": str(model_dir())}
+    env = {
+        **os.environ,
+        "LTRR_MODEL_DIR": str(model_dir()),
+        # Shared by every test proxy, as replicas share it: a test signs its feedback with it.
+        SECRET_ENV: FEEDBACK_SECRET,
+    }
+    admin = {}
+    if admin_token is not None:
+        env["LTRR_ADMIN_TOKEN"] = admin_token
+        admin = {"X-LTRR-Admin-Token": admin_token}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -248,7 +268,7 @@ def running_proxy(
         if process.poll() is not None:
             pytest.fail(f"ltrr serve exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if requests.get(f"{url}/_ltrr/stats", timeout=2).status_code == 200:
+            if requests.get(f"{url}/_ltrr/stats", headers=admin, timeout=2).status_code == 200:
                 break
         except requests.RequestException:
             pass

@@ -13,6 +13,11 @@ from ltrr.plugin.learn.feedback import FeedbackEvent
 from ltrr.plugin.learn.records import DecisionRecord
 from ltrr.query_plans.catalog import FeedbackConfig
 
+# How much one decision can earn: a results page gets a handful of events per result, not
+# thousands (the cap keeps one caller from steering the arms and the memory alone).
+MAX_EVENTS_PER_DECISION = 100
+MAX_EVENTS_PER_OBJECT = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
@@ -49,3 +54,42 @@ def accept(record: DecisionRecord, config: FeedbackConfig, event: FeedbackEvent)
         unique=config.credit == "unique",
     )
     return Accepted(event, value, weight, rewards)
+
+
+def _fresh(record: DecisionRecord, accepted: list[Accepted]) -> list[Accepted]:
+    """Not applied before, nor repeated within ``accepted`` (duplicates are not counted)."""
+    seen: set[str] = set(record.seen)
+    out = []
+    for item in accepted:
+        if item.event.event_id not in seen:
+            seen.add(item.event.event_id)
+            out.append(item)
+    return out
+
+
+def within_caps(record: DecisionRecord, accepted: list[Accepted]) -> list[Accepted]:
+    """The new events that fit the caps per decision and per object, in order; duplicates
+    pass through (they are no-ops)."""
+    total = len(record.seen)
+    per_object = dict(record.per_object)
+    fresh = {id(item) for item in _fresh(record, accepted)}
+    kept = []
+    for item in accepted:
+        if id(item) in fresh:
+            count = per_object.get(item.event.object_id, 0)
+            if total >= MAX_EVENTS_PER_DECISION or count >= MAX_EVENTS_PER_OBJECT:
+                continue
+            total += 1
+            per_object[item.event.object_id] = count + 1
+        kept.append(item)
+    return kept
+
+
+def over_caps(record: DecisionRecord, accepted: list[Accepted]) -> str | None:
+    """Why ``accepted`` cannot all be taken, or None when it can."""
+    if len(within_caps(record, accepted)) == len(accepted):
+        return None
+    return (
+        f"decision {record.decision_id!r} takes at most {MAX_EVENTS_PER_DECISION} events, and "
+        f"{MAX_EVENTS_PER_OBJECT} per object; it has {len(record.seen)}"
+    )

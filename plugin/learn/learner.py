@@ -32,12 +32,12 @@ from urllib.parse import quote
 import orjson
 
 from ltrr.bandit.decision import Decision
-from ltrr.plugin.errors import InvalidEvent, UnknownDecision
+from ltrr.plugin.errors import Forbidden, InvalidEvent, UnknownDecision
 from ltrr.plugin.learn.bulk import DECISIONS_INDEX, STATE_INDEX, BulkQueue
 from ltrr.plugin.learn.deadletter import DeadLetters
 from ltrr.plugin.learn.eventlog import EventLog
 from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, stored_seconds, ubi_events
-from ltrr.plugin.learn.intake import Accepted, accept, invalid
+from ltrr.plugin.learn.intake import Accepted, accept, invalid, over_caps, within_caps
 from ltrr.plugin.learn.memorize import MemoryUpdater
 from ltrr.plugin.learn.records import (
     DecisionRecord,
@@ -48,6 +48,7 @@ from ltrr.plugin.learn.records import (
 )
 from ltrr.plugin.learn.shipping import Shipper
 from ltrr.plugin.learn.sync import StateSync
+from ltrr.plugin.learn.tokens import TOKEN_HEADER, FeedbackTokens
 from ltrr.plugin.learn.watch import IndexWatch
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
@@ -87,6 +88,7 @@ class Learner:
         self.clock = clock
         self.events = EventLog(data_dir / "events", fsync=fsync)
         self.dead_letters = DeadLetters(data_dir)
+        self.tokens = FeedbackTokens.load(data_dir)
         self.watch = IndexWatch(transport)
         self.shipper = Shipper(transport, self.events, self.dead_letters)
         self.decisions = BulkQueue(transport, DECISIONS_INDEX)
@@ -183,10 +185,16 @@ class Learner:
 
     # -- intake -------------------------------------------------------------------------------
 
-    async def feedback(self, body: bytes) -> dict[str, Any]:
-        """``POST /_ltrr/feedback``: all events are accepted, or none (a 400 says why)."""
+    async def feedback(self, body: bytes, token: str | None) -> dict[str, Any]:
+        """``POST /_ltrr/feedback``: all events are accepted, or none (a 400 says why); only
+        with the decision's token (a 403 otherwise)."""
         now = self.clock()
         decision_id, events = parse_feedback(body, now=now, max_events=MAX_EVENTS_PER_REQUEST)
+        if not self.tokens.valid(decision_id, token):
+            raise Forbidden(
+                f"feedback for decision {decision_id!r} needs the {TOKEN_HEADER} header with "
+                "the feedback_token its search returned"
+            )
         record = await self._find(decision_id)
         runtime = self._runtime(record)
         if runtime is None:
@@ -204,6 +212,9 @@ class Learner:
             if reason is not None:
                 raise InvalidEvent(f"events[{i}]: {reason}")
             accepted.append(accept(record, config, event))
+        over = over_caps(record, accepted)
+        if over:
+            raise InvalidEvent(over)
         applied = await self._commit(record, runtime, accepted)
         self.stats.count("feedback_events", applied)
         self.stats.count("feedback_duplicates", len(events) - applied)
@@ -243,7 +254,10 @@ class Learner:
                 accepted.append(accept(record, config, event))
             else:
                 self.stats.count("ubi_skipped: invalid event")
-        applied = await self._commit(record, runtime, accepted)
+        kept = within_caps(record, accepted)
+        if len(kept) < len(accepted):
+            self.stats.count("ubi_skipped: over the caps per decision", len(accepted) - len(kept))
+        applied = await self._commit(record, runtime, kept)
         self.stats.count("ubi_events", applied)
 
     async def _commit(
@@ -254,6 +268,7 @@ class Learner:
         for item in accepted:
             if item.event.event_id not in record.seen:
                 record.seen.add(item.event.event_id)  # reserved now: a concurrent duplicate waits
+                record.per_object[item.event.object_id] += 1
                 fresh.append(item)
         if not fresh:
             return 0
@@ -277,6 +292,7 @@ class Learner:
         except BaseException:
             for item in fresh:
                 record.seen.discard(item.event.event_id)
+                record.per_object[item.event.object_id] -= 1
             raise
         for item in fresh:
             self._apply(record, runtime, item)

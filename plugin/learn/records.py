@@ -8,6 +8,7 @@ translation between the two, so both replicas learn from exactly the same facts.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ class DecisionRecord:
     plan: str | None = None  # the plan a plan policy drew (None: arms were drawn one by one)
     observed: bool = False  # the agent already holds this context (a first event was applied)
     seen: set[str] = field(default_factory=set)  # event ids applied
+    per_object: Counter[str] = field(default_factory=Counter)  # events applied per object
 
     @property
     def open_without_feedback(self) -> bool:

@@ -34,6 +34,7 @@ from aiohttp import web
 from ltrr.bandit.policies.base import Policy
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.learn.bulk import EVENTS_INDEX
+from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.serve.server import Proxy
 from ltrr.query_plans.catalog import load_catalog
@@ -42,6 +43,8 @@ INDEX_PREFIX = "ltrr-bench-feedback-"
 DOCS = 300
 MAX_BATCH = 1000  # the catalog's feedback.max_events default
 JSON = {"Content-Type": "application/json"}
+# One intercepted search: its decision id, its feedback token, the ids it returned.
+Searched = tuple[str, str, list[str]]
 
 # fmt: off
 _FIRST = (
@@ -164,20 +167,22 @@ fallback:
 
 
 def feedback_bodies(
-    decisions: Sequence[tuple[str, Sequence[str]]], events: int, batch: int, tag: str
-) -> list[bytes]:
-    """``ceil(events / batch)`` request bodies, round-robin over the decisions; every event is
-    a click or play on a hit its decision returned, with an id of its own (no duplicates)."""
+    decisions: Sequence[Searched], events: int, batch: int, tag: str
+) -> list[tuple[str, bytes]]:
+    """``ceil(events / batch)`` request bodies with their decision's feedback token,
+    round-robin over the decisions; every event is a click or play on a hit its decision
+    returned, with an id of its own (no duplicates), spread over the hits so that a run stays
+    within the caps per decision and per object."""
     bodies = []
     sent = 0
     for k in itertools.count():
         if sent >= events:
             break
-        decision_id, hits = decisions[k % len(decisions)]
+        decision_id, token, hits = decisions[k % len(decisions)]
         size = min(batch, events - sent)
         items = []
         for j in range(size):
-            position = (k + j) % len(hits)
+            position = (k // len(decisions) * batch + j) % len(hits)
             items.append(
                 {
                     "type": "play" if (k + j) % 4 == 3 else "click",
@@ -186,7 +191,7 @@ def feedback_bodies(
                     "id": f"{tag}-{k}-{j}",
                 }
             )
-        bodies.append(orjson.dumps({"decision_id": decision_id, "events": items}))
+        bodies.append((token, orjson.dumps({"decision_id": decision_id, "events": items})))
         sent += size
     return bodies
 
@@ -352,11 +357,12 @@ async def _create_index(session: aiohttp.ClientSession, url: str, index: str, se
 
 async def _search_all(
     session: aiohttp.ClientSession, proxy_url: str, index: str, queries: Sequence[str]
-) -> list[tuple[str, list[str]]]:
-    """One intercepted search per query: (decision_id, returned hit ids) for those with hits."""
+) -> list[Searched]:
+    """One intercepted search per query: (decision_id, feedback token, returned hit ids) for
+    those with hits."""
     limit = asyncio.Semaphore(8)
 
-    async def one(query: str) -> tuple[str, list[str]]:
+    async def one(query: str) -> Searched:
         async with limit:
             status, answer = await _call(
                 session,
@@ -369,18 +375,20 @@ async def _search_all(
         ltrr = answer["ext"]["ltrr"]
         if ltrr.get("fallback"):
             raise LtrrError(f"search {query!r} fell back to the static plan: {ltrr['fallback']}")
-        return str(ltrr["decision_id"]), [str(h["_id"]) for h in answer["hits"]["hits"]]
+        hits = [str(h["_id"]) for h in answer["hits"]["hits"]]
+        return str(ltrr["decision_id"]), str(ltrr["feedback_token"]), hits
 
     found = await asyncio.gather(*(one(q) for q in queries))
-    return [(d, hits) for d, hits in found if hits]
+    return [searched for searched in found if searched[2]]
 
 
 async def _post_feedback(
-    session: aiohttp.ClientSession, url: str, body: bytes
+    session: aiohttp.ClientSession, url: str, token: str, body: bytes
 ) -> tuple[float, int]:
     """(ms until the 202, events accepted); anything but a full 202 is a broken benchmark."""
     t0 = time.perf_counter()
-    async with session.post(f"{url}/_ltrr/feedback", data=body, headers=JSON) as reply:
+    headers = {**JSON, TOKEN_HEADER: token}
+    async with session.post(f"{url}/_ltrr/feedback", data=body, headers=headers) as reply:
         raw = await reply.read()
     elapsed = (time.perf_counter() - t0) * 1000
     if reply.status != 202:
@@ -392,7 +400,7 @@ async def _post_feedback(
 
 
 async def _intake(
-    session: aiohttp.ClientSession, url: str, bodies: Sequence[bytes], concurrency: int
+    session: aiohttp.ClientSession, url: str, bodies: Sequence[tuple[str, bytes]], concurrency: int
 ) -> dict[str, Any]:
     """``concurrency`` clients, each posting the next body as soon as its last one is acked."""
     pending = iter(bodies)
@@ -401,8 +409,8 @@ async def _intake(
 
     async def client() -> None:
         nonlocal accepted
-        for body in pending:  # one shared iterator: each body goes to exactly one client
-            elapsed, n = await _post_feedback(session, url, body)
+        for token, body in pending:  # one shared iterator: each body goes to one client
+            elapsed, n = await _post_feedback(session, url, token, body)
             latencies.append(elapsed)
             accepted += n
 
@@ -434,17 +442,17 @@ async def _first_change(
 
 
 async def _local_update(
-    session: aiohttp.ClientSession, a: _Replica, decisions: Sequence[tuple[str, list[str]]]
+    session: aiohttp.ClientSession, a: _Replica, decisions: Sequence[Searched]
 ) -> dict[str, Any]:
     """One event at a time on a fresh decision, so A's update counts must move."""
     visible: list[float] = []
     acked: list[float] = []
     missed = 0
-    for i, (decision_id, hits) in enumerate(decisions):
+    for i, (decision_id, token, hits) in enumerate(decisions):
         body = _one_click(decision_id, hits[0], f"local-{i}")
         before = a.counts()
         t0 = time.perf_counter()
-        post = asyncio.ensure_future(_post_feedback(session, a.url, body))
+        post = asyncio.ensure_future(_post_feedback(session, a.url, token, body))
         seen = await _first_change(a.counts, before, timeout=10.0)
         elapsed, _ = await post
         acked.append(elapsed)
@@ -469,7 +477,7 @@ async def _cross_replica(
     session: aiohttp.ClientSession,
     a: _Replica,
     b: _Replica,
-    decisions: Sequence[tuple[str, list[str]]],
+    decisions: Sequence[Searched],
     merge_seconds: float,
     seed: int,
 ) -> dict[str, Any]:
@@ -500,10 +508,10 @@ async def _cross_replica(
 
     watcher = asyncio.create_task(watch_b())
     try:
-        for i, (decision_id, hits) in enumerate(decisions):
+        for i, (decision_id, token, hits) in enumerate(decisions):
             body = _one_click(decision_id, hits[0], f"cross-{i}")
             t0 = time.perf_counter()
-            await _post_feedback(session, a.url, body)
+            await _post_feedback(session, a.url, token, body)
             probes.append((t0, a.counts()))
             await asyncio.sleep(float(rng.uniform(0.5, 1.5)) * merge_seconds / 8)
         sending = False
@@ -600,7 +608,7 @@ async def _run(config: FeedbackBenchConfig) -> dict[str, Any]:
             shipping = await _shipping(
                 session,
                 url,
-                [d for d, _ in intake_decisions],
+                [d for d, _, _ in intake_decisions],
                 sum(r["events"] for r in runs),
                 first_send,
                 last_ack,

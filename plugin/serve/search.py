@@ -157,6 +157,8 @@ class SearchPath:
             else None,
         }
         decision_id = request.decision_id or uuid.uuid4().hex
+        if self.learner is not None:  # what the client shows to send feedback on this search
+            ext["feedback_token"] = self.learner.tokens.token(decision_id)
         ranked = RankedList(decision_id, executed.reranked.ranked, ext, shards, key)
         self.pages.put(ranked)
         self._learn(runtime, request, decision_id, executed)

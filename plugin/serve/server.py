@@ -8,6 +8,7 @@ error JSON, so a client's error handling keeps working.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import os
@@ -25,10 +26,17 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from ltrr.plugin.errors import BadRequest, ClusterUnavailable, HttpError, PayloadTooLarge
+from ltrr.plugin.errors import (
+    BadRequest,
+    ClusterUnavailable,
+    Forbidden,
+    HttpError,
+    PayloadTooLarge,
+)
 from ltrr.plugin.learn.feedback import is_ubi_write
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.memorize import check_sources
+from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER, SimulatedClock
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
@@ -58,6 +66,11 @@ log = logging.getLogger("ltrr.server")
 MSEARCH_PATHS = ("/_msearch", "/_msearch/template")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWN_AUTHORIZATION_ENV = "LTRR_OPENSEARCH_AUTHORIZATION"
+# The admin routes (stats, the simulated clock) need this token in ADMIN_HEADER; without one
+# configured, they answer loopback clients only.
+ADMIN_TOKEN_ENV = "LTRR_ADMIN_TOKEN"
+ADMIN_HEADER = "X-LTRR-Admin-Token"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 def _sim_seconds(value: object, where: str) -> float:
@@ -297,7 +310,22 @@ class Proxy:
             await self._session.close()
         self.registry.close()
 
-    async def _stats(self, _request: web.Request) -> web.Response:
+    @staticmethod
+    def _admin(request: web.Request) -> None:
+        """Stats show catalog paths and policy internals: an operator's, not a client's."""
+        token = os.environ.get(ADMIN_TOKEN_ENV, "")
+        if token:
+            given = request.headers.get(ADMIN_HEADER, "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise Forbidden(f"{request.path} needs the admin token in {ADMIN_HEADER}")
+        elif request.remote not in LOOPBACK:
+            raise Forbidden(
+                f"{request.path} answers loopback clients only; set {ADMIN_TOKEN_ENV} on the "
+                f"proxy and send it in {ADMIN_HEADER} to reach it from elsewhere"
+            )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        self._admin(request)
         snapshot = self.stats.snapshot()
         snapshot["pages_cached"] = len(self.pages)
         if self.learner is not None:
@@ -340,6 +368,7 @@ class Proxy:
         """``POST /_ltrr/_sim/clock {"now": epoch seconds, "targets": [...]}``: what is due by
         then for those targets (their windows, their memory) runs, and their indices are
         refreshed so that the next search sees it."""
+        self._admin(request)
         now, targets = _sim_tick(await self._read(request))
         closed = 0
         if self.clock is not None:
@@ -367,7 +396,9 @@ class Proxy:
                 status=503,
                 error_type="illegal_state_exception",
             )
-        answer = await self.learner.feedback(await self._read(request))
+        answer = await self.learner.feedback(
+            await self._read(request), request.headers.get(TOKEN_HEADER)
+        )
         return _json_response(answer, status=202)
 
     async def _read(self, request: web.Request) -> bytes:

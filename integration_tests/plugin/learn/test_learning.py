@@ -24,7 +24,8 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
-from integration_tests.plugin.conftest import model_dir
+from integration_tests.plugin.conftest import feedback_token, model_dir
+from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.query_plans.memory import predicted_q2e
 
 FIRST = ["zorblat", "quintrel", "mavoric", "pellucid", "tarnow", "vesper", "ombrio", "kelvane"]
@@ -152,7 +153,10 @@ def search(url: str, target: str, query: str, **ltrr) -> dict:
 
 def feedback(url: str, decision_id: str, events: list[dict]) -> requests.Response:
     return requests.post(
-        f"{url}/_ltrr/feedback", json={"decision_id": decision_id, "events": events}, timeout=30
+        f"{url}/_ltrr/feedback",
+        json={"decision_id": decision_id, "events": events},
+        headers={TOKEN_HEADER: feedback_token(decision_id)},
+        timeout=30,
     )
 
 
@@ -313,7 +317,10 @@ def test_bad_feedback_gets_a_400_with_the_reason(start_proxy, make_target, tmp_p
             if isinstance(body, bytes):
                 response = requests.post(f"{proxy.url}/_ltrr/feedback", data=body, timeout=10)
             else:
-                response = requests.post(f"{proxy.url}/_ltrr/feedback", json=body, timeout=10)
+                signed = {TOKEN_HEADER: feedback_token(body["decision_id"])}
+                response = requests.post(
+                    f"{proxy.url}/_ltrr/feedback", json=body, headers=signed, timeout=10
+                )
             assert response.status_code == 400, (body, response.text)
             error = response.json()
             assert error["status"] == 400
@@ -535,7 +542,10 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(client, start_proxy, make
     sent: list[str] = []
     lock = threading.Lock()
     with start_proxy([path], tmp_path / "a.log", data_dir=data) as proxy:
-        answers = [search(proxy.url, target, t) for t in TOPICS]
+        # Enough decisions, and events spread over their hits, to stay within the caps per
+        # decision and per object.
+        found = (search(proxy.url, target, t) for t in TOPICS for _ in range(6))
+        answers = [a for a in found if a["hits"]["hits"]]
         stop = threading.Event()
 
         def burst(worker: int) -> None:
@@ -543,13 +553,14 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(client, start_proxy, make
             n = 0
             while not stop.is_set():
                 answer = answers[(worker + n) % len(answers)]
+                hits = answer["hits"]["hits"]
                 event_id = f"w{worker}-{n}"
                 n += 1
                 with lock:
                     sent.append(event_id)
                 event = {
                     "type": "click",
-                    "object_id": answer["hits"]["hits"][0]["_id"],
+                    "object_id": hits[(worker + n // len(answers)) % len(hits)]["_id"],
                     "id": event_id,
                 }
                 try:
@@ -559,6 +570,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(client, start_proxy, make
                             "decision_id": answer["ext"]["ltrr"]["decision_id"],
                             "events": [event],
                         },
+                        headers={TOKEN_HEADER: answer["ext"]["ltrr"]["feedback_token"]},
                         timeout=10,
                     )
                 except requests.RequestException:
@@ -892,7 +904,10 @@ def test_events_ltrr_events_would_refuse_are_400s_and_never_block_the_rest(
         # mapping refuses: it is stored to the millisecond now.
         tiny = {**click, "id": "tiny", "timestamp": "1970-01-01T00:00:00.000001Z"}
         assert feedback(proxy.url, decision_id, [tiny]).status_code == 202
-        later = [{**click, "id": f"later-{i}", "position": 1} for i in range(20)]
+        later = [
+            {"type": "click", "object_id": shown[i % len(shown)], "id": f"later-{i}", "position": 1}
+            for i in range(20)
+        ]
         assert feedback(proxy.url, decision_id, later).status_code == 202
         expected = {"tiny", *(e["id"] for e in later)}
         wait_for(lambda: _events_of(client, decision_id) == expected, timeout=30)
@@ -1032,3 +1047,64 @@ def test_deleted_learning_indices_are_recreated_and_the_learned_state_written_ba
         event = {"type": "click", "object_id": answer["hits"]["hits"][0]["_id"], "id": "after"}
         assert feedback(proxy.url, decision_id, [event]).status_code == 202
         wait_for(lambda: _events_of(client, decision_id) == {"after"}, timeout=30)
+
+
+# -- who may send feedback, and how much; who may read the stats -----------------------------
+
+
+def test_feedback_needs_the_token_its_search_returned(client, start_proxy, make_target, tmp_path):
+    target, path = make_target(window=600.0)
+    with start_proxy([path], tmp_path / "proxy.log") as proxy:
+        answer = search(proxy.url, target, "shoegaze")
+        ltrr = answer["ext"]["ltrr"]
+        decision_id = ltrr["decision_id"]
+        click = {"type": "click", "object_id": answer["hits"]["hits"][0]["_id"]}
+        body = {"decision_id": decision_id, "events": [click]}
+        other = search(proxy.url, target, "krautrock")["ext"]["ltrr"]["feedback_token"]
+        for headers in ({}, {TOKEN_HEADER: "0" * 32}, {TOKEN_HEADER: other}):
+            response = requests.post(
+                f"{proxy.url}/_ltrr/feedback", json=body, headers=headers, timeout=30
+            )
+            assert response.status_code == 403, response.text
+            assert response.json()["error"]["type"] == "security_exception"
+        assert stats(proxy.url).get("feedback_events", 0) == 0
+        signed = {TOKEN_HEADER: ltrr["feedback_token"]}
+        response = requests.post(
+            f"{proxy.url}/_ltrr/feedback", json=body, headers=signed, timeout=30
+        )
+        assert response.status_code == 202, response.text
+
+
+def test_one_decision_takes_a_bounded_number_of_events(client, start_proxy, make_target, tmp_path):
+    """Once 10,000 events for one decision were accepted in 10 requests."""
+    target, path = make_target(window=600.0)
+    with start_proxy([path], tmp_path / "proxy.log") as proxy:
+        answer = search(proxy.url, target, "shoegaze")
+        decision_id = answer["ext"]["ltrr"]["decision_id"]
+        shown = [h["_id"] for h in answer["hits"]["hits"]]
+        statuses = []
+        for r in range(10):
+            events = [
+                {"type": "click", "object_id": shown[i % len(shown)], "id": f"r{r}-{i}"}
+                for i in range(1000)
+            ]
+            statuses.append(feedback(proxy.url, decision_id, events).status_code)
+        assert statuses == [400] * 10  # all or nothing: each would pass the caps
+        small = [{"type": "click", "object_id": o, "id": f"ok-{o}"} for o in shown]
+        assert feedback(proxy.url, decision_id, small).status_code == 202
+        learned = stats(proxy.url)["feedback_events"]
+        assert learned == len(shown) <= 100
+
+
+def test_stats_need_the_admin_token_when_one_is_set(start_proxy, make_target, tmp_path):
+    _, path = make_target()
+    with start_proxy([path], tmp_path / "proxy.log", admin_token="op-secret") as proxy:
+        refused = requests.get(f"{proxy.url}/_ltrr/stats", timeout=10)
+        assert refused.status_code == 403
+        assert refused.json()["error"]["type"] == "security_exception"
+        assert str(path) not in refused.text  # no catalog path to a stranger
+        allowed = requests.get(
+            f"{proxy.url}/_ltrr/stats", headers={"X-LTRR-Admin-Token": "op-secret"}, timeout=10
+        )
+        assert allowed.status_code == 200
+        assert str(path) in allowed.text

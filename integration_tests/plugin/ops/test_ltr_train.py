@@ -16,6 +16,7 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
+from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN
 from ltrr.plugin.ops.data.beir import Query, write_beir
@@ -425,6 +426,7 @@ def test_from_clicks_to_an_uploaded_model_that_reranks_intercepted_searches(
                         reply = requests.post(
                             f"{proxy.url}/_ltrr/feedback",
                             json={"decision_id": decision_id, "events": [event]},
+                            headers={TOKEN_HEADER: answer["ext"]["ltrr"]["feedback_token"]},
                             timeout=30,
                         )
                         assert reply.status_code == 202, reply.text

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from ltrr.plugin.learn.feedback import FeedbackEvent
-from ltrr.plugin.learn.intake import Accepted, accept, invalid
+from ltrr.plugin.learn.intake import (
+    MAX_EVENTS_PER_DECISION,
+    MAX_EVENTS_PER_OBJECT,
+    Accepted,
+    accept,
+    invalid,
+    over_caps,
+    within_caps,
+)
 from ltrr.plugin.learn.records import DecisionRecord
 from ltrr.query_plans.catalog import DebiasConfig, FeedbackConfig
 
@@ -103,3 +113,49 @@ def test_a_negative_weight_is_debiased_too():
     accepted = accept(RECORD, config(), event("skip", "2", position=2))
     assert (accepted.value, accepted.weight) == (-0.5, -1.0)
     assert accepted.rewards == {"a": -1.0, "b": -1.0}
+
+
+# -- caps: how much one decision can earn ------------------------------------------------------
+
+
+def item(event_id, object_id="2"):
+    e = FeedbackEvent(event_id, "d1", "click", object_id, None, None, 10.0, "api")
+    return Accepted(e, 1.0, 1.0, {"a": 1.0})
+
+
+def fresh_record(**changes):
+    from dataclasses import replace
+
+    return replace(RECORD, seen=set(), per_object=Counter(), **changes)
+
+
+def test_the_events_of_one_object_stop_at_its_cap_and_the_others_go_on():
+    record = fresh_record()
+    record.per_object["2"] = MAX_EVENTS_PER_OBJECT - 2
+    record.seen.update(f"old{i}" for i in range(MAX_EVENTS_PER_OBJECT - 2))
+    batch = [item("n1"), item("n2"), item("n3"), item("n4", "3")]
+    assert [i.event.event_id for i in within_caps(record, batch)] == ["n1", "n2", "n4"]
+    assert over_caps(record, batch) == (
+        f"decision 'd1' takes at most {MAX_EVENTS_PER_DECISION} events, and "
+        f"{MAX_EVENTS_PER_OBJECT} per object; it has {MAX_EVENTS_PER_OBJECT - 2}"
+    )
+    assert over_caps(record, batch[:2]) is None
+
+
+def test_a_decision_stops_at_its_cap_whatever_the_objects():
+    record = fresh_record()
+    record.seen.update(f"old{i}" for i in range(MAX_EVENTS_PER_DECISION - 1))
+    batch = [item("n1", "1"), item("n2", "3")]
+    assert [i.event.event_id for i in within_caps(record, batch)] == ["n1"]
+
+
+def test_duplicates_are_not_counted_against_the_caps():
+    record = fresh_record()
+    record.seen.update(f"old{i}" for i in range(MAX_EVENTS_PER_DECISION))
+    again = [item("old1"), item("old2")]  # already applied: no-ops, acknowledged as such
+    assert within_caps(record, again) == again
+    assert over_caps(record, again) is None
+    twice = [item("n1"), item("n1")]
+    record = fresh_record()
+    record.per_object["2"] = MAX_EVENTS_PER_OBJECT - 1
+    assert within_caps(record, twice) == twice  # the second is the same event

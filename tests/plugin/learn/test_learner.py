@@ -11,8 +11,10 @@ import orjson
 import pytest
 
 from ltrr.bandit.decision import ArmChoice, Decision
-from ltrr.plugin.errors import BadRequest, InvalidEvent, UnknownDecision
+from ltrr.plugin.errors import BadRequest, Forbidden, InvalidEvent, UnknownDecision
+from ltrr.plugin.learn.intake import MAX_EVENTS_PER_OBJECT
 from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.learn.tokens import SECRET_ENV, FeedbackTokens
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import UpstreamError, UpstreamReply
@@ -223,8 +225,20 @@ def event(type_="click", object_id="1", position=None, id_=None):
     return out
 
 
+def token_for(learner, payload):
+    """The feedback token a search returned for the payload's decision (None if unreadable)."""
+    try:
+        return learner.tokens.token(str(orjson.loads(payload)["decision_id"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+def post(learner, payload):
+    return learner.feedback(payload, token_for(learner, payload))
+
+
 def feedback(learner, decision_id="d1", *events):
-    return asyncio.run(learner.feedback(body(decision_id, *events)))
+    return asyncio.run(post(learner, body(decision_id, *events)))
 
 
 def logged(learner):
@@ -437,7 +451,7 @@ def test_rejected_feedback_changes_nothing(learner, runtime, clock, payload, adv
     before = snapshot(runtime)
     clock.now = T0 + advance
     with pytest.raises(error) as caught:
-        asyncio.run(learner.feedback(payload))
+        asyncio.run(post(learner, payload))
     assert isinstance(caught.value, BadRequest)
     assert caught.value.status == 400
     assert logged(learner) == []
@@ -747,7 +761,7 @@ def test_window_closing_while_first_event_is_in_flight_counts_context_once(
     clock.now = T0 + WINDOW  # the last instant at which feedback is still accepted
 
     async def race():
-        task = asyncio.create_task(learner.feedback(body("d1", event("click", "1"))))
+        task = asyncio.create_task(post(learner, body("d1", event("click", "1"))))
         await asyncio.sleep(0)  # the event id is reserved; the log write is in progress
         if closer == "sweep":
             learner.sweep()
@@ -991,3 +1005,54 @@ def test_a_plan_decisions_window_closing_gives_its_plan_and_query_reward_zero(
     ]
     assert policy.stats.counts.tolist()[policy.plans.index("all")] == 1
     assert policy.history.get("daft punk") is not None
+
+
+# -- who may send feedback, and how much -------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "", "0" * 32, "forged"])
+def test_feedback_without_the_decisions_token_is_a_403_and_changes_nothing(learner, runtime, token):
+    record(learner, runtime, "d1")
+    before = snapshot(runtime)
+    with pytest.raises(Forbidden) as caught:
+        asyncio.run(learner.feedback(body("d1", event("click", "1")), token))
+    assert caught.value.status == 403
+    assert caught.value.body()["error"]["type"] == "security_exception"
+    assert logged(learner) == []
+    assert_unchanged(runtime, before)
+
+
+def test_a_token_is_for_one_decision_only(learner, runtime):
+    record(learner, runtime, "d1")
+    record(learner, runtime, "d2")
+    with pytest.raises(Forbidden):
+        asyncio.run(learner.feedback(body("d2", event()), learner.tokens.token("d1")))
+
+
+def test_the_secret_survives_a_restart_and_is_shared_through_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    first = FeedbackTokens.load(tmp_path / "data")
+    again = FeedbackTokens.load(tmp_path / "data")
+    assert first.token("d1") == again.token("d1")
+    assert first.token("d1") != FeedbackTokens.load(tmp_path / "other").token("d1")
+    assert (tmp_path / "data" / "feedback-secret").stat().st_mode & 0o077 == 0
+    monkeypatch.setenv(SECRET_ENV, "s" * 32)
+    shared = FeedbackTokens.load(tmp_path / "data").token("d1")
+    assert shared == FeedbackTokens.load(tmp_path / "other").token("d1") != first.token("d1")
+
+
+def test_feedback_over_the_caps_is_refused_whole_and_ubi_past_them_is_counted(learner, runtime):
+    record(learner, runtime, "d1")
+    many = [event("click", "1", id_=f"e{i}") for i in range(MAX_EVENTS_PER_OBJECT + 1)]
+    with pytest.raises(InvalidEvent, match="per object"):
+        feedback(learner, "d1", *many)
+    assert logged(learner) == []
+    feedback(learner, "d1", *many[:-1])
+    assert len(logged(learner)) == MAX_EVENTS_PER_OBJECT
+    payload = ubi_bulk(
+        ("ubi_events", ubi_doc("d1", "click", "1")),  # over the object's cap
+        ("ubi_events", ubi_doc("d1", "play", "2")),  # fine
+    )
+    asyncio.run(learner.ubi("POST", "/_bulk", payload, stored(201, 201)))
+    assert learner.stats.counts["ubi_skipped: over the caps per decision"] == 1
+    assert learner.stats.counts["ubi_events"] == 1

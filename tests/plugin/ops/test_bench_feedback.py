@@ -68,14 +68,28 @@ def test_the_catalog_loads_with_two_lexical_arms(tmp_path):
     assert catalog.features.entity_field == "name.keyword"
 
 
+def test_feedback_bodies_spread_one_click_per_round_over_the_hits():
+    decisions = [(f"d{i}", f"t{i}", ["a", "b", "c", "d"]) for i in range(3)]
+    bodies = [orjson.loads(b) for _, b in feedback_bodies(decisions, events=12, batch=1, tag="t")]
+    per_decision: dict[str, list[str]] = {}
+    for body in bodies:
+        per_decision.setdefault(body["decision_id"], []).extend(
+            e["object_id"] for e in body["events"]
+        )
+    # Round r clicks hit r of each decision: never the same object twice in four rounds.
+    assert per_decision == {f"d{i}": ["a", "b", "c", "d"] for i in range(3)}
+
+
 def test_feedback_bodies_split_events_into_batches_of_unique_shown_ids():
-    decisions = [("d1", ["a", "b", "c"]), ("d2", ["x"])]
-    bodies = [orjson.loads(b) for b in feedback_bodies(decisions, events=25, batch=10, tag="t")]
+    decisions = [("d1", "t1", ["a", "b", "c"]), ("d2", "t2", ["x"])]
+    made = feedback_bodies(decisions, events=25, batch=10, tag="t")
+    assert [token for token, _ in made] == ["t1", "t2", "t1"]  # each with its decision's
+    bodies = [orjson.loads(b) for _, b in made]
     assert [len(b["events"]) for b in bodies] == [10, 10, 5]
     assert [b["decision_id"] for b in bodies] == ["d1", "d2", "d1"]
     ids = [e["id"] for b in bodies for e in b["events"]]
     assert len(set(ids)) == 25
-    shown = dict(decisions)
+    shown = {d: hits for d, _, hits in decisions}
     for body in bodies:
         for event in body["events"]:
             assert event["object_id"] in shown[body["decision_id"]]

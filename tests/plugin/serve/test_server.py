@@ -256,3 +256,36 @@ def test_stats_counts_what_happened(run):
     assert stats["intercepted"] == 1
     assert stats["passthrough"] == 1
     assert stats["passthrough_reasons"] == {"body key aggs": 1}
+
+
+def test_stats_answer_loopback_without_a_token_and_anyone_only_with_it(run, monkeypatch):
+    async def scenario(client):
+        out = []
+        for headers in ({}, {"X-LTRR-Admin-Token": "wrong"}, {"X-LTRR-Admin-Token": "s3cret"}):
+            response = await client.get("/_ltrr/stats", headers=headers)
+            out.append((response.status, await response.json()))
+        return out
+
+    monkeypatch.delenv("LTRR_ADMIN_TOKEN", raising=False)
+    assert [status for status, _ in run(scenario)] == [200, 200, 200]  # loopback, no token set
+    monkeypatch.setenv("LTRR_ADMIN_TOKEN", "s3cret")
+    (none, _), (wrong, error), (right, stats) = run(scenario)
+    assert (none, wrong, right) == (403, 403, 200)
+    assert error["error"]["type"] == "security_exception"
+    assert "catalogs" in stats
+
+
+def test_stats_refuse_a_remote_client_when_no_admin_token_is_set(monkeypatch):
+    from aiohttp.test_utils import make_mocked_request
+
+    from ltrr.plugin.errors import Forbidden
+
+    monkeypatch.delenv("LTRR_ADMIN_TOKEN", raising=False)
+
+    class Transport:
+        def get_extra_info(self, name, default=None):
+            return ("203.0.113.7", 50000) if name == "peername" else default
+
+    request = make_mocked_request("GET", "/_ltrr/stats", transport=Transport())
+    with pytest.raises(Forbidden, match="loopback clients only"):
+        Proxy._admin(request)

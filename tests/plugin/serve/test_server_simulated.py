@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ltrr.plugin.errors import HttpError
+from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER, SimulatedClock
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.upstream import UpstreamReply
@@ -378,12 +379,15 @@ def test_feedback_with_a_simulated_time_is_judged_at_that_time(run):
     async def scenario(client, proxy):
         _, body = await search(client, at=T0)
         decision_id = body["ext"]["ltrr"]["decision_id"]
+        token = {TOKEN_HEADER: body["ext"]["ltrr"]["feedback_token"]}
         payload = {"decision_id": decision_id, "events": [{"type": "click", "object_id": "1"}]}
         late = await client.post(
-            "/_ltrr/feedback", json=payload, headers={SIM_TIME_HEADER: str(T0 + WINDOW + 1)}
+            "/_ltrr/feedback",
+            json=payload,
+            headers={SIM_TIME_HEADER: str(T0 + WINDOW + 1), **token},
         )
         in_time = await client.post(
-            "/_ltrr/feedback", json=payload, headers={SIM_TIME_HEADER: str(T0 + WINDOW)}
+            "/_ltrr/feedback", json=payload, headers={SIM_TIME_HEADER: str(T0 + WINDOW), **token}
         )
         return (late.status, await late.json()), (in_time.status, await in_time.json())
 
