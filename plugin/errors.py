@@ -44,7 +44,8 @@ class NodeStartError(NodeError):
 
 
 class PortInUse(NodeError):
-    """Something this tool did not start already answers on the node's port."""
+    """A port this tool wants (the node's, the proxy's) is held by a process it did not
+    start."""
 
 
 class ClusterUnavailable(LtrrError):

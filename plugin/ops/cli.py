@@ -65,7 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from ltrr.plugin.serve.server import Limits, serve
+    from ltrr.plugin.serve.server import Limits, parse_listen, serve
+    from ltrr.plugin.serve.workers import bind, inherited, run_workers, worker_data_dir
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -78,16 +79,25 @@ def _serve(args: argparse.Namespace) -> int:
         upstream_seconds=args.upstream_timeout,
     )
     data_dir = args.data_dir or default_data_dir(args.listen)
+    worker = inherited()
+    if worker is None:
+        sock = bind(*parse_listen(args.listen))
+        if args.workers > 1:
+            return run_workers(sock, args.workers, sys.argv[1:])
+        index = 0
+    else:
+        sock, index = worker
     main = serve(
         args.catalog,
         args.opensearch,
         args.listen,
         limits=limits,
-        ready=_say,
-        data_dir=data_dir,
+        ready=_say if index == 0 else None,
+        data_dir=worker_data_dir(data_dir, index, args.workers),
         seed=args.seed,
         state_interval=args.merge_seconds,
         simulated_clock=args.simulated_clock,
+        sock=sock,
     )
     try:
         import uvloop  # a faster event loop where it exists (not on Windows)
@@ -492,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         metavar="S",
         help="how often bandit statistics are merged with the shared copy (default 2)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the listening socket, each with its own event loop and "
+        "DATA_DIR/worker-I (default 1)",
     )
     serve.add_argument(
         "--simulated-clock",

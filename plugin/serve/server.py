@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
@@ -59,6 +60,7 @@ from ltrr.plugin.serve.pages import PageCache
 from ltrr.plugin.serve.passthrough import forward
 from ltrr.plugin.serve.respond import DECISION_HEADER
 from ltrr.plugin.serve.search import PassOn, SearchPath
+from ltrr.plugin.serve.workers import BACKLOG, bind
 from ltrr.query_plans.templates import TemplateRenderer
 
 log = logging.getLogger("ltrr.server")
@@ -327,6 +329,7 @@ class Proxy:
     async def _stats(self, request: web.Request) -> web.Response:
         self._admin(request)
         snapshot = self.stats.snapshot()
+        snapshot["pid"] = os.getpid()  # which worker answered
         snapshot["pages_cached"] = len(self.pages)
         if self.learner is not None:
             snapshot["learning"] = self.learner.snapshot()
@@ -553,9 +556,11 @@ async def serve(
     seed: int | None = None,
     state_interval: float = 2.0,
     simulated_clock: bool = False,
+    sock: socket.socket | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs. ``simulated_clock``: time is
-    what ``POST /_ltrr/_sim/clock`` sets (for ``ltrr simulate`` only)."""
+    what ``POST /_ltrr/_sim/clock`` sets (for ``ltrr simulate`` only). ``sock`` is a
+    listening socket already bound (a worker's); by default ``listen`` is bound here."""
     registry = CatalogRegistry(catalogs, seed=seed)
     registry.load_all()
     proxy = Proxy(
@@ -566,11 +571,12 @@ async def serve(
         state_interval=state_interval,
         clock=SimulatedClock() if simulated_clock else None,
     )
+    host, port = parse_listen(listen)
+    if sock is None:
+        sock = bind(host, port)  # before the start-up: a taken port fails at once
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False, **SERVER_OPTIONS)
     await runner.setup()
-    host, port = parse_listen(listen)
-    # reuse_port lets several worker processes share one port (see the README).
-    site = web.TCPSite(runner, host, port, reuse_port=True, backlog=1024)
+    site = web.SockSite(runner, sock, backlog=BACKLOG)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
