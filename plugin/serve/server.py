@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import math
 import os
@@ -530,12 +531,22 @@ class Proxy:
         if body is None or not isinstance(ext, dict) or "ltrr" not in ext:
             return await self._pass(request, body=raw or None, reason=reason, timeout=timeout)
         return await self._pass(
-            request,
-            body=orjson.dumps(strip_ltrr(body)),
-            reason=reason,
-            plain=True,
-            timeout=timeout,
+            request, body=_dumps(strip_ltrr(body)), reason=reason, plain=True, timeout=timeout
         )
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """A body for OpenSearch to judge, however deep: orjson stops at 254 levels, the standard
+    encoder goes on to the interpreter's limit, and past that it is a 400 here."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        try:
+            return json.dumps(body, ensure_ascii=False).encode()
+        except RecursionError:
+            raise BadRequest(
+                "request body is nested too deep", error_type="x_content_parse_exception"
+            ) from None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

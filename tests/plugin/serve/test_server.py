@@ -289,3 +289,20 @@ def test_stats_refuse_a_remote_client_when_no_admin_token_is_set(monkeypatch):
     request = make_mocked_request("GET", "/_ltrr/stats", transport=Transport())
     with pytest.raises(Forbidden, match="loopback clients only"):
         Proxy._admin(request)
+
+
+def test_a_body_too_deep_for_orjson_still_passes_through_without_ext_ltrr(run):
+    deep: dict = {"match_all": {}}
+    for _ in range(100):  # 300 levels: past orjson's 254
+        deep = {"bool": {"filter": [deep]}}
+    body = {"query": {"match_all": {}}, "aggs": {}, "post_filter": deep, "ext": {"ltrr": {}}}
+
+    async def scenario(client):
+        response = await client.post("/music/_search", data=json.dumps(body))
+        return response.status, await response.json()
+
+    status, seen = run(scenario)
+    assert status == 201  # the fake OpenSearch's echo: it was forwarded
+    forwarded = json.loads(seen["body"])
+    assert "ext" not in forwarded
+    assert forwarded["post_filter"] == deep
