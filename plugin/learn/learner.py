@@ -80,6 +80,7 @@ class Learner:
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
         max_decisions: int = 200_000,
+        max_open_bytes: int = 256 * 1024 * 1024,
         background: bool = True,
     ) -> None:
         self.transport = transport
@@ -94,7 +95,7 @@ class Learner:
         self.decisions = BulkQueue(transport, DECISIONS_INDEX)
         self.memory = MemoryUpdater(transport, clock)
         self.state = StateSync(transport, registry.runtimes, interval=state_interval)
-        self._open = OpenWindows(max_decisions)
+        self._open = OpenWindows(max_decisions, max_open_bytes)
         self._tasks: list[asyncio.Task[None]] = []
         self.background = background  # False: the caller runs ``due`` (a simulated clock)
 
@@ -344,7 +345,8 @@ class Learner:
         return 1
 
     def _bound(self) -> None:
-        """Past ``max_decisions`` open windows, the oldest close early (memory stays bounded)."""
+        """Past ``max_decisions`` open windows, or ``max_open_bytes`` held by them, the oldest
+        close early (memory stays bounded)."""
         before = len(self._open)
         close_all(self._open.over_limit(), self._zero_reward)
         early = before - len(self._open)
@@ -444,6 +446,7 @@ class Learner:
     def snapshot(self) -> dict[str, Any]:
         return {
             "decisions_pending": len(self._open),
+            "decisions_pending_bytes": self._open.bytes,
             "events_unshipped_bytes": self.events.backlog(),
             "events_shipped": self.shipper.shipped,
             "events_dead_lettered": self.dead_letters.count,

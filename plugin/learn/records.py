@@ -39,6 +39,13 @@ class DecisionRecord:
     seen: set[str] = field(default_factory=set)  # event ids applied
     per_object: Counter[str] = field(default_factory=Counter)  # events applied per object
 
+    def footprint(self) -> int:
+        """About the bytes this record holds (CPython objects, measured with tracemalloc on
+        typical records and rounded up), so that the open windows can be capped in bytes."""
+        sets = sum(250 + sum(90 + len(i) for i in ids) for ids in self.results.values())
+        shown = sum(110 + len(i) for i in self.returned)
+        return 1000 + 40 * len(self.x) + 2 * len(self.query) + sets + shown
+
     @property
     def open_without_feedback(self) -> bool:
         """Its window would close with reward 0: made here, and no event applied or pending."""
@@ -138,15 +145,19 @@ def from_document(decision_id: str, doc: Mapping[str, Any]) -> DecisionRecord:
 
 
 class OpenWindows:
-    """The records whose windows are open, oldest first, at most ``limit`` of them.
+    """The records whose windows are open, oldest first: at most ``limit`` of them, holding
+    at most ``max_bytes`` (``DecisionRecord.footprint``).
 
-    A record leaves when its window ends (``expired``), when more than ``limit`` are open
+    A record leaves when its window ends (``expired``), when the open ones are over either cap
     (the oldest go early), or when a client reuses its decision id (the newer one wins).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._records: dict[str, DecisionRecord] = {}
+        self._sizes: dict[str, int] = {}
         self._expiry: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
@@ -159,8 +170,15 @@ class OpenWindows:
         """Keep ``record``; returns the record it replaced under the same id, if any."""
         replaced = self._records.get(record.decision_id)
         self._records[record.decision_id] = record
+        size = record.footprint()
+        self.bytes += size - self._sizes.get(record.decision_id, 0)
+        self._sizes[record.decision_id] = size
         heapq.heappush(self._expiry, (record.expires, record.decision_id))
         return replaced
+
+    def _forget(self, decision_id: str) -> DecisionRecord:
+        self.bytes -= self._sizes.pop(decision_id)
+        return self._records.pop(decision_id)
 
     def expired(self, now: float) -> Iterator[DecisionRecord]:
         """Take out every record whose window ended by ``now``."""
@@ -177,15 +195,15 @@ class OpenWindows:
             key=lambda r: (r.expires, r.decision_id),
         )
         for record in ended:
-            del self._records[record.decision_id]
+            self._forget(record.decision_id)
             yield record
         if len(self._expiry) > 2 * len(self._records) + 1024:  # drop the stale heap entries
             self._expiry = [(r.expires, r.decision_id) for r in self._records.values()]
             heapq.heapify(self._expiry)
 
     def over_limit(self) -> Iterator[DecisionRecord]:
-        """Take out the oldest records while more than ``limit`` are open."""
-        while len(self._records) > self.limit and self._expiry:
+        """Take out the oldest records while the open ones are over either cap."""
+        while (len(self._records) > self.limit or self.bytes > self.max_bytes) and self._expiry:
             record = self._pop_oldest()
             if record is not None:
                 yield record
@@ -195,8 +213,7 @@ class OpenWindows:
         record = self._records.get(decision_id)
         if record is None or record.expires != expires:
             return None  # already gone, or the id was reused by a newer decision
-        del self._records[decision_id]
-        return record
+        return self._forget(decision_id)
 
 
 def close_all(records: Iterator[DecisionRecord], zero: Callable[[DecisionRecord], int]) -> int:

@@ -77,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_msearch_lines=args.max_msearch_lines,
         body_seconds=args.body_timeout,
         upstream_seconds=args.upstream_timeout,
+        open_decisions_bytes=args.max_open_decisions_mb * 1024 * 1024,
     )
     data_dir = args.data_dir or default_data_dir(args.listen)
     worker = inherited()
@@ -502,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         metavar="S",
         help="how often bandit statistics are merged with the shared copy (default 2)",
+    )
+    serve.add_argument(
+        "--max-open-decisions-mb",
+        type=int,
+        default=256,
+        help="memory the decisions awaiting feedback may hold; past it the oldest windows "
+        "close early (default 256)",
     )
     serve.add_argument(
         "--workers",

@@ -144,12 +144,14 @@ ANSWER_LIMIT = 256 * 1024 * 1024
 class Limits:
     """``max_body``: bytes in any request body; ``max_msearch_lines``: NDJSON lines per msearch;
     ``body_seconds``: how long a client may take to send a body (or each chunk of it);
-    ``upstream_seconds``: how long a forwarded request may wait on each read from OpenSearch."""
+    ``upstream_seconds``: how long a forwarded request may wait on each read from OpenSearch;
+    ``open_decisions_bytes``: the memory that decisions awaiting feedback may hold."""
 
     max_body: int = 100 * 1024 * 1024
     max_msearch_lines: int = 10_000
     body_seconds: float = BODY_SECONDS
     upstream_seconds: float = UPSTREAM_SECONDS
+    open_decisions_bytes: int = 256 * 1024 * 1024
 
 
 def _json_response(
@@ -285,6 +287,7 @@ class Proxy:
                     self.data_dir,
                     self.stats,
                     state_interval=self.state_interval,
+                    max_open_bytes=self.limits.open_decisions_bytes,
                     clock=self.clock.time if self.clock is not None else time.time,
                     background=self.clock is None,
                 )

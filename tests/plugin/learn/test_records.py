@@ -328,3 +328,35 @@ def test_stale_entries_do_not_make_over_limit_take_out_too_many():
     assert [r.decision_id for r in windows.over_limit()] == ["m2"]
     assert windows.get("m3") is not None
     assert len(windows) == 1
+
+
+def test_the_footprint_counts_by_hand():
+    record = replace(
+        rec("d1", 60.0),
+        x=(1.0, 2.0),
+        query="ab",
+        results={"a": frozenset({"x1"})},
+        returned={"x1": "music"},
+    )
+    # 1000 + 2 features x 40 + 2 characters x 2 + one set (250 + 90 + 2) + one shown (110 + 2)
+    assert record.footprint() == 1000 + 80 + 4 + 342 + 112 == 1538
+
+
+def test_the_open_windows_hold_at_most_their_bytes_and_the_oldest_go_first():
+    one = rec("d0", 10.0).footprint()
+    windows = OpenWindows(limit=1000, max_bytes=2 * one + one // 2)
+    for i in range(4):
+        windows.put(rec(f"d{i}", 10.0 + i))
+    assert windows.bytes == 4 * one
+    early = [r.decision_id for r in windows.over_limit()]
+    assert early == ["d0", "d1"]  # two records fit
+    assert windows.bytes == 2 * one
+    assert [r.decision_id for r in windows.expired(100.0)] == ["d2", "d3"]
+    assert windows.bytes == 0
+
+
+def test_a_reused_decision_id_counts_its_bytes_once():
+    windows = OpenWindows(limit=10)
+    windows.put(rec("d1", 10.0))
+    windows.put(rec("d1", 20.0))
+    assert windows.bytes == rec("d1", 20.0).footprint()
