@@ -329,7 +329,7 @@ async def _call(
         return reply.status, orjson.loads(raw) if raw else None
 
 
-async def _create_index(session: aiohttp.ClientSession, url: str, index: str, seed: int) -> None:
+async def create_index(session: aiohttp.ClientSession, url: str, index: str, seed: int) -> None:
     body = {
         "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
         "mappings": {
@@ -573,7 +573,7 @@ async def _run(config: FeedbackBenchConfig) -> dict[str, Any]:
                 await _call(session, "GET", f"{url}/")
             except aiohttp.ClientError as exc:
                 raise LtrrError(f"OpenSearch at {url} did not answer: {exc}") from None
-            await _create_index(session, url, index, config.seed)
+            await create_index(session, url, index, config.seed)
             for name in ("a", "b"):
                 replicas.append(
                     await _start_replica(

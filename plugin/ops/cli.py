@@ -167,6 +167,16 @@ def _bench_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_soak(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ops.bench_soak import SoakConfig, format_report, soak
+
+    config = SoakConfig(
+        opensearch=args.opensearch, seconds=args.seconds, clients=args.clients, seed=args.seed
+    )
+    print(format_report(soak(config)))
+    return 0
+
+
 def _require_source(args: argparse.Namespace) -> None:
     if args.source is None:
         raise LtrrError(
@@ -856,6 +866,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feed.add_argument("--seed", type=int, default=7)
     feed.set_defaults(handler=_bench_feedback)
+    soak = bench_actions.add_parser(
+        "soak",
+        help="a bounded mix of intercepted searches, passthrough and feedback, for N seconds",
+        description="Against a throwaway index and a real ltrr serve process: throughput, "
+        "errors by status, p50/p99 per path, and the proxy's RSS at the start and the end "
+        "with its growth per 1,000 open decisions.",
+    )
+    soak.add_argument(
+        "--opensearch", default="http://127.0.0.1:9200", metavar="URL", help="OpenSearch base URL"
+    )
+    soak.add_argument("--seconds", type=float, default=60.0, metavar="N", help="how long")
+    soak.add_argument("--clients", type=int, default=16, metavar="C", help="concurrent clients")
+    soak.add_argument("--seed", type=int, default=7)
+    soak.set_defaults(handler=_bench_soak)
     return parser
 
 

@@ -89,6 +89,10 @@ class ProxyProcess:
         self.stop()
         raise LtrrError(f"the proxy did not answer within {timeout:.0f} s; see {self.log}")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def stats(self) -> dict[str, object]:
         reply: dict[str, object] = Cluster(self.url, timeout=10).ok("GET", "/_ltrr/stats")
         return reply
