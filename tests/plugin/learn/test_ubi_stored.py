@@ -16,30 +16,9 @@ from ltrr.plugin.learn.feedback import (
     stored_items,
     ubi_events,
 )
+from tests.plugin.learn.test_feedback import nd, ubi_doc
 
 NOW = 1_800_000_000.5
-
-
-def nd(*docs):
-    return b"".join(orjson.dumps(doc) + b"\n" for doc in docs)
-
-
-def ubi_doc(**overrides):
-    doc = {
-        "action_name": "click",
-        "query_id": "dec-1",
-        "client_id": "client-1",
-        "session_id": "session-1",
-        "timestamp": "2026-11-29T10:00:00.123Z",
-        "message_type": "INFO",
-        "message": "clicked",
-        "event_attributes": {
-            "object": {"object_id": "doc-7", "object_id_field": "_id", "description": "x"},
-            "position": {"ordinal": 3},
-        },
-    }
-    doc.update(overrides)
-    return doc
 
 
 def answer(*statuses, errors=True):
