@@ -27,6 +27,9 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from ltrr.plugin.errors import (
     BadRequest,
@@ -538,6 +541,35 @@ class Proxy:
         )
 
 
+class _OpenSearchErrors(RequestHandler):
+    """aiohttp answers what its HTTP parser refuses (a bad method, a 1 MB URL, a broken header)
+    before any application code runs, in plain text; these answers are in OpenSearch's error
+    JSON too. aiohttp still logs the error and closes the connection, as it would."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs it; raises if mid-answer
+        if isinstance(exc, HttpProcessingError) and exc.message:
+            reason = str(exc.message)[:300]
+        elif status < 500:
+            reason = message or "the request could not be read"
+        else:
+            reason = "the proxy failed on this request; its log has the details"
+        error = HttpError(
+            reason,
+            status=status,
+            error_type="illegal_argument_exception" if status < 500 else "exception",
+        )
+        response = error_response(error)
+        response.force_close()
+        return response
+
+
 def _dumps(body: dict[str, Any]) -> bytes:
     """A body for OpenSearch to judge, however deep: orjson stops at 254 levels, the standard
     encoder goes on to the interpreter's limit, and past that it is a 400 here."""
@@ -590,8 +622,16 @@ async def serve(
         sock = bind(host, port)  # before the start-up: a taken port fails at once
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False, **SERVER_OPTIONS)
     await runner.setup()
-    site = web.SockSite(runner, sock, backlog=BACKLOG)
-    await site.start()
+    manager = runner.server
+    assert manager is not None
+    loop = asyncio.get_running_loop()
+    # No access log (aiohttp takes None for that, as AppRunner passes it; its stub says Logger).
+    quiet: Any = None
+    listening = await loop.create_server(
+        lambda: _OpenSearchErrors(manager, loop=loop, access_log=quiet, **SERVER_OPTIONS),
+        sock=sock,
+        backlog=BACKLOG,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -602,4 +642,5 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        listening.close()
         await runner.cleanup()

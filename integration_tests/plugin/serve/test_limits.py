@@ -65,3 +65,24 @@ def test_half_sent_bodies_get_a_408_and_never_hold_the_proxy(start_proxy, music,
             sock.close()
         assert time.monotonic() - started < 15
         assert requests.get(f"{proxy.url}/_cluster/health", timeout=10).status_code == 200
+
+
+def test_what_the_http_parser_refuses_is_answered_in_opensearch_format(
+    start_proxy, music, tmp_path
+):
+    """A bad method, a 1 MB URL, a broken header: refused before any route, yet in JSON."""
+    with start_proxy(list(music.catalogs.values()), tmp_path / "proxy.log") as proxy:
+        host, port = proxy.url.removeprefix("http://").split(":")
+        for raw in (
+            b"BR\x01W / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        ):
+            with socket.create_connection((host, int(port)), timeout=30) as sock:
+                sock.sendall(raw)
+                status, error = _answer(sock)
+            assert status == 400, error
+            assert error["status"] == 400
+            assert error["error"]["type"] == "illegal_argument_exception"
+            assert error["error"]["reason"]
+        assert requests.get(f"{proxy.url}/_cluster/health", timeout=10).status_code == 200
