@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,16 +216,29 @@ def running_proxy(
     body_timeout: float = 30.0,
     upstream_timeout: float = 60.0,
     admin_token: str | None = None,
+    extra_args: Sequence[str] = (),
+    environment: Mapping[str, str | None] | None = None,
+    model: bool = True,
 ) -> Iterator[Proxy]:
-    """``ltrr serve`` in its own process, with small caps so that tests can reach them."""
+    """``ltrr serve`` in its own process, with small caps so that tests can reach them.
+
+    ``extra_args`` go to ``ltrr serve`` (``--opensearch-ca``, say); ``environment`` sets
+    variables (None removes one); ``model: False`` for catalogs without an embedder, so that
+    no sentence model is needed."""
     port = _free_port()
     data_dir = data_dir or log.parent / f"data-{port}"
     env = {
         **os.environ,
-        "LTRR_MODEL_DIR": str(model_dir()),
         # Shared by every test proxy, as replicas share it: a test signs its feedback with it.
         SECRET_ENV: FEEDBACK_SECRET,
     }
+    if model:
+        env["LTRR_MODEL_DIR"] = str(model_dir())
+    for name, value in (environment or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     admin = {}
     if admin_token is not None:
         env["LTRR_ADMIN_TOKEN"] = admin_token
@@ -257,6 +270,7 @@ def running_proxy(
                 str(body_timeout),
                 "--upstream-timeout",
                 str(upstream_timeout),
+                *extra_args,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -457,5 +457,8 @@ class Learner:
             "memory_pairs_written": self.memory.pairs_written,
             "memory_pairs_refused": self.memory.pairs_refused,
             "memory_refused_because": self.memory.refused_because,
+            "memory_pairs_failed": self.memory.pairs_failed,
+            "memory_flush_failures": self.memory.flush_failures,
+            "memory_last_error": self.memory.last_error,
             "state": self.state.snapshot(),
         }

@@ -107,6 +107,11 @@ class MemoryUpdater:
         # Scores not written because the entity index keeps a field out of _source.
         self.pairs_refused = 0
         self.refused_because: str | None = None
+        # Scores OpenSearch refused to write (a 403 for an identity that may not update the
+        # entity index, say), and flushes that failed: counted, so that /_ltrr/stats shows a
+        # memory that cannot write, not only the log.
+        self.pairs_failed = 0
+        self.flush_failures = 0
         self.last_error: str | None = None
         self._mappings: dict[str, tuple[float, dict[str, str | None] | str]] = {}
 
@@ -139,10 +144,13 @@ class MemoryUpdater:
     async def run(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
+            failed = self.pairs_failed
             try:
                 await self.flush()
-                self.last_error = None
+                if self.pairs_failed == failed:  # every score this round was written
+                    self.last_error = None
             except (UpstreamError, TimeoutError) as exc:
+                self.flush_failures += 1
                 self.last_error = str(exc)[:300]
                 log.warning("memory flush failed, will retry: %s", exc)
 
@@ -251,12 +259,16 @@ class MemoryUpdater:
         except UpstreamError as exc:
             # The counts are safe in ltrr-memory; the next merge of these keys rewrites them.
             log.warning("memory scores not written (%d entities): %s", len(actions), exc)
+            self.pairs_failed += len(actions)
+            self.last_error = str(exc)[:300]
             return
         for (action, _), (status, result) in zip(actions, results, strict=True):
             if status == 404:
                 continue  # the entity was deleted meanwhile
             if status >= 300:
                 log.warning("memory score not written to %s: %s", action["update"], result)
+                self.pairs_failed += 1
+                self.last_error = f"{action['update']}: {status} {str(result)[:200]}"
             else:
                 self.pairs_written += 1
 

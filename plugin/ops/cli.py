@@ -33,7 +33,11 @@ def _say(message: str) -> None:
 
 
 def _opensearch(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {"port": args.port, "heap": getattr(args, "heap", "1g")}
+    options: dict[str, Any] = {
+        "port": args.port,
+        "heap": getattr(args, "heap", "1g"),
+        "security": args.security,
+    }
     if getattr(args, "plugin_dir", None) is not None:
         options["plugin_dir"] = args.plugin_dir
     node = LocalNode(NodeConfig(**options))
@@ -99,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         state_interval=args.merge_seconds,
         simulated_clock=args.simulated_clock,
         sock=sock,
+        ca_file=args.opensearch_ca,
     )
     try:
         import uvloop  # a faster event loop where it exists (not on Windows)
@@ -442,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument(
             "--port", type=int, default=9200, help="HTTP port on 127.0.0.1 (default 9200)"
         )
+        action.add_argument(
+            "--security",
+            action="store_true",
+            help="the secured node: the security plugin only, HTTPS with a private CA, users "
+            "admin, proxy, alice and bob (its own state folder; use another --port, e.g. 9210)",
+        )
         if name == "up":
             action.add_argument(
                 "--heap", default="1g", help="JVM heap, e.g. 512m or 2g (default 1g)"
@@ -473,6 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--catalog", nargs="+", required=True, metavar="PATH", help="strategy catalog YAML files"
     )
     serve.add_argument("--opensearch", required=True, metavar="URL", help="OpenSearch base URL")
+    serve.add_argument(
+        "--opensearch-ca",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="CA bundle that an https:// OpenSearch's certificate must verify against "
+        "(default: the system trust store); verification is never turned off",
+    )
     serve.add_argument(
         "--listen", default="127.0.0.1:9250", help="HOST:PORT (default 127.0.0.1:9250)"
     )

@@ -17,6 +17,7 @@ from ltrr.plugin.ops.client import Cluster
 KNN_PLUGIN = "opensearch-knn"
 LTR_PLUGIN = "opensearch-ltr"
 NEURAL_PLUGIN = "opensearch-neural-search"
+SECURITY_PLUGIN = "opensearch-security"
 
 
 @dataclass(frozen=True)

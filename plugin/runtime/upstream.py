@@ -7,8 +7,10 @@ wraps one ``aiohttp.ClientSession`` whose connection pool every request shares.
 from __future__ import annotations
 
 import gzip
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -46,10 +48,36 @@ class Transport(Protocol):
     ) -> UpstreamReply: ...
 
 
-def make_session(limit: int = 64) -> aiohttp.ClientSession:
-    """One pool for everything: keep-alive, no automatic decompression (byte-exact passthrough)."""
+class UpstreamTLSError(LtrrError):
+    """The CA bundle given for OpenSearch's certificate cannot be used."""
+
+
+def upstream_ssl(ca_file: Path | str | None = None) -> ssl.SSLContext:
+    """How the proxy checks an ``https://`` OpenSearch: always verified, certificate chain and
+    host name, against ``ca_file`` alone (a private CA's bundle) or, without one, the system
+    trust store. There is deliberately no way to turn verification off: the proxy forwards
+    its callers' credentials, which must never go to a node it cannot authenticate."""
+    if ca_file is None:
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    path = Path(ca_file)
+    if not path.is_file():
+        raise UpstreamTLSError(f"the OpenSearch CA bundle {path} is not a readable file")
+    try:
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(path))
+    except (ssl.SSLError, ValueError) as exc:
+        raise UpstreamTLSError(
+            f"the OpenSearch CA bundle {path} holds no usable PEM certificate: {exc}"
+        ) from None
+
+
+def make_session(limit: int = 64, tls: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
+    """One pool for everything: keep-alive, no automatic decompression (byte-exact
+    passthrough), and ``tls`` (default: ``upstream_ssl()``) for an ``https://`` node."""
     connector = aiohttp.TCPConnector(
-        limit=limit, keepalive_timeout=60.0, enable_cleanup_closed=True
+        limit=limit,
+        keepalive_timeout=60.0,
+        enable_cleanup_closed=True,
+        ssl=tls if tls is not None else upstream_ssl(),
     )
     return aiohttp.ClientSession(
         connector=connector,

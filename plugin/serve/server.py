@@ -51,6 +51,7 @@ from ltrr.plugin.runtime.upstream import (
     UpstreamTimeout,
     WithHeaders,
     make_session,
+    upstream_ssl,
 )
 from ltrr.plugin.serve.body import BODY_SECONDS, decoded, read_body
 from ltrr.plugin.serve.intercept import (
@@ -225,8 +226,11 @@ class Proxy:
         data_dir: Path | None = None,
         state_interval: float = 2.0,
         clock: SimulatedClock | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.registry = registry
+        # Built now, so that an unusable CA bundle stops the start before anything listens.
+        self.tls = upstream_ssl(ca_file)
         self.clock = clock
         self.data_dir = data_dir
         self.state_interval = state_interval
@@ -256,7 +260,7 @@ class Proxy:
     async def _start(self, _app: web.Application) -> None:
         """Connect to OpenSearch, bounded: a node that accepts connections but never answers
         fails the start with a message, instead of a proxy that never listens."""
-        self._session = make_session()
+        self._session = make_session(tls=self.tls)
         log.info("connecting to OpenSearch at %s", self.base_url)
         bound = self.limits.upstream_seconds
         try:
@@ -603,10 +607,13 @@ async def serve(
     state_interval: float = 2.0,
     simulated_clock: bool = False,
     sock: socket.socket | None = None,
+    ca_file: Path | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs. ``simulated_clock``: time is
     what ``POST /_ltrr/_sim/clock`` sets (for ``ltrr simulate`` only). ``sock`` is a
-    listening socket already bound (a worker's); by default ``listen`` is bound here."""
+    listening socket already bound (a worker's); by default ``listen`` is bound here.
+    ``ca_file``: the CA bundle an ``https://`` OpenSearch's certificate is verified against
+    (default: the system's)."""
     registry = CatalogRegistry(catalogs, seed=seed)
     registry.load_all()
     proxy = Proxy(
@@ -616,6 +623,7 @@ async def serve(
         data_dir=data_dir,
         state_interval=state_interval,
         clock=SimulatedClock() if simulated_clock else None,
+        ca_file=ca_file,
     )
     host, port = parse_listen(listen)
     if sock is None:

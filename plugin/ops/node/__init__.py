@@ -18,8 +18,9 @@ from pathlib import Path
 
 from ltrr.plugin.errors import ClusterUnavailable, PortInUse
 from ltrr.plugin.ops.cluster import ClusterInfo
-from ltrr.plugin.ops.node import process
+from ltrr.plugin.ops.node import process, security
 from ltrr.plugin.ops.node.assemble import assemble, configure
+from ltrr.plugin.ops.node.bom import PLUGINS, SECURED_PLUGINS
 from ltrr.plugin.ops.node.config import NodeConfig
 from ltrr.plugin.ops.node.fetch import fetch_artifacts
 from ltrr.plugin.ops.node.java import find_java_home
@@ -64,7 +65,7 @@ class LocalNode:
             say(f"OpenSearch already running at {config.url} (pid {pid})")
             process.wait_green(config, None, config.start_timeout)
             process.settle_single_node(config)
-            return ClusterInfo.fetch(config.url)
+            return ClusterInfo.fetch(process.cluster(config))
         if _port_taken(config.port):
             raise PortInUse(
                 f"something this tool did not start listens at {config.url}; stop it, pick "
@@ -77,11 +78,17 @@ class LocalNode:
             )
         began = time.monotonic()
         java_home = find_java_home()
-        artifacts = fetch_artifacts(config.cache_dir, config.plugin_dir, say=say)
+        plugins = SECURED_PLUGINS if config.security else PLUGINS
+        artifacts = fetch_artifacts(config.cache_dir, config.plugin_dir, plugins=plugins, say=say)
         for name, reason in artifacts.missing.items():
             say(f"{name} not installed: {reason}")
         if assemble(artifacts, config.home, java_home):
             say(f"Assembled OpenSearch in {config.home}")
+        extra = None
+        if config.security:
+            if security.provision(config, java_home):
+                say(f"Made the CA, certificates and users' passwords in {config.security_dir}")
+            extra = security.install(config)
         for folder in (config.data, config.logs):
             folder.mkdir(parents=True, exist_ok=True)
         configure(
@@ -91,7 +98,10 @@ class LocalNode:
             data=config.data,
             logs=config.logs,
             heap=config.heap,
+            extra=extra,
         )
+        if config.security:
+            security.restrict(config)
         user = process.node_user()
         if user is not None:
             process.ensure_user(user)
@@ -103,8 +113,10 @@ class LocalNode:
         )
         process.wait_green(config, self._proc, config.start_timeout)
         process.settle_single_node(config)
+        if config.security:
+            process.check_users(config)
         say(f"OpenSearch is up after {time.monotonic() - began:.1f}s")
-        return ClusterInfo.fetch(config.url)
+        return ClusterInfo.fetch(process.cluster(config))
 
     def down(self, say: Say = _quiet) -> bool:
         """Stop the node this tool started; False if none was running."""
@@ -130,8 +142,14 @@ class LocalNode:
         ]
         if pid is None:
             return "\n".join(head)
+        if self.config.security:
+            head += [
+                f"CA:           {security.ca_file(self.config)}",
+                f"users:        {', '.join(security.USERS)} "
+                f"(passwords in {self.config.security_dir / 'users.json'})",
+            ]
         try:
-            report = ClusterInfo.fetch(self.config.url).report()
+            report = ClusterInfo.fetch(process.cluster(self.config, timeout=10)).report()
         except ClusterUnavailable as exc:
             report = f"cluster:      not answering yet ({exc})"
         return "\n".join([*head, report])

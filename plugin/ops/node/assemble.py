@@ -11,10 +11,12 @@ import os
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ltrr.plugin.errors import ProvisionError
-from ltrr.plugin.ops.node.bom import MODULES, OPENSEARCH_VERSION, PLUGINS
+from ltrr.plugin.ops.node.bom import MODULES, OPENSEARCH_VERSION, PLUGINS, SECURED_PLUGINS
 from ltrr.plugin.ops.node.fetch import Artifacts, sha256_of
 
 _MARKER = ".ltrr-assembled.json"
@@ -45,18 +47,29 @@ def assemble(artifacts: Artifacts, home: Path, java_home: Path) -> bool:
         policy = module.policy()
         if policy is not None:
             (folder / "plugin-security.policy").write_text(policy)
-    for plugin in PLUGINS:  # in order: a plugin's parents are installed before it
-        if plugin.name in artifacts.plugins:
-            _install_plugin(staging, plugin.name, artifacts.plugins[plugin.name], java_home)
+    # In the bill of materials' order: a plugin's parents are installed before it.
+    order = {plugin.name: i for i, plugin in enumerate((*PLUGINS, *SECURED_PLUGINS))}
+    for name, zip_path in sorted(
+        artifacts.plugins.items(), key=lambda p: order.get(p[0], len(order))
+    ):
+        _install_plugin(staging, name, zip_path, java_home)
     (staging / _MARKER).write_text(json.dumps(fingerprint, indent=2) + "\n")
     staging.rename(home)
     return True
 
 
 def configure(
-    home: Path, *, port: int, transport_port: int, data: Path, logs: Path, heap: str
+    home: Path,
+    *,
+    port: int,
+    transport_port: int,
+    data: Path,
+    logs: Path,
+    heap: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write a single-node, loopback-only configuration; rewritten on every start."""
+    """Write a single-node, loopback-only configuration; rewritten on every start. ``extra``
+    settings are added (the security plugin's, on a secured node)."""
     settings = {
         "cluster.name": "ltrr-local",
         "node.name": "ltrr-local-1",
@@ -67,6 +80,7 @@ def configure(
         "path.data": str(data),
         "path.logs": str(logs),
         "action.auto_create_index": True,
+        **(extra or {}),
     }
     text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
     (home / "config" / "opensearch.yml").write_text(text)

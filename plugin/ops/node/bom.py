@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ltrr.plugin.ops.cluster import KNN_PLUGIN, LTR_PLUGIN, NEURAL_PLUGIN
+from ltrr.plugin.ops.cluster import KNN_PLUGIN, LTR_PLUGIN, NEURAL_PLUGIN, SECURITY_PLUGIN
 
 OPENSEARCH_VERSION = "2.19.1"
 PLUGIN_VERSION = f"{OPENSEARCH_VERSION}.0"
@@ -279,3 +279,13 @@ PLUGINS: tuple[Plugin, ...] = (
         ("8abf31710227c2a2ef1484da15137e85d8b4959dc9de567ef6757fe54eaa2ae3",),
     ),
 )
+
+# The secured node (``NodeConfig(security=True)``) installs only this: TLS, users and roles,
+# so that the proxy is tested against OpenSearch's own access control. It extends no other
+# plugin (job-scheduler is not needed) and the searches tested there need no k-NN or LTR.
+SECURITY = Plugin(
+    SECURITY_PLUGIN,
+    Artifact("org.opensearch.plugin", SECURITY_PLUGIN, PLUGIN_VERSION, "zip"),
+    True,
+)
+SECURED_PLUGINS: tuple[Plugin, ...] = (SECURITY,)

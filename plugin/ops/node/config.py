@@ -52,6 +52,10 @@ class NodeConfig:
     cache_dir: Path = field(default_factory=default_cache_dir)
     state_dir: Path = field(default_factory=default_state_dir)
     plugin_dir: Path | None = field(default_factory=default_plugin_dir)
+    # The security plugin, TLS on HTTP and transport, and fixed users with different index
+    # permissions (see ``security``): to prove the proxy against OpenSearch's own access
+    # control. Such a node installs no other plugin and has a state folder of its own.
+    security: bool = False
 
     def __post_init__(self) -> None:
         if not 1024 <= self.port <= 65535 - TRANSPORT_OFFSET:
@@ -69,11 +73,20 @@ class NodeConfig:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.security else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def node_dir(self) -> Path:
-        return self.state_dir / "nodes" / str(self.port)
+        # Apart from a plain node's on the same port: its data holds the security index.
+        return (
+            self.state_dir / "nodes" / (f"{self.port}-secured" if self.security else str(self.port))
+        )
+
+    @property
+    def security_dir(self) -> Path:
+        """The CA, the certificates and the users' passwords: kept across rebuilds of the
+        home, since the security index in ``data`` was initialised with them."""
+        return self.node_dir / "security"
 
     @property
     def home(self) -> Path:

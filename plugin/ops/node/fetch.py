@@ -12,13 +12,20 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from ltrr.plugin.errors import ProvisionError
-from ltrr.plugin.ops.node.bom import DISTRIBUTION, MODULES, OPENSEARCH_VERSION, PLUGINS, Artifact
+from ltrr.plugin.ops.node.bom import (
+    DISTRIBUTION,
+    MODULES,
+    OPENSEARCH_VERSION,
+    PLUGINS,
+    Artifact,
+    Plugin,
+)
 from ltrr.plugin.ops.node.lock import exclusive
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
@@ -41,41 +48,50 @@ def cache_root(cache_dir: Path) -> Path:
     return cache_dir / f"opensearch-{OPENSEARCH_VERSION}"
 
 
-def _expected(root: Path) -> list[Path]:
-    files = [root / "distribution" / DISTRIBUTION.filename]
-    files += [root / "modules" / m.name / jar.filename for m in MODULES for jar in m.jars]
-    files += [root / "plugins" / p.zip.filename for p in PLUGINS if p.from_maven]
-    return files
+def _wanted(root: Path, plugins: Sequence[Plugin]) -> list[tuple[Artifact, Path]]:
+    """Every Maven artifact a node with ``plugins`` needs, with the folder it is kept in."""
+    items = [(DISTRIBUTION, root / "distribution")]
+    items += [(jar, root / "modules" / m.name) for m in MODULES for jar in m.jars]
+    items += [(p.zip, root / "plugins") for p in plugins if p.from_maven]
+    return items
+
+
+def _expected(root: Path, plugins: Sequence[Plugin] = PLUGINS) -> list[Path]:
+    return [folder / artifact.filename for artifact, folder in _wanted(root, plugins)]
 
 
 def fetch_artifacts(
     cache_dir: Path,
     plugin_dir: Path | None = None,
     *,
+    plugins: Sequence[Plugin] | None = None,
     run: Runner | None = None,
     say: Callable[[str], None] = print,
 ) -> Artifacts:
-    """The cached artifacts, downloading first whatever the cache lacks (all of it, once)."""
+    """The cached artifacts of a node with ``plugins`` (default: the test node's), downloading
+    first whatever the cache lacks (all of it on the first run; a plugin added later, alone)."""
+    wanted = tuple(PLUGINS if plugins is None else plugins)
     root = cache_root(cache_dir)
     with exclusive(root.with_name(root.name + ".lock")):
-        if not all(path.is_file() for path in _expected(root)):
-            _download(root, run or _run_maven, say)
+        if not all(path.is_file() for path in _expected(root, wanted)):
+            _download(root, run or _run_maven, say, wanted)
     missing: dict[str, str] = {}
-    plugins: dict[str, Path] = {}
-    for plugin in PLUGINS:
+    found_plugins: dict[str, Path] = {}
+    for plugin in wanted:
         if plugin.from_maven:
-            plugins[plugin.name] = root / "plugins" / plugin.zip.filename
+            found_plugins[plugin.name] = root / "plugins" / plugin.zip.filename
             continue
         found = _from_folder(plugin.zip.filename, plugin_dir, plugin.known_sha256)
         if isinstance(found, Path):
-            plugins[plugin.name] = found
+            found_plugins[plugin.name] = found
         else:
             missing[plugin.name] = found
     modules = {
         module.name: [root / "modules" / module.name / jar.filename for jar in module.jars]
         for module in MODULES
     }
-    return Artifacts(root, root / "distribution" / DISTRIBUTION.filename, modules, plugins, missing)
+    distribution = root / "distribution" / DISTRIBUTION.filename
+    return Artifacts(root, distribution, modules, found_plugins, missing)
 
 
 def _from_folder(filename: str, folder: Path | None, known: tuple[str, ...]) -> Path | str:
@@ -117,19 +133,24 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(root: Path, run: Runner, say: Callable[[str], None]) -> None:
+def _download(
+    root: Path, run: Runner, say: Callable[[str], None], plugins: Sequence[Plugin]
+) -> None:
+    """Copy from Maven Central only what the cache lacks: the files already there may be in
+    use by another node's start (and need no second download)."""
     root.mkdir(parents=True, exist_ok=True)
     say(f"Fetching OpenSearch {OPENSEARCH_VERSION} from Maven Central into {root}")
     # The POM sits in a folder of its own, away from the artifacts it copies.
     pom = root / "pom" / "pom.xml"
     pom.parent.mkdir(exist_ok=True)
-    pom.write_text(_pom(root))
+    lacking = [(a, f) for a, f in _wanted(root, plugins) if not (f / a.filename).is_file()]
+    pom.write_text(_pom(root, lacking))
     done = run(["-f", str(pom), "dependency:copy"], root)
     if done.returncode != 0:
         raise ProvisionError(
             "Maven could not fetch the OpenSearch artifacts:\n" + _maven_errors(done)
         )
-    absent = [str(p) for p in _expected(root) if not p.is_file()]
+    absent = [str(p) for p in _expected(root, plugins) if not p.is_file()]
     if absent:
         raise ProvisionError(f"Maven finished, but {absent[0]} is missing; delete {root} and retry")
 
@@ -146,11 +167,12 @@ def _item(artifact: Artifact, into: Path) -> str:
     )
 
 
-def _pom(root: Path) -> str:
-    """A throwaway POM whose only job is to copy each Maven artifact to its folder."""
-    items = [_item(DISTRIBUTION, root / "distribution")]
-    items += [_item(jar, root / "modules" / m.name) for m in MODULES for jar in m.jars]
-    items += [_item(p.zip, root / "plugins") for p in PLUGINS if p.from_maven]
+def _pom(root: Path, wanted: Sequence[tuple[Artifact, Path]] | None = None) -> str:
+    """A throwaway POM whose only job is to copy each Maven artifact to its folder (by
+    default, all that the test node needs)."""
+    items = [
+        _item(a, folder) for a, folder in (_wanted(root, PLUGINS) if wanted is None else wanted)
+    ]
     group, artifact, version = DEPENDENCY_PLUGIN.split(":")
     return (
         '<project xmlns="http://maven.apache.org/POM/4.0.0">'

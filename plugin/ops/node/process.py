@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from ltrr.plugin.errors import ClusterUnavailable, NodeStartError, ProvisionError
-from ltrr.plugin.ops.client import Cluster
+from ltrr.plugin.ops.client import DEFAULT_TIMEOUT, Cluster, connect
+from ltrr.plugin.ops.node import security
 from ltrr.plugin.ops.node.config import NODE_USER, NodeConfig
 
 
@@ -130,6 +131,42 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def cluster(config: NodeConfig, timeout: float = DEFAULT_TIMEOUT, user: str = "admin") -> Cluster:
+    """A client of this node: on a secured one over HTTPS, trusting only its own CA, as
+    ``user`` (the admin by default)."""
+    if not config.security:
+        return Cluster(config.url, timeout=timeout)
+    password = security.passwords(config)[user]
+    client = connect(
+        config.url,
+        timeout=timeout,
+        http_auth=(user, password),
+        verify_certs=True,
+        ca_certs=str(security.ca_file(config)),
+        ssl_show_warn=False,
+    )
+    return Cluster(config.url, client=client, timeout=timeout)
+
+
+def check_users(config: NodeConfig) -> None:
+    """Every user logs in: a security index initialised with other passwords (from an older
+    node folder) is said plainly here, not as a 401 in some later test."""
+    for user in security.USERS:
+        http = cluster(config, timeout=30, user=user)
+        try:
+            status, reply = http.request("GET", "/_plugins/_security/authinfo")
+        except ClusterUnavailable as exc:
+            raise NodeStartError(f"checking user {user} failed: {exc}") from exc
+        finally:
+            http.close()
+        if status != 200:
+            raise NodeStartError(
+                f"user {user} cannot log in ({status} {reply!s:.200}): the security index in "
+                f"{config.data} does not match {config.security_dir}; stop the node and delete "
+                f"{config.node_dir} to start afresh"
+            )
+
+
 def wait_green(config: NodeConfig, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
     """Block until every primary shard is assigned; fail early, with the log tail, if it dies.
 
@@ -137,7 +174,7 @@ def wait_green(config: NodeConfig, proc: subprocess.Popen[bytes] | None, timeout
     of one (clients create ``ubi_events`` that way), and its primaries serve everything.
     """
     deadline = time.monotonic() + timeout
-    http = Cluster(config.url, timeout=5)
+    http = cluster(config, timeout=5)
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise NodeStartError(
@@ -165,7 +202,7 @@ def settle_single_node(config: NodeConfig) -> None:
     """
     body = {"persistent": {"cluster.default_number_of_replicas": 0}}
     try:
-        status, reply = Cluster(config.url, timeout=30).request("PUT", "/_cluster/settings", body)
+        status, reply = cluster(config, timeout=30).request("PUT", "/_cluster/settings", body)
     except ClusterUnavailable as exc:
         raise NodeStartError(f"setting the single-node defaults failed: {exc}") from exc
     if status != 200:

@@ -541,3 +541,37 @@ def test_searches_arriving_during_a_flush_of_their_target_are_kept_for_the_next(
     asyncio.run(updater.flush(["music"]))
     assert memory_doc(store, KEY, "music")["searches"] == 2.0
     assert updater.pending_targets() == ["books"]
+
+
+def test_scores_that_opensearch_refuses_are_counted_not_only_logged():
+    """An identity that may not update the entity index (a 403 per item) is visible in the
+    stats: ``pairs_failed`` and the last error, while the counts stay in ltrr-memory."""
+    store = with_entities(SONG, OTHER_SONG)
+    store.force_item("music", "42", 403)
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 2, [(SONG, 1.0), (OTHER_SONG, 1.0)])
+
+    flush(updater)
+
+    assert updater.pairs_written == 1
+    assert updater.pairs_failed == 1
+    assert "403" in (updater.last_error or "")
+    assert entity(store, SONG)["ltrr_q2e"] == {"kept": 0.5}
+    assert memory_doc(store, KEY)["engaged"] == {SONG: 1.0, OTHER_SONG: 1.0}
+
+
+def test_a_flush_that_fails_in_the_background_is_counted():
+    store = with_entities(SONG)
+    updater = MemoryUpdater(store, clock=Clock())
+    record(updater, KEY, 1, [(SONG, 1.0)])
+    store.fail_next(f"/{MEMORY_INDEX}/_mget", 401, times=100)
+
+    async def two_rounds():
+        task = asyncio.create_task(updater.run(0.01))
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    asyncio.run(two_rounds())
+    assert updater.flush_failures >= 2
+    assert "401" in (updater.last_error or "")
+    assert updater.pending_keys() == 1

@@ -63,6 +63,25 @@ def test_serve_refuses_a_bad_catalog_before_listening(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"ltrr: error: {bad}:2: budget:")
 
 
+def test_serve_refuses_an_unusable_ca_bundle_before_listening(tmp_path, capsys):
+    good = tmp_path / "good.yml"
+    good.write_text(GOOD)
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    serve = ["serve", "--catalog", str(good), "--opensearch", "https://127.0.0.1:1"]
+    serve += ["--listen", "127.0.0.1:0"]  # a free port: the CA is what fails
+    code = main([*serve, "--opensearch-ca", str(junk), "--data-dir", str(tmp_path / "data")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"ltrr: error: the OpenSearch CA bundle {junk} holds no usable PEM")
+
+
+def test_the_secured_node_has_its_own_folder(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("LTRR_STATE_DIR", str(tmp_path))
+    assert main(["opensearch", "status", "--security", "--port", "9398"]) == 3
+    assert str(tmp_path / "nodes" / "9398-secured" / "home") in capsys.readouterr().out
+
+
 def test_simulate_defaults_to_the_whole_line_up():
     args = build_parser().parse_args(["simulate", "--catalog", "c.yml", "--dataset", "d"])
     assert args.policy == [

@@ -187,3 +187,24 @@ def test_concurrent_first_runs_download_once(tmp_path):
     assert len(results) == 3
     assert len(slow_calls) == 1
     assert results[0] == results[1] == results[2]
+
+
+def test_the_secured_set_fetches_only_what_the_cache_lacks(tmp_path):
+    """A cache filled for the test node gets the security plugin alone, in a POM of its own:
+    the files another node may be starting from are not copied again."""
+    from ltrr.plugin.ops.node.bom import SECURED_PLUGINS
+
+    maven = FakeMaven()
+    fetch_artifacts(tmp_path, run=maven, say=quiet)
+    secured = fetch_artifacts(tmp_path, plugins=SECURED_PLUGINS, run=maven, say=quiet)
+    assert len(maven.calls) == 2
+    pom = ET.parse(maven.calls[1][maven.calls[1].index("-f") + 1])
+    items = [
+        i.findtext("m:artifactId", namespaces=NS) for i in pom.iterfind(".//m:artifactItem", NS)
+    ]
+    assert items == ["opensearch-security"]
+    assert list(secured.plugins) == ["opensearch-security"]
+    assert secured.missing == {}
+    again = fetch_artifacts(tmp_path, plugins=SECURED_PLUGINS, run=maven, say=quiet)
+    assert len(maven.calls) == 2
+    assert again == secured
