@@ -270,6 +270,10 @@ class BulkQueue:
         self.batch = batch
         self.max_queued = max_queued
         self._queue: list[tuple[str, Mapping[str, Any]]] = []
+        # One flush at a time: each takes the head of the queue and deletes it once written,
+        # so two at once (the simulated clock's requests, say) would delete what the other
+        # had not sent.
+        self._flushing = asyncio.Lock()
         self.dropped = 0
         self.written = 0
 
@@ -285,6 +289,10 @@ class BulkQueue:
 
     async def flush(self) -> None:
         """Write everything queued; raises ``UpstreamError`` while some of it must wait."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self._queue:
             batch = self._queue[: self.batch]
             actions = [({"index": {"_index": self.index, "_id": i}}, d) for i, d in batch]

@@ -275,7 +275,7 @@ def test_ubi_events_reach_opensearch_unchanged(client, start_proxy, make_target,
         )["hits"]["hits"]
         assert len(found) == 1
         assert found[0]["_source"]["event_attributes"]["object"]["object_id"] == doc
-        assert stats(proxy.url)["ubi_events"] == 1
+        wait_for(lambda: stats(proxy.url).get("ubi_events") == 1)
 
 
 def test_bad_feedback_gets_a_400_with_the_reason(start_proxy, make_target, tmp_path):
@@ -985,7 +985,8 @@ def test_ubi_events_opensearch_refused_are_not_learned(client, start_proxy, make
         assert response.status_code == 200, response.text
         statuses = [item["index"]["status"] for item in response.json()["items"]]
         assert statuses == [201, 400]
-        counters = stats(proxy.url)
+        # The proxy answers the write first and learns right after: wait for it.
+        counters = wait_for(lambda: (c := stats(proxy.url)).get("ubi_events") and c)
         assert counters["ubi_events"] == 1
         assert counters["ubi_skipped: refused by OpenSearch"] == 1
         wait_for(lambda: len(_events_of(client, decision_id)) == 1, timeout=30)

@@ -207,6 +207,52 @@ def test_a_failed_flush_keeps_the_batch_for_the_next_one(store):
     assert store.ids(DECISIONS_INDEX) == {"d0", "d1", "d2"}
 
 
+def test_a_busy_item_stays_queued_first_and_is_written_next_time(store):
+    queue = BulkQueue(store, DECISIONS_INDEX, batch=10)
+    for n in range(3):
+        queue.put(f"d{n}", {"n": n})
+    store.force_item(DECISIONS_INDEX, "d1", 429)
+
+    with pytest.raises(UpstreamError, match="1 documents not written yet"):
+        run(queue.flush())
+    assert (len(queue), queue.written, queue.dropped) == (1, 2, 0)
+
+    run(queue.flush())
+    assert store.ids(DECISIONS_INDEX) == {"d0", "d1", "d2"}
+
+
+def test_concurrent_flushes_write_every_document_once(store):
+    """Two flushes at once, and documents queued while a bulk is in flight: once, two
+    flushers each deleted the head they had not sent, and a decision went missing."""
+
+    class Slow:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def request(self, method, path, *, headers, body, timeout):
+            await asyncio.sleep(0.01)
+            lines = body.decode().splitlines()
+            self.sent += [orjson.loads(line)["index"]["_id"] for line in lines[::2]]
+            return await store.request(method, path, headers=headers, body=body, timeout=timeout)
+
+    slow = Slow()
+    queue = BulkQueue(slow, DECISIONS_INDEX, batch=3)
+    for n in range(7):
+        queue.put(f"d{n}", {"n": n})
+
+    async def go():
+        async def late():
+            await asyncio.sleep(0.005)  # while the first bulk is in flight
+            queue.put("late", {"n": 99})
+
+        await asyncio.gather(queue.flush(), queue.flush(), late())
+
+    run(go())
+    assert sorted(slow.sent) == sorted([f"d{n}" for n in range(7)] + ["late"])
+    assert store.ids(DECISIONS_INDEX) == {*(f"d{n}" for n in range(7)), "late"}
+    assert (len(queue), queue.written) == (0, 8)
+
+
 # --- ensure_indices ---
 
 
