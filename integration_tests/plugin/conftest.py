@@ -23,7 +23,7 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
-from ltrr.plugin.learn.tokens import SECRET_ENV, FeedbackTokens
+from ltrr.plugin.learn.tokens import SECRET_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_MODEL = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2-onnx"
@@ -60,11 +60,6 @@ class MusicIndex:
 
 
 FEEDBACK_SECRET = "integration-tests-feedback-secret"
-
-
-def feedback_token(decision_id: str) -> str:
-    """The token a test proxy returned with ``decision_id``'s results."""
-    return FeedbackTokens(FEEDBACK_SECRET.encode()).token(decision_id)
 
 
 def model_dir() -> Path:

@@ -130,13 +130,17 @@ def bulk_body(actions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | Non
 
 
 class BulkRefused(UpstreamError):
-    """OpenSearch refused a whole ``_bulk`` (a 4xx other than 429): one bad action, an
-    over-long ``_id`` say, refuses every item with it."""
+    """OpenSearch refused a whole ``_bulk`` for what it holds (a 400 or 413): one bad action,
+    an over-long ``_id`` say, refuses every item with it."""
+
+
+# Not the record's fault: credentials being fixed (401, 403), an index being recreated (404).
+_NOT_THE_RECORD = frozenset({401, 403, 404, 408, 429})
 
 
 def retryable(status: int) -> bool:
-    """Busy or failing, not refusing: the same write may succeed later."""
-    return status == 429 or status >= 500
+    """Busy, failing, or not allowed yet: the same write may succeed later, so it is kept."""
+    return status in _NOT_THE_RECORD or status >= 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +215,7 @@ async def bulk(
         "POST", "/_bulk", headers=NDJSON, body=bulk_body(actions), timeout=timeout
     )
     if reply.status != 200:
-        error = BulkRefused if 400 <= reply.status < 500 and reply.status != 429 else UpstreamError
+        error = UpstreamError if retryable(reply.status) else BulkRefused
         raise error(f"_bulk answered {reply.status}: {reply.body[:300]!r}")
     try:
         items = reply.json()["items"]
@@ -294,11 +298,16 @@ class BulkQueue:
 
     async def _flush(self) -> None:
         while self._queue:
+            # Off the queue before the write, so ``put`` may trim the queue meanwhile.
             batch = self._queue[: self.batch]
-            actions = [({"index": {"_index": self.index, "_id": i}}, d) for i, d in batch]
-            written = await write(self.transport, actions)
             del self._queue[: len(batch)]
-            self._queue[:0] = [batch[i] for i in written.retry]  # first in line next time
+            actions = [({"index": {"_index": self.index, "_id": i}}, d) for i, d in batch]
+            try:
+                written = await write(self.transport, actions)
+            except BaseException:
+                self._queue[:0] = batch  # not written: first in line next time
+                raise
+            self._queue[:0] = [batch[i] for i in written.retry]
             self.written += len(written.stored)
             if written.refused:  # refused for good: retrying would only block the rest
                 self.dropped += len(written.refused)

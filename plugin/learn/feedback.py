@@ -373,6 +373,15 @@ def is_ubi_write(method: str, path: str) -> bool:
     return _route(method, path) is not None
 
 
+def may_carry_ubi(method: str, path: str, body: bytes) -> bool:
+    """Whether the write can hold a UBI event at all (an ingestion bulk is a byte scan away
+    from no): only then is OpenSearch's answer kept and read."""
+    route = _route(method, path)
+    if route is None:
+        return False
+    return not route.bulk or route.index == UBI_INDEX or UBI_INDEX.encode() in body
+
+
 class _MalformedBulk(LtrrError):
     """OpenSearch rejects the whole bulk for this, so none of its documents will be stored."""
 

@@ -110,6 +110,7 @@ class Learner:
         decision: Decision,
         results: Mapping[str, frozenset[str]],
         ranked: Sequence[RankedHit],
+        nonce: str = "",
     ) -> None:
         """Keep a decision for its window and queue it for ``ltrr-decisions``.
 
@@ -129,6 +130,7 @@ class Learner:
             decision,
             results,
             ranked,
+            nonce,
         )
         record = searched.record(now, window)
         if record is not None:
@@ -172,6 +174,7 @@ class Learner:
             )
         record = from_document(decision_id, doc)
         self._open.put(record)
+        self._bound()
         return record
 
     def _runtime(self, record: DecisionRecord) -> CatalogRuntime | None:
@@ -191,12 +194,12 @@ class Learner:
         with the decision's token (a 403 otherwise)."""
         now = self.clock()
         decision_id, events = parse_feedback(body, now=now, max_events=MAX_EVENTS_PER_REQUEST)
-        if not self.tokens.valid(decision_id, token):
+        record = await self._find(decision_id)
+        if not self.tokens.valid(decision_id, record.nonce, token):
             raise Forbidden(
                 f"feedback for decision {decision_id!r} needs the {TOKEN_HEADER} header with "
                 "the feedback_token its search returned"
             )
-        record = await self._find(decision_id)
         runtime = self._runtime(record)
         if runtime is None:
             raise UnknownDecision(

@@ -35,6 +35,7 @@ class DecisionRecord:
     owner: bool  # made here: this replica closes its window
     query: str = ""  # as the caller sent it (a plan policy keeps each query's own record)
     plan: str | None = None  # the plan a plan policy drew (None: arms were drawn one by one)
+    nonce: str = ""  # drawn for this decision: its feedback token signs id and nonce
     observed: bool = False  # the agent already holds this context (a first event was applied)
     seen: set[str] = field(default_factory=set)  # event ids applied
     per_object: Counter[str] = field(default_factory=Counter)  # events applied per object
@@ -66,6 +67,7 @@ class Searched:
     decision: Decision
     results: Mapping[str, frozenset[str]]  # arm -> ids, for each arm that answered
     ranked: Sequence[RankedHit]
+    nonce: str = ""
 
     def record(self, now: float, window: float) -> DecisionRecord | None:
         """The record its feedback is matched against; None when nothing can be learned."""
@@ -86,6 +88,7 @@ class Searched:
             owner=True,
             query=self.query,
             plan=self.decision.plan,
+            nonce=self.nonce,
         )
 
     def document(self, now: float, window: float) -> dict[str, Any]:
@@ -104,6 +107,7 @@ class Searched:
             "context": dict(self.context),
             "learnable": decision.learnable,
             "plan": decision.plan,
+            "nonce": self.nonce,
             "plan_propensity": decision.plan_propensity,
             "set_propensity": decision.set_propensity,
             "feature_names": list(self.feature_names),
@@ -141,6 +145,7 @@ def from_document(decision_id: str, doc: Mapping[str, Any]) -> DecisionRecord:
         owner=False,
         query=str(doc["query"]),
         plan=doc.get("plan"),
+        nonce=str(doc.get("nonce") or ""),
     )
 
 

@@ -50,6 +50,7 @@ class IndexWatch:
         self.names = tuple(names)
         self.uuids: dict[str, str] = {}
         self.recreated: Counter[str] = Counter()
+        self.templated = False
 
     async def _uuids(self) -> dict[str, str]:
         reply = await self.transport.request(
@@ -65,12 +66,25 @@ class IndexWatch:
         return {name: str(found[name]["settings"]["index"]["uuid"]) for name in found}
 
     async def start(self) -> None:
-        await put_templates(self.transport, self.names)
+        await self._templates()
         await ensure_indices(self.transport, self.names)
         self.uuids = await self._uuids()
 
+    async def _templates(self) -> None:
+        """Best effort: an identity without ``cluster_manage_index_templates`` still gets its
+        indices created and its state loaded; the templates are tried again at each check."""
+        try:
+            await put_templates(self.transport, self.names)
+            self.templated = True
+        except UpstreamError as exc:
+            log.warning(
+                "index templates for the learning indices not written (will retry): %s", exc
+            )
+
     async def check(self) -> list[str]:
         """The indices found lost since the last check (now recreated)."""
+        if not self.templated:
+            await self._templates()
         now = await self._uuids()
         lost = [n for n in self.names if n in self.uuids and now.get(n) != self.uuids[n]]
         missing = [n for n in self.names if n not in now]

@@ -69,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from ltrr.plugin.learn.tokens import SECRET_ENV, secret
     from ltrr.plugin.serve.server import Limits, parse_listen, serve
     from ltrr.plugin.serve.workers import bind, inherited, run_workers, worker_data_dir
 
@@ -88,6 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
     if worker is None:
         sock = bind(*parse_listen(args.listen))
         if args.workers > 1:
+            # One secret for all: feedback may reach another worker than its search did.
+            os.environ.setdefault(SECRET_ENV, secret(data_dir))
             return run_workers(sock, args.workers, sys.argv[1:])
         index = 0
     else:

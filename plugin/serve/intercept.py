@@ -315,8 +315,8 @@ def parse_search(
             f"the query text is {len(text)} characters, over the limit of {MAX_QUERY_CHARS}",
             error_type="illegal_argument_exception",
         )
-    _bounded(body.get("query"), "query")
-    _bounded(body.get("post_filter"), "post_filter")
+    for name in ("query", "post_filter", "_source"):
+        _bounded(body.get(name), name)
     ltrr = ltrr or {}
     size = _int(body.get("size", params.get("size", 10)), "size")
     from_ = _int(body.get("from", params.get("from", 0)), "from")

@@ -85,6 +85,8 @@ def build_response(
 ) -> dict[str, Any]:
     page = ranked.hits[from_ : from_ + size]
     ext = dict(ranked.ext)
+    if served_from_cache:  # the first page gave it; anyone naming the id must not get it
+        ext.pop("feedback_token", None)
     ext["decision_id"] = ranked.decision_id
     ext["page"] = {"from": from_, "size": size, "cached": served_from_cache}
     if not served_from_cache:

@@ -19,6 +19,7 @@ from typing import Any
 from ltrr.bandit.decision import Decision
 from ltrr.plugin.errors import DeadlineExceeded
 from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.learn.tokens import FeedbackTokens
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import Transport
@@ -157,11 +158,12 @@ class SearchPath:
             else None,
         }
         decision_id = request.decision_id or uuid.uuid4().hex
+        nonce = FeedbackTokens.nonce()
         if self.learner is not None:  # what the client shows to send feedback on this search
-            ext["feedback_token"] = self.learner.tokens.token(decision_id)
+            ext["feedback_token"] = self.learner.tokens.token(decision_id, nonce)
         ranked = RankedList(decision_id, executed.reranked.ranked, ext, shards, key)
         self.pages.put(ranked)
-        self._learn(runtime, request, decision_id, executed)
+        self._learn(runtime, request, decision_id, executed, nonce)
         self.stats.count("intercepted")
         return self._respond(ranked, request, started)
 
@@ -198,6 +200,7 @@ class SearchPath:
         request: SearchRequest,
         decision_id: str,
         executed: Executed,
+        nonce: str,
     ) -> None:
         """Keep the decision for its feedback window (the learner logs every decision)."""
         if self.learner is None:
@@ -215,6 +218,7 @@ class SearchPath:
             executed.decision,
             results,
             executed.reranked.ranked,
+            nonce,
         )
 
     async def _execute(

@@ -38,7 +38,7 @@ from ltrr.plugin.errors import (
     HttpError,
     PayloadTooLarge,
 )
-from ltrr.plugin.learn.feedback import is_ubi_write
+from ltrr.plugin.learn.feedback import is_ubi_write, may_carry_ubi
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.memorize import check_sources
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
@@ -179,38 +179,44 @@ async def _errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Every error the proxy writes is OpenSearch's error JSON; details stay in the log, so
-    no body names the upstream host or shows a traceback."""
+    no body names the upstream host or shows a traceback. An error once an answer has begun
+    (a stream that stalls) cannot become a second answer on the same connection: it goes up,
+    and aiohttp closes the connection."""
     try:
         return await handler(request)
-    except HttpError as exc:
-        return error_response(exc)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(PayloadTooLarge(exc.text or "request body too large"))
-    except (TimeoutError, aiohttp.ClientError, UpstreamError) as exc:
-        log.warning("upstream unreachable for %s %s: %r", request.method, request.path, exc)
-        timed_out = isinstance(exc, TimeoutError | UpstreamTimeout)
-        return error_response(
-            HttpError(
-                "OpenSearch did not answer in time" if timed_out else "OpenSearch did not answer",
-                status=504 if timed_out else 502,
-                error_type="proxy_exception",
-            )
-        )
-    except web.HTTPException as exc:  # aiohttp's own answers: a 405 on a proxy route, say
+    except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(
-            HttpError(
-                f"{exc.reason} for [{request.method} {request.path}]",
-                status=exc.status,
-                error_type="illegal_argument_exception" if exc.status < 500 else "exception",
-            )
+        error = _as_error(request, exc)
+    except Exception as exc:
+        if request.writer is not None and request.writer.output_size > 0:
+            log.warning("%s %s failed mid-answer, closing: %r", request.method, request.path, exc)
+            raise
+        error = _as_error(request, exc)
+    return error_response(error)
+
+
+def _as_error(request: web.Request, exc: Exception) -> HttpError:
+    if isinstance(exc, HttpError):
+        return exc
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge(exc.text or "request body too large")
+    if isinstance(exc, web.HTTPException):  # aiohttp's own answers: a 405 on a route, say
+        return HttpError(
+            f"{exc.reason} for [{request.method} {request.path}]",
+            status=exc.status,
+            error_type="illegal_argument_exception" if exc.status < 500 else "exception",
         )
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(
-            HttpError("the proxy failed on this request; its log has the details")
+    if isinstance(exc, TimeoutError | aiohttp.ClientError | UpstreamError):
+        log.warning("upstream unreachable for %s %s: %r", request.method, request.path, exc)
+        timed_out = isinstance(exc, TimeoutError | UpstreamTimeout)
+        return HttpError(
+            "OpenSearch did not answer in time" if timed_out else "OpenSearch did not answer",
+            status=504 if timed_out else 502,
+            error_type="proxy_exception",
         )
+    log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+    return HttpError("the proxy failed on this request; its log has the details")
 
 
 class Proxy:
@@ -328,8 +334,8 @@ class Proxy:
         """Stats show catalog paths and policy internals: an operator's, not a client's."""
         token = os.environ.get(ADMIN_TOKEN_ENV, "")
         if token:
-            given = request.headers.get(ADMIN_HEADER, "")
-            if not hmac.compare_digest(given.encode(), token.encode()):
+            given = request.headers.get(ADMIN_HEADER, "").encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(given, token.encode()):
                 raise Forbidden(f"{request.path} needs the admin token in {ADMIN_HEADER}")
         elif request.remote not in LOOPBACK:
             raise Forbidden(
@@ -423,11 +429,18 @@ class Proxy:
         return await read_body(request, self.limits.body_seconds)
 
     async def _ubi(self, request: web.Request) -> web.StreamResponse:
-        """Pass a UBI write on unchanged, then learn from what OpenSearch stored."""
+        """Pass a UBI write on unchanged, then learn from what OpenSearch stored. The write
+        is the client's: a body the proxy cannot decode still goes on, unlearned."""
         assert self.learner is not None
-        assert self._session is not None
         raw = await self._raw(request)
-        body = decoded(request.headers, raw, self.limits.max_body)
+        try:
+            body: bytes | None = decoded(request.headers, raw, self.limits.max_body)
+        except HttpError:
+            body = None
+            self.stats.count("ubi_skipped: body not decoded")
+        if body is None or not may_carry_ubi(request.method, request.path, body):
+            return await self._pass(request, body=raw)
+        assert self._session is not None
         self.stats.count("passthrough")
         response = await forward(
             request,

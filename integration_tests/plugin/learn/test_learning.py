@@ -24,7 +24,7 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
-from integration_tests.plugin.conftest import feedback_token, model_dir
+from integration_tests.plugin.conftest import model_dir
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.query_plans.memory import predicted_q2e
 
@@ -144,11 +144,22 @@ def make_target(client: OpenSearch, learn_index: str, tmp_path: Path):
     return make
 
 
+# decision id -> the feedback token its search returned, as a client keeps it
+TOKENS: dict[str, str] = {}
+
+
 def search(url: str, target: str, query: str, **ltrr) -> dict:
     body = {"size": 10, "ext": {"ltrr": {"query": query, **ltrr}}}
     response = requests.post(f"{url}/{target}/_search", json=body, timeout=30)
     assert response.status_code == 200, response.text
-    return response.json()
+    answer = response.json()
+    if "feedback_token" in answer["ext"]["ltrr"]:
+        TOKENS[answer["ext"]["ltrr"]["decision_id"]] = answer["ext"]["ltrr"]["feedback_token"]
+    return answer
+
+
+def feedback_token(decision_id: str) -> str:
+    return TOKENS.get(decision_id, "no-search-returned-one")
 
 
 def feedback(url: str, decision_id: str, events: list[dict]) -> requests.Response:

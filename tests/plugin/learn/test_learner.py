@@ -209,6 +209,7 @@ def record(learner, runtime, decision_id="d1", *, x=X, included=("a", "b"), **kw
         replace(choice, features=features),
         {arm: frozenset(h.id for h in r.hits) for arm, r in found.results.items() if r.ok},
         ranked(),
+        kwargs.pop("nonce", ""),
     )
 
 
@@ -226,11 +227,14 @@ def event(type_="click", object_id="1", position=None, id_=None):
 
 
 def token_for(learner, payload):
-    """The feedback token a search returned for the payload's decision (None if unreadable)."""
+    """The feedback token a search returned for the payload's decision (None if unreadable);
+    the records these tests make, and another replica's here, have the empty nonce."""
     try:
-        return learner.tokens.token(str(orjson.loads(payload)["decision_id"]))
+        decision_id = str(orjson.loads(payload)["decision_id"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
+    record = learner._open.get(decision_id)
+    return learner.tokens.token(decision_id, record.nonce if record is not None else "")
 
 
 def post(learner, payload):
@@ -1026,19 +1030,35 @@ def test_a_token_is_for_one_decision_only(learner, runtime):
     record(learner, runtime, "d1")
     record(learner, runtime, "d2")
     with pytest.raises(Forbidden):
-        asyncio.run(learner.feedback(body("d2", event()), learner.tokens.token("d1")))
+        asyncio.run(learner.feedback(body("d2", event()), learner.tokens.token("d1", "")))
+
+
+def test_a_token_is_for_one_draw_of_an_id_only(learner, runtime):
+    """A client that reuses another's decision id gets a new nonce, so its token never fits
+    the decision it displaced, nor that one's token the new one."""
+    record(learner, runtime, "d1")
+    first = learner.tokens.token("d1", "")
+    record(learner, runtime, "d1", nonce="n2")
+    with pytest.raises(Forbidden):
+        asyncio.run(learner.feedback(body("d1", event()), first))
+    accepted = asyncio.run(learner.feedback(body("d1", event()), learner.tokens.token("d1", "n2")))
+    assert accepted["accepted"] == 1
 
 
 def test_the_secret_survives_a_restart_and_is_shared_through_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv(SECRET_ENV, raising=False)
     first = FeedbackTokens.load(tmp_path / "data")
     again = FeedbackTokens.load(tmp_path / "data")
-    assert first.token("d1") == again.token("d1")
-    assert first.token("d1") != FeedbackTokens.load(tmp_path / "other").token("d1")
+    assert first.token("d1", "n") == again.token("d1", "n")
+    assert first.token("d1", "n") != first.token("d1", "m")
+    assert first.token("d1", "n") != FeedbackTokens.load(tmp_path / "other").token("d1", "n")
     assert (tmp_path / "data" / "feedback-secret").stat().st_mode & 0o077 == 0
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["feedback-secret"]
     monkeypatch.setenv(SECRET_ENV, "s" * 32)
-    shared = FeedbackTokens.load(tmp_path / "data").token("d1")
-    assert shared == FeedbackTokens.load(tmp_path / "other").token("d1") != first.token("d1")
+    shared = FeedbackTokens.load(tmp_path / "data").token("d1", "n")
+    other = FeedbackTokens.load(tmp_path / "other").token("d1", "n")
+    assert shared == other != first.token("d1", "n")
+    assert not first.valid("d1", "n", "é" * 32)  # a header aiohttp could not decode
 
 
 def test_feedback_over_the_caps_is_refused_whole_and_ubi_past_them_is_counted(learner, runtime):

@@ -113,6 +113,7 @@ def test_document_is_what_the_decisions_index_stores():
         "context": {"segment": "pro"},
         "learnable": True,
         "plan": None,
+        "nonce": "",
         "plan_propensity": None,
         "set_propensity": None,
         "feature_names": ["bias", "len", "entity"],

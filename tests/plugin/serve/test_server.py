@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -35,6 +36,12 @@ def fake_opensearch() -> web.Application:
                 body=gzip.compress(b'{"ok":true}'),
                 headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
             )
+        if request.path == "/stall":  # starts its answer, then goes silent
+            response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            await response.prepare(request)
+            await response.write(b"first part ")
+            await asyncio.sleep(5)
+            return response
         if request.path == "/chunked":
             response = web.StreamResponse(headers={"Content-Type": "text/plain"})
             await response.prepare(request)
@@ -225,13 +232,18 @@ def test_a_deep_post_filter_and_a_huge_from_are_400s_in_opensearch_format(run):
     deep: dict = {"match_all": {}}
     for _ in range(256):
         deep = {"bool": {"filter": [deep]}}
+    ltrr = {"ext": {"ltrr": {"query": "abba"}}}
+    cases = [
+        ({**ltrr, "post_filter": deep}, "nested more than 64 levels"),
+        ({**ltrr, "_source": deep}, "nested more than 64 levels"),
+        # orjson reads a number past 64 bits as a float: not an integer.
+        ({**ltrr, "from": 99999999999999999999}, "[from] must be an integer"),
+        ({**ltrr, "from": 9995, "size": 10}, "Result window is too large"),
+    ]
 
     async def scenario(client):
         out = []
-        for body in (
-            {"ext": {"ltrr": {"query": "abba"}}, "post_filter": deep},
-            {"ext": {"ltrr": {"query": "abba"}}, "from": 99999999999999999999},
-        ):
+        for body, _ in cases:
             response = await client.post(
                 "/music/_search",
                 data=json.dumps(body),  # orjson refuses an int past 64 bits
@@ -240,9 +252,22 @@ def test_a_deep_post_filter_and_a_huge_from_are_400s_in_opensearch_format(run):
             out.append((response.status, await response.json()))
         return out
 
-    for status, error in run(scenario):
+    for (status, error), (_, reason) in zip(run(scenario), cases, strict=True):
         assert status == 400, error
         assert error["status"] == 400
+        assert reason in error["error"]["reason"], error
+
+
+def test_odd_bytes_in_token_headers_are_a_403_not_a_500(run, monkeypatch):
+    monkeypatch.setenv("LTRR_ADMIN_TOKEN", "s3cret")
+
+    async def scenario(client):
+        response = await client.get("/_ltrr/stats", headers={"X-LTRR-Admin-Token": "\u00e9\u00ff"})
+        return response.status, await response.json()
+
+    status, error = run(scenario)
+    assert status == 403
+    assert error["error"]["type"] == "security_exception"
 
 
 def test_stats_counts_what_happened(run):
@@ -306,3 +331,18 @@ def test_a_body_too_deep_for_orjson_still_passes_through_without_ext_ltrr(run):
     forwarded = json.loads(seen["body"])
     assert "ext" not in forwarded
     assert forwarded["post_filter"] == deep
+
+
+def test_an_answer_that_stalls_midway_is_cut_never_followed_by_a_second_answer(run):
+    async def scenario(client):
+        response = await client.get("/stall", timeout=aiohttp.ClientTimeout(total=10))
+        head = (response.status, response.headers.get("Content-Type"))
+        try:
+            body = await response.read()
+        except aiohttp.ClientPayloadError:
+            body = None  # the connection was closed mid-answer, as it must be
+        return head, body
+
+    head, body = run(scenario, limits=Limits(upstream_seconds=0.3))
+    assert head == (200, "text/plain")
+    assert body is None or b"HTTP/1.1" not in body
