@@ -17,7 +17,6 @@ import contextlib
 import itertools
 import math
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -35,6 +34,7 @@ from ltrr.bandit.policies.base import Policy
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.learn.bulk import EVENTS_INDEX
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
+from ltrr.plugin.ops.client import free_port
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.serve.server import Proxy
 from ltrr.query_plans.catalog import load_catalog
@@ -270,12 +270,6 @@ def format_report(report: Mapping[str, Any]) -> str:
 # -- the run ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _arm_counts(policy: Policy) -> tuple[int, ...]:
     """Updates learned per arm (monotonic), so a replica's progress is compared arm by arm."""
     summary = policy.summary()
@@ -311,7 +305,7 @@ async def _start_replica(
     proxy = Proxy(registry, opensearch, data_dir=data_dir, state_interval=merge_seconds)
     runner = web.AppRunner(proxy.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
     except BaseException:

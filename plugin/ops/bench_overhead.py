@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 import orjson
 
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
+from ltrr.plugin.ops.client import free_port
 from ltrr.plugin.ops.cluster import NEURAL_PLUGIN, ClusterInfo
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.serve.retrieve import read_responses
@@ -65,12 +65,6 @@ def _quantiles(values: Sequence[float]) -> dict[str, float]:
         "mean": round(float(ordered.mean()), 3),
         "n": len(ordered),
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _sample_queries(
@@ -239,7 +233,7 @@ async def _run(
                 decision_us.append((time.perf_counter_ns() - t0) / 1000)
 
         # End to end, against a proxy process of its own.
-        port = _free_port()
+        port = free_port()
         proxy_url = f"http://127.0.0.1:{port}"
         log = Path(tempfile.mkstemp(prefix="ltrr-bench-", suffix=".log")[1])
         log_file = log.open("wb")

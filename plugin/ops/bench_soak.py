@@ -35,6 +35,7 @@ from ltrr.plugin.ops.bench_feedback import (
     search_queries,
     summarize,
 )
+from ltrr.plugin.ops.client import free_port
 from ltrr.plugin.ops.simulate.proxy import ProxyProcess
 
 # The mix: what share of requests each path gets.
@@ -204,7 +205,7 @@ def soak(config: SoakConfig) -> dict[str, Any]:
         proxy = ProxyProcess(
             [catalog],
             config.opensearch,
-            f"127.0.0.1:{_free_port()}",
+            f"127.0.0.1:{free_port()}",
             work / "data",
             seed=config.seed,
             log=work / "proxy.log",
@@ -224,14 +225,6 @@ def soak(config: SoakConfig) -> dict[str, Any]:
         return asyncio.run(go())
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def format_report(report: Mapping[str, Any]) -> str:

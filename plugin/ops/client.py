@@ -11,6 +11,7 @@ fails with one clear line. The serving path keeps its own aiohttp transport.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -139,3 +140,10 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT, **options: Any) -> Op
     # No retries: a tool's POST (a model upload, a clone) must not be sent twice, and a caller
     # that wants to wait for a node polls on its own.
     return OpenSearch(hosts=[url], timeout=timeout, max_retries=0, **options)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (for a benchmark's own proxy)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -10,18 +10,7 @@ import pytest
 
 from ltrr.plugin.serve.server import serve
 from ltrr.plugin.serve.workers import bind
-
-CATALOG = """\
-target: music
-budget: 10
-policy: {name: static}
-arms:
-  - name: lexical
-    template: multi_match.json.j2
-    params: {fields: [name]}
-    size: {min: 5, max: 10}
-fallback: [{arm: lexical, size: 5}]
-"""
+from tests.plugin.serve.test_server import CATALOG
 
 
 async def _exchange(port: int, raw: bytes) -> tuple[int, dict, bytes]:
