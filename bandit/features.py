@@ -37,6 +37,7 @@ BASE_FEATURES: tuple[str, ...] = (
     "single_token",
     "entity_exact",
     "entity_prefix",
+    "entity_similarity",
     "hour_sin",
     "hour_cos",
     "weekday_sin",
@@ -71,16 +72,33 @@ def category_slot(field: str, value: str, buckets: int) -> int:
     return zlib.crc32(f"{field}={value}".encode()) % buckets
 
 
+def trigrams(text: str) -> frozenset[str]:
+    """The character trigrams of a normalised text, padded so that word starts count
+    (as PostgreSQL's pg_trgm pads them): "abc" gives "  a", " ab", "abc", "bc "."""
+    padded = f"  {text} "
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
 class EntityDictionary:
     """Known entity names, normalised and sorted, so exact and prefix look-ups are a bisect."""
 
-    __slots__ = ("_names", "min_prefix")
+    __slots__ = ("_gram_counts", "_names", "_postings", "min_prefix")
 
     def __init__(self, names: Iterable[str], *, min_prefix: int = 2) -> None:
         normalised = {self.normalize(name) for name in names}
         normalised.discard("")
         self._names: tuple[str, ...] = tuple(sorted(normalised))
         self.min_prefix = min_prefix
+        # Character trigrams -> the names holding them, for the typo-tolerant similarity.
+        postings: dict[str, list[int]] = {}
+        counts = np.empty(len(self._names), dtype=np.float64)
+        for i, name in enumerate(self._names):
+            grams = trigrams(name)
+            counts[i] = len(grams)
+            for gram in grams:
+                postings.setdefault(gram, []).append(i)
+        self._postings = {g: np.asarray(ids, dtype=np.int32) for g, ids in postings.items()}
+        self._gram_counts = counts
 
     @staticmethod
     def normalize(text: str) -> str:
@@ -117,6 +135,25 @@ class EntityDictionary:
         names = self._names
         i = bisect_left(names, norm)
         return bool(norm) and i < len(names) and names[i] == norm
+
+    def similarity(self, query: str) -> float:
+        """How close the query is to the nearest known name, allowing typos and missing words:
+        the Dice coefficient of their character trigrams, 1.0 for a known name."""
+        return self.similarity_normalized(self.normalize(query))
+
+    def similarity_normalized(self, norm: str) -> float:
+        """``similarity`` for a query the caller has already normalised."""
+        if not norm or not self._names:
+            return 0.0
+        if self.exact_normalized(norm):
+            return 1.0
+        grams = trigrams(norm)
+        hits = [ids for gram in grams if (ids := self._postings.get(gram)) is not None]
+        if not hits:
+            return 0.0
+        shared = np.bincount(np.concatenate(hits), minlength=len(self._names))
+        dice = 2.0 * shared / (len(grams) + self._gram_counts)
+        return min(float(dice.max()), 1.0)
 
     def prefix_normalized(self, norm: str) -> bool:
         """``prefix`` for a query the caller has already normalised."""
@@ -239,11 +276,12 @@ class FeatureBuilder:
 
         shape = _shape(text, n_chars, n_tokens) if n_chars else [0.0] * 10
 
-        exact = prefix = 0.0
+        exact = prefix = similar = 0.0
         if entities is not None and n_chars:
             norm = EntityDictionary.normalize(text)
             exact = 1.0 if entities.exact_normalized(norm) else 0.0
             prefix = 1.0 if entities.prefix_normalized(norm) else 0.0
+            similar = entities.similarity_normalized(norm)
 
         hour = _TWO_PI * (now.hour + now.minute / 60.0) / 24.0
         weekday = _TWO_PI * now.weekday() / 7.0
@@ -252,6 +290,7 @@ class FeatureBuilder:
             *shape,
             exact,
             prefix,
+            similar,
             math.sin(hour),
             math.cos(hour),
             math.sin(weekday),

@@ -248,7 +248,10 @@ def _replay(args: argparse.Namespace) -> int:
         opensearch=args.opensearch,
         index=args.index,
         work_dir=args.work_dir,
+        latency_every=args.latency_every,
     )
+    if args.latency_every < 0:
+        raise LtrrError(f"--latency-every must be >= 0, got {args.latency_every}")
     table = format_results(run_replay(config, _say))
     print(table)
     if args.out is not None:
@@ -745,6 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
         "loaded from the dataset when it does not hold it yet)",
     )
     rep.add_argument("--work-dir", type=Path, default=Path("build/replay"), metavar="DIR")
+    rep.add_argument(
+        "--latency-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="time each contender's own retrieval on the node for every N-th session, "
+        "for the p50/p99 columns (0: no latency)",
+    )
     rep.add_argument("--out", type=Path, default=None, metavar="MD", help="also write the table")
     rep.set_defaults(handler=_replay)
 

@@ -1,9 +1,10 @@
 """The entity dictionary behind the "query is a known entity name" features.
 
 Built from the catalog's ``entity_field`` (a keyword field) with a paged composite aggregation,
-refreshed in the background once it is older than ``entity_refresh_seconds``. The proxy has no
-identity of its own: a refresh runs with the credentials of the search that found the
-dictionary stale. Until the first refresh ends, the entity features are 0.
+refreshed in the background once it is older than ``entity_refresh_seconds``. The start-up
+refresh runs with ``LTRR_OPENSEARCH_AUTHORIZATION`` when it is set; a later one with the
+credentials of the search that found the dictionary stale. Until the first refresh ends, the
+entity features are 0.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class EntityCache:
         except (UpstreamError, ValueError, KeyError) as exc:
             log.warning("entity refresh on %s failed: %s", target, exc)
             return
-        self.current = EntityDictionary(names)
+        # Indexing the names' trigrams takes a while for a large dictionary: off the loop.
+        self.current = await asyncio.to_thread(EntityDictionary, names)
         self.loaded_at = self.clock()
         log.info("entity dictionary for %s: %d names from %s", target, len(names), self.field)

@@ -30,6 +30,7 @@ AB = [
     0.0,
     0.2,
     1.0,
+    0.0,  # entity_exact, entity_prefix, entity_similarity: no dictionary
     0.0,
     0.0,
     math.sin(math.pi),
@@ -68,8 +69,8 @@ def test_decide_checks_the_layout_against_the_policy():
     from ltrr.bandit.features import FeatureBuilder
     from ltrr.bandit.policies import make_policy
 
-    policy = make_policy(LINUCB, ARMS, 17, seed=None)
-    with pytest.raises(ValueError, match="expects 17 features, the layout has 18"):
+    policy = make_policy(LINUCB, ARMS, 18, seed=None)
+    with pytest.raises(ValueError, match="expects 18 features, the layout has 19"):
         Agent(policy, FeatureBuilder([("tier", "numeric")], 8))
 
 
@@ -79,10 +80,10 @@ def test_first_reward_updates_a_and_b():
     a.reward(AB, {"a": 2.0, "b": 0.0}, first=True)
     stats = a.policy.stats
     # A starts at ridge (1) * I; the first event of a decision adds x xᵀ to every arm it credits
-    np.testing.assert_allclose(stats.a[0], np.eye(17) + np.outer(x, x))
-    np.testing.assert_allclose(stats.a[1], np.eye(17) + np.outer(x, x))
+    np.testing.assert_allclose(stats.a[0], np.eye(18) + np.outer(x, x))
+    np.testing.assert_allclose(stats.a[1], np.eye(18) + np.outer(x, x))
     np.testing.assert_allclose(stats.b[0], 2.0 * x)
-    np.testing.assert_allclose(stats.b[1], np.zeros(17))
+    np.testing.assert_allclose(stats.b[1], np.zeros(18))
     assert stats.counts.tolist() == [1, 1]
     assert a.version() == 2
 
@@ -93,7 +94,7 @@ def test_later_rewards_only_add_to_b():
     a.reward(AB, {"a": 1.0}, first=True)
     a.reward(AB, {"a": -0.5}, first=False)
     stats = a.policy.stats
-    np.testing.assert_allclose(stats.a[0], np.eye(17) + np.outer(x, x))  # A unchanged
+    np.testing.assert_allclose(stats.a[0], np.eye(18) + np.outer(x, x))  # A unchanged
     np.testing.assert_allclose(stats.b[0], 0.5 * x)  # 1.0 x - 0.5 x
     assert stats.counts.tolist() == [1, 0]
 
@@ -111,7 +112,7 @@ def test_rewards_for_unknown_arms_are_ignored():
     a.reward(AB, {"dropped": 5.0}, first=True)
     a.reward(AB, {"dropped": 5.0}, first=False)
     assert a.version() == 0
-    np.testing.assert_allclose(a.policy.stats.b, np.zeros((2, 17)))
+    np.testing.assert_allclose(a.policy.stats.b, np.zeros((2, 18)))
     assert a.arms == frozenset({"a", "b"})
 
 
@@ -135,9 +136,9 @@ def test_renew_with_an_added_arm_carries_the_shared_arms():
     stats = renewed.policy.stats
     np.testing.assert_allclose(stats.b[0], x)
     np.testing.assert_allclose(stats.b[1], 3.0 * x)
-    np.testing.assert_allclose(stats.a[1], np.eye(17) + np.outer(x, x))
-    np.testing.assert_allclose(stats.a[2], np.eye(17))  # the new arm starts from the prior
-    np.testing.assert_allclose(stats.b[2], np.zeros(17))
+    np.testing.assert_allclose(stats.a[1], np.eye(18) + np.outer(x, x))
+    np.testing.assert_allclose(stats.a[2], np.eye(18))  # the new arm starts from the prior
+    np.testing.assert_allclose(stats.b[2], np.zeros(18))
     assert stats.counts.tolist() == [1, 1, 0]
     assert renewed.arms == frozenset({"a", "b", "c"})
 
@@ -150,7 +151,7 @@ def test_renew_with_another_layout_carries_nothing():
     assert carried == []
     assert renewed.feature_names[-1] == "ctx:tier"
     assert renewed.version() == 0
-    np.testing.assert_allclose(renewed.policy.stats.a[0], np.eye(18))
+    np.testing.assert_allclose(renewed.policy.stats.a[0], np.eye(19))
 
 
 def test_the_random_stream_continues_across_renew():
@@ -184,7 +185,7 @@ def plan_agent(u):
     from ltrr.bandit.features import FeatureBuilder
     from ltrr.bandit.policies import make_policy
 
-    return Agent(make_policy(SAFE, ARMS, 17, seed=None), FeatureBuilder([], 8), FixedDraw(u))
+    return Agent(make_policy(SAFE, ARMS, 18, seed=None), FeatureBuilder([], 8), FixedDraw(u))
 
 
 def rows(decision):
@@ -219,7 +220,7 @@ def test_plan_reward_moves_the_greedy_plan_and_the_propensities():
     x = np.array(AB)
     assert stats.counts.tolist() == [0, 0, 1, 0]
     np.testing.assert_allclose(stats.b[2], 2.0 * x)  # 2.0 above a static estimate of 0
-    np.testing.assert_allclose(stats.a[2], np.eye(17) + np.outer(x, x))
+    np.testing.assert_allclose(stats.a[2], np.eye(18) + np.outer(x, x))
     assert a.version() == 1
     decision = decide(a)  # only:a is now greedy: cumulative THIRD, 2 THIRD, 2 THIRD + 0.8, 1
     assert decision.plan == "only:a"
@@ -235,7 +236,7 @@ def test_plan_rewards_first_then_later():
     a.reward(AB, {"a": 9.0}, first=True, plan="all", page=1.5, query="  AB! ")
     a.reward(AB, {"a": 9.0}, first=False, plan="all", page=0.5, query="  AB! ")
     stats = a.policy.stats
-    np.testing.assert_allclose(stats.a[0], np.eye(17) + np.outer(x, x))  # counted once
+    np.testing.assert_allclose(stats.a[0], np.eye(18) + np.outer(x, x))  # counted once
     np.testing.assert_allclose(stats.b[0], 2.0 * x)  # the page rewards, not the arm rewards
     assert stats.counts.tolist() == [1, 0, 0, 0]
     shown, residual = a.policy.history.get("ab")  # the query is normalised
@@ -259,7 +260,7 @@ def test_plan_rewards_without_a_known_plan_are_ignored(plan):
     a.reward(AB, {"a": 5.0, "b": 5.0}, first=True, plan=plan, page=3.0, query="ab")
     a.reward(AB, {"a": 5.0}, first=False, plan=plan, page=3.0, query="ab")
     assert a.version() == 0
-    np.testing.assert_allclose(a.policy.stats.b, np.zeros((4, 17)))
+    np.testing.assert_allclose(a.policy.stats.b, np.zeros((4, 18)))
     assert len(a.policy.history) == 0
 
 

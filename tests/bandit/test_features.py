@@ -12,6 +12,7 @@ from ltrr.bandit.features import (
     EntityDictionary,
     FeatureBuilder,
     category_slot,
+    trigrams,
 )
 
 # Wednesday 06:00: hour angle pi/2, weekday 2 -> angle 4*pi/7.
@@ -36,7 +37,7 @@ def entities() -> EntityDictionary:
 
 def test_base_layout(plain):
     assert plain.names == BASE_FEATURES
-    assert plain.n_features == 17
+    assert plain.n_features == 18
     assert plain.names[0] == "bias"
 
 
@@ -56,6 +57,7 @@ def test_latin_query_with_entity(plain, entities):
         "single_token": 0.0,
         "entity_exact": 1.0,
         "entity_prefix": 1.0,
+        "entity_similarity": 1.0,
     }
     for name, value in expected.items():
         assert f[name] == pytest.approx(value), name
@@ -107,6 +109,38 @@ def test_cjk_single_token(plain, entities):
     assert (f["entity_exact"], f["entity_prefix"]) == (0.0, 1.0)
 
 
+def test_trigrams_are_padded_so_word_starts_count():
+    assert trigrams("abc") == {"  a", " ab", "abc", "bc "}
+    assert trigrams("a b") == {"  a", " a ", "a b", " b "}
+
+
+def test_similarity_is_the_dice_of_trigrams_with_the_nearest_name():
+    names = EntityDictionary(["abc", "abcd", "xyz"])
+    # "abd": {"  a", " ab", "abd", "bd "}; with "abc" it shares "  a" and " ab": 2*2 / (4+4).
+    # With "abcd" ({"  a", " ab", "abc", "bcd", "cd "}): 2*2 / (4+5), less; "xyz" none.
+    assert names.similarity("abd") == pytest.approx(0.5)
+    assert names.similarity("ABC!") == 1.0  # a known name, normalised
+    assert names.similarity("qqq") == 0.0  # no trigram in common
+    assert names.similarity("") == 0.0
+    assert EntityDictionary([]).similarity("abc") == 0.0
+
+
+def test_a_misspelt_name_is_closer_to_its_entity_than_a_word_is(plain):
+    names = EntityDictionary(["Radiohead", "Red Hot Chili Peppers"])
+    misspelt = shape_of(plain, "radiohed", names)
+    partial = shape_of(plain, "chili peppers", names)
+    word = shape_of(plain, "rock", names)
+    other = shape_of(plain, "jazz", names)
+    assert (misspelt["entity_exact"], misspelt["entity_prefix"]) == (0.0, 0.0)
+    assert misspelt["entity_similarity"] == pytest.approx(2 * 7 / (9 + 10))  # "hed " is new
+    # "chili peppers" has 14 trigrams, the full name 22; 13 shared ("  c" is "t c" there).
+    assert partial["entity_similarity"] == pytest.approx(2 * 13 / (14 + 22))
+    # "rock" shares only the padded start "  r" with "radiohead": 2 * 1 / (5 + 10).
+    assert word["entity_similarity"] == pytest.approx(2 / 15)
+    assert other["entity_similarity"] == 0.0
+    assert shape_of(plain, "radiohed")["entity_similarity"] == 0.0  # no dictionary
+
+
 def test_long_query_saturates(plain):
     f = shape_of(plain, "a" * 100)
     assert f["query_chars"] == 1.0
@@ -118,8 +152,8 @@ def test_long_query_saturates(plain):
 def test_empty_query_has_bias_and_clock_only(plain, entities):
     x = plain.build("   ", {}, WEDNESDAY_6AM, entities)
     assert x[0] == 1.0
-    assert np.all(x[1:13] == 0.0)
-    assert x[13:].tolist() == pytest.approx(CLOCK)
+    assert np.all(x[1:14] == 0.0)
+    assert x[14:].tolist() == pytest.approx(CLOCK)
 
 
 def test_clock_uses_minutes_and_monday_is_zero(plain):
@@ -139,20 +173,20 @@ def test_all_values_are_bounded(plain, entities):
 
 def test_context_layout_and_values():
     builder = FeatureBuilder([("device", "categorical"), ("score", "numeric")], 8)
-    assert builder.n_features == 17 + 8 + 1
-    assert builder.names[17:] == (*(f"ctx:device#{k}" for k in range(8)), "ctx:score")
+    assert builder.n_features == 18 + 8 + 1
+    assert builder.names[18:] == (*(f"ctx:device#{k}" for k in range(8)), "ctx:score")
     x = builder.build("q", {"device": "mobile", "score": 2.5}, WEDNESDAY_6AM, None)
-    device = x[17:25]
+    device = x[18:26]
     assert device.tolist() == [0, 0, 0, 0, 0, 0, 0, 1]  # crc32("device=mobile") % 8 == 7
-    assert x[25] == 2.5
+    assert x[26] == 2.5
 
 
 def test_missing_context_is_zero():
     builder = FeatureBuilder([("device", "categorical"), ("score", "numeric")], 8)
     x = builder.build("q", {}, WEDNESDAY_6AM, None)
-    assert np.all(x[17:] == 0.0)
+    assert np.all(x[18:] == 0.0)
     x = builder.build("q", {"device": None, "score": None}, WEDNESDAY_6AM, None)
-    assert np.all(x[17:] == 0.0)
+    assert np.all(x[18:] == 0.0)
 
 
 @pytest.mark.parametrize(
@@ -161,14 +195,14 @@ def test_missing_context_is_zero():
 )
 def test_numeric_context_values(raw, expected):
     builder = FeatureBuilder([("score", "numeric")], 2)
-    assert builder.build("q", {"score": raw}, WEDNESDAY_6AM, None)[17] == expected
+    assert builder.build("q", {"score": raw}, WEDNESDAY_6AM, None)[18] == expected
 
 
 def test_categorical_list_is_multi_hot():
     builder = FeatureBuilder([("tags", "categorical")], 8)
     x = builder.build("q", {"tags": ["red", "blue", "c"]}, WEDNESDAY_6AM, None)
     # crc32 % 8: tags=red -> 6, tags=blue -> 1, tags=c -> 6 (a collision stays 1.0)
-    assert x[17:].tolist() == [0, 1, 0, 0, 0, 0, 1, 0]
+    assert x[18:].tolist() == [0, 1, 0, 0, 0, 0, 1, 0]
 
 
 def test_hash_is_a_fixed_constant():

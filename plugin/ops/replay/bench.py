@@ -31,6 +31,7 @@ from ltrr.plugin.ops.replay.loop import (
     run_contender,
     run_oracle,
 )
+from ltrr.plugin.ops.replay.timing import Latency, measure
 from ltrr.plugin.ops.simulate.clicks import from_spec
 from ltrr.plugin.ops.simulate.run import prepare_index
 from ltrr.plugin.ops.simulate.stream import session_stream
@@ -56,6 +57,7 @@ class ReplayConfig:
     index: str | None = None
     work_dir: Path = Path("build/replay")
     progress: bool = True
+    latency_every: int = 10  # time every N-th session's requests on the node (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ class PartResult:
     runs: dict[str, list[list[Served]]] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
     learning: set[str] = field(default_factory=set)
+    latency: dict[str, list[Latency]] = field(default_factory=dict)  # per contender, per seed
+    latency_every: int = 0
 
 
 def _metric(served: Sequence[Served], pick: Callable[[Served], float]) -> float:
@@ -132,7 +136,7 @@ def run_replay(config: ReplayConfig, say: Callable[[str], None] = print) -> list
     for name, ids in zip(PARTS, (tuning, held), strict=True):
         if not ids:
             continue
-        part = PartResult(name, len(ids))
+        part = PartResult(name, len(ids), latency_every=config.latency_every)
         subset = _part(data, ids)
         for seed in config.seeds:
             sessions = session_stream(subset, config.sessions, seed=seed, users=config.users)
@@ -145,6 +149,19 @@ def run_replay(config: ReplayConfig, say: Callable[[str], None] = print) -> list
                     part.learning.add(contender.name)
                 served = run_contender(replay, contender, sessions)
                 part.runs.setdefault(contender.name, []).append(served)
+            if config.latency_every > 0:
+                timed = measure(
+                    http,
+                    catalog,
+                    index,
+                    captured.key,
+                    sessions,
+                    {c.name: part.runs[c.name][-1] for c in contenders},  # this seed's
+                    every=config.latency_every,
+                    k=config.k,
+                )
+                for contender_name, latency in timed.items():
+                    part.latency.setdefault(contender_name, []).append(latency)
             part.descriptions["oracle"] = "best plan per session (replays every plan)"
             part.runs.setdefault("oracle", []).append(run_oracle(replay, sessions))
             say(f"{name}: seed {seed} done")
@@ -189,20 +206,40 @@ def _worst(windows: Sequence[float]) -> str:
     return f"{worst:+.1%}" if math.isfinite(worst) else f"n/a (fewer than {WINDOW} sessions)"
 
 
+def _latency_cells(part: PartResult, name: str) -> list[str]:
+    timed = part.latency.get(name)
+    if not timed:
+        return ["n/a", "n/a"]
+    return [str(interval([t.quantile(q) for t in timed])) for q in (0.5, 0.99)]
+
+
 def format_part(part: PartResult) -> str:
     columns = list(METRICS)
+    timed = bool(part.latency)
     best = best_static(part)
+    heads = columns + (["p50 ms", "p99 ms"] if timed else [])
     lines = [
         f"## {part.name} queries ({part.queries}), {len(part.runs[best])} seeds, "
         f"{len(part.runs[best][0])} sessions each",
         "",
-        "| contender | " + " | ".join(columns) + " |",
-        "|---|" + "---|" * len(columns),
+        "| contender | " + " | ".join(heads) + " |",
+        "|---|" + "---|" * len(heads),
     ]
     for name, runs in part.runs.items():
         cells = [str(interval(_per_seed(runs, m))) for m in columns]
+        if timed:
+            cells += _latency_cells(part, name)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
+    if timed:
+        samples = len(next(iter(part.latency.values()))[0].samples)
+        lines.append(
+            f"p50/p99 ms: wall-clock round trip of each contender's own retrieval on the node "
+            f"({samples} searches per seed, one session in {part.latency_every}, contenders in "
+            "turn; no embedding, no proxy overhead: see `ltrr bench overhead`). Not "
+            "deterministic, unlike the rest of the table."
+        )
+        lines.append("")
     oracle = part.runs["oracle"]
     lines.append(
         f"best static plan at the same budget, on clicks: {best}. oracle = the best of every "

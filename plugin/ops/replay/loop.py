@@ -50,6 +50,7 @@ class Served:
     retrieved: int
     arms: int
     plan: str
+    sizes: tuple[tuple[str, int], ...] = ()  # what each arm was asked for (none: native)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +292,14 @@ def run_contender(
             learner.learn(decision, results, page_ids, clicked, session.text)
         out.append(
             Served(
-                float(len(clicked)), expected, ndcg, recall, sum(sizes.values()), len(sizes), plan
+                float(len(clicked)),
+                expected,
+                ndcg,
+                recall,
+                sum(sizes.values()),
+                len(sizes),
+                plan,
+                tuple(sizes.items()),
             )
         )
     return out
@@ -369,6 +377,7 @@ def run_oracle(replay: Replay, sessions: Sequence[Session]) -> list[Served]:
                 sum(sizes.values()),
                 len(sizes),
                 "+".join(sizes),
+                tuple(sizes.items()),
             )
         )
     return out

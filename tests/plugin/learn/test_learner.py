@@ -48,14 +48,33 @@ fallback: [{arm: a, size: 3}]
 T0 = 1_800_000_000.0
 WINDOW = 10.0
 QUERY = "Daft  Punk"
-# 17 base features (the catalog has no context fields), with distinct, easily checked values.
+# 18 base features (the catalog has no context fields), with distinct, easily checked values.
 X = np.array(
-    [1.0, 0.5, 0.25, 0.0, 1.0, 0.0, 0.125, 0.0, 0.0, 0.375, 1.0, 0.0, 0.0, 0.5, -0.5, 0.25, -1.0]
+    [
+        1.0,
+        0.5,
+        0.25,
+        0.0,
+        1.0,
+        0.0,
+        0.125,
+        0.0,
+        0.0,
+        0.375,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        0.5,
+        -0.5,
+        0.25,
+        -1.0,
+    ]
 )
 A_IDS = ("1", "2")  # what arm a retrieved
 B_IDS = ("2", "3")  # what arm b retrieved
 SHOWN = ("2", "1", "3")  # the final order the user saw (position 1, 2, 3)
-EYE = np.eye(17)
+EYE = np.eye(18)
 XXT = np.outer(X, X)
 DECISION_DOC = "/ltrr-decisions/_doc/"
 

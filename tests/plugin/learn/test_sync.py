@@ -15,7 +15,7 @@ from ltrr.plugin.learn.sync import MAX_ATTEMPTS, StateSync
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from tests.plugin._fake_opensearch import FakeOpenSearch
 
-D = 17  # the base features; the catalogs below add no context field
+D = 18  # the base features; the catalogs below add no context field
 RIDGE = 2.0
 PRIOR_A = np.eye(D) * RIDGE
 

@@ -183,7 +183,7 @@ def test_arms_in_another_order_are_matched_by_name(tmp_path, catalog):
 def test_another_feature_layout_is_refused(tmp_path, catalog):
     names = [*BASE_FEATURES[:-1], "ctx:tier"]
     path = write_jsonl(tmp_path / "bad.jsonl", [doc("d1", ("lexical",), 1.0, feature_names=names)])
-    with pytest.raises(LtrrError, match=r"position 16: 'ctx:tier' logged, 'weekday_cos'"):
+    with pytest.raises(LtrrError, match=r"position 17: 'ctx:tier' logged, 'weekday_cos'"):
         run(path, catalog)
 
 

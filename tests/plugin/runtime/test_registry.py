@@ -11,7 +11,7 @@ from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.query_plans.catalog import CatalogError
 from ltrr.query_plans.embed import EmbedderError
 
-D = 17  # the base features; these catalogs add no context field
+D = 18  # the base features; these catalogs add no context field
 RIDGE = 2.0
 
 ARM = """\

@@ -86,8 +86,8 @@ def test_decide_returns_the_agents_decision_with_its_features(runtime):
         ("b", True, 15, 1.0),
         ("c", False, 0, 0.0),
     ]
-    # the 17 base features of "ab" at noon on a Thursday, by hand
-    shape = (1.0, 2 / 64, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 1.0, 0.0, 0.0)
+    # the 18 base features of "ab" at noon on a Thursday, by hand (no entity dictionary)
+    shape = (1.0, 2 / 64, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 1.0, 0.0, 0.0, 0.0)
     clock = (0.0, -1.0, math.sin(6 * math.pi / 7), math.cos(6 * math.pi / 7))
     assert decision.features == pytest.approx((*shape, *clock))
     assert decision.learnable

@@ -12,12 +12,14 @@ from ltrr.plugin.ops.replay.bench import (
     Interval,
     PartResult,
     best_static,
+    format_part,
     gap_share,
     interval,
     split_queries,
     window_minimum,
 )
 from ltrr.plugin.ops.replay.loop import Served
+from ltrr.plugin.ops.replay.timing import Latency
 
 
 def _served(expected: float = 0.0, clicks: float = 0.0, ndcg: float = 0.0) -> Served:
@@ -163,3 +165,43 @@ def test_best_static_ignores_learners_and_the_oracle() -> None:
     part.learning = {"linucb"}
     assert best_static(part) == "only:a"
     assert best_static(part, "ndcg@10") == "only:b"
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
+def _part_with(latency: dict[str, list[Latency]]) -> PartResult:
+    part = PartResult("tuning", 3, latency=latency, latency_every=10)
+    part.runs = {
+        "linucb": [[_served(expected=1.0)], [_served(expected=1.0)]],
+        "static": [[_served(expected=1.0)], [_served(expected=1.0)]],
+        "oracle": [[_served(expected=2.0)], [_served(expected=2.0)]],
+    }
+    part.learning = {"linucb"}
+    return part
+
+
+def test_the_table_gives_each_contenders_p50_and_p99_over_the_seeds() -> None:
+    # linucb's seeds: p50 of (1, 2, 3) is 2 and of (3, 4, 5) is 4: mean 3; p99 3 and 5: mean 4.
+    # static: p50 10 and 20 (mean 15), p99 the same. The oracle is not a request: n/a.
+    table = format_part(
+        _part_with(
+            {
+                "linucb": [Latency((1.0, 2.0, 3.0)), Latency((3.0, 4.0, 5.0))],
+                "static": [Latency((10.0,) * 3), Latency((20.0,) * 3)],
+            }
+        )
+    )
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()}
+    assert rows["contender"][-2:] == ["p50 ms", "p99 ms |"]
+    assert rows["linucb"][-2].startswith("3.000 ± ")
+    assert rows["linucb"][-1].startswith("4.000 ± ")
+    assert rows["static"][-2].startswith("15.000 ± ")
+    assert rows["oracle"][-2:] == ["n/a", "n/a |"]
+    assert "3 searches per seed, one session in 10" in table
+
+
+def test_a_table_without_latency_has_no_latency_columns() -> None:
+    table = format_part(_part_with({}))
+    assert "p50 ms" not in table
+    assert "not deterministic" not in table.lower()
