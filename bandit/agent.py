@@ -144,6 +144,7 @@ class Agent:
             if plan is None or plan not in self._policy.plans:
                 return  # made by another policy, or a plan this catalog no longer has
             key = EntityDictionary.normalize(query)
+            self._policy.credit_arms(rewards, first)
             if first:
                 self._policy.update_plan(plan, x, page, key)
             elif page != 0.0:

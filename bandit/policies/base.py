@@ -178,6 +178,11 @@ class PlanPolicy(Policy):
     def add_plan_reward(self, plan: str, x: Vector, reward: float, key: str = "") -> None:
         """More page reward for a context ``update_plan`` already counted."""
 
+    def credit_arms(self, rewards: Mapping[str, float], first: bool) -> None:
+        """What each asked arm found of what the user engaged with (``first``: the decision's
+        first event, or its window closing empty). A plan policy learns from the page; this
+        only lets it notice an arm that never finds anything engaged. Default: ignored."""
+
     def update(self, arm: str, x: Vector, reward: float) -> None:
         """Per-arm credit means nothing to a plan policy: only the name is checked."""
         if all(a.name != arm for a in self.arms):

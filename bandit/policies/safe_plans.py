@@ -13,12 +13,18 @@ what each plan earned for this query beyond the models' estimate, weighted n / (
 The greedy plan gets 1 - epsilon of the traffic and the others epsilon / (n - 1) each, which is
 where the evidence comes from; so the probability of the plan drawn is exact whatever the
 statistics. Knobs: ``ridge`` (the prior's weight, in pages) and ``epsilon``.
+
+An arm that has been asked ``SILENT_AFTER`` times and never found anything a user engaged with
+is *silent*: no plan that asks it can be the greedy one. A plan with or without such an arm
+earns the same page, so the page reward alone could never tell them apart, and the arm would
+keep costing a sub-search and a share of the budget. The plans that ask it keep their
+exploration share, so an arm that starts to pay is noticed, and comes back, at its first credit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -38,6 +44,10 @@ def _asks(plan: str, arm: str) -> bool:
     if kind == "without":
         return named != arm
     return True
+
+
+# "Within a few hundred searches": an arm asked this often that never found an engaged result.
+SILENT_AFTER = 200
 
 
 class SafePlans(PlanPolicy):
@@ -60,6 +70,9 @@ class SafePlans(PlanPolicy):
             [[_asks(name, arm.name) for name in self._plans] for arm in self.arms],
             dtype=np.float64,
         )
+        self._arm_index = {arm.name: i for i, arm in enumerate(self.arms)}
+        self.asked = np.zeros(len(self.arms), dtype=np.int64)  # decisions that asked each arm
+        self.paid = np.zeros(len(self.arms), dtype=np.int64)  # events it found the engaged one
 
     @property
     def plans(self) -> tuple[str, ...]:
@@ -88,15 +101,36 @@ class SafePlans(PlanPolicy):
             advantage += weight * correction
         return advantage, mean[:1].copy()
 
+    def silent(self) -> tuple[str, ...]:
+        """The arms asked ``SILENT_AFTER`` times that never found what a user engaged with."""
+        quiet = (self.asked >= SILENT_AFTER) & (self.paid == 0)
+        return tuple(arm.name for arm, q in zip(self.arms, quiet, strict=True) if q)
+
     def distribution(self, x: Vector, key: str = "") -> tuple[Vector, Vector]:
         score, _ = self._advantages(x, key)
         n = len(self._plans)
         if n == 1:
             return np.ones(1, dtype=np.float64), score
+        candidates = score
+        quiet = (self.asked >= SILENT_AFTER) & (self.paid == 0)
+        if quiet.any():
+            asks_quiet = (self._asks[quiet] > 0).any(axis=0)
+            if not asks_quiet.all():  # some plan asks no silent arm: the greedy one is among them
+                candidates = np.where(asks_quiet, -np.inf, score)
         epsilon = self.config.epsilon
         p: Vector = np.full(n, epsilon / (n - 1), dtype=np.float64)
-        p[int(np.argmax(score))] = 1.0 - epsilon  # argmax: the first of equal maxima
+        p[int(np.argmax(candidates))] = 1.0 - epsilon  # argmax: the first of equal maxima
         return p, score
+
+    def credit_arms(self, rewards: Mapping[str, float], first: bool) -> None:
+        for arm, value in rewards.items():
+            i = self._arm_index.get(arm)
+            if i is None:
+                continue  # an arm the catalog has dropped since the decision
+            if first:
+                self.asked[i] += 1
+            if value > 0.0:
+                self.paid[i] += 1
 
     def expected(self, x: Vector, key: str = "") -> Vector:
         """Per plan, the estimated page reward: the static estimate plus the advantage."""

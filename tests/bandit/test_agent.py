@@ -242,6 +242,10 @@ def test_plan_rewards_first_then_later():
     shown, residual = a.policy.history.get("ab")  # the query is normalised
     assert shown.tolist() == [1.0, 0.0, 0.0, 0.0]
     assert residual.tolist() == pytest.approx([2.0, 0.0, 0.0, 0.0])
+    # The arms' credit reaches the policy too: one decision asked a and b, a found twice.
+    a.reward(AB, {"a": 0.0, "b": 0.0}, first=True, plan="all", page=0.0, query="x")
+    assert a.policy.asked.tolist() == [2, 1]  # the first call's rewards named a only
+    assert a.policy.paid.tolist() == [2, 0]
 
 
 def test_later_zero_page_rewards_are_skipped(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from ltrr.bandit.plans import candidate_plans, plan_names
 from ltrr.bandit.policies import make_policy
 from ltrr.bandit.policies.base import PlanPolicy, PolicyConfig
-from ltrr.bandit.policies.safe_plans import SafePlans, _asks
+from ltrr.bandit.policies.safe_plans import SILENT_AFTER, SafePlans, _asks
 from tests.bandit._plans import ARMS, PLANS
 
 X = np.array([1.0])
@@ -308,3 +308,64 @@ def test_set_probability_sums_the_plans_that_ask_exactly_those_arms(included, ex
 def test_set_probability_needs_one_flag_per_arm():
     with pytest.raises(ValueError, match="3 inclusion flags"):
         policy().set_probability(X, (True, False))
+
+
+# -- an arm that never pays ----------------------------------------------------------------------
+
+
+def _asked(p: SafePlans, times: int, paying: dict[str, float] | None = None) -> None:
+    """``times`` decisions that asked every arm, closed without an engaged result (or with
+    ``paying``'s credit on the last one)."""
+    for i in range(times):
+        credit = paying if paying is not None and i == times - 1 else {}
+        p.credit_arms({"a": 0.0, "b": 0.0, "c": 0.0, **credit}, first=True)
+
+
+def test_an_arm_asked_200_times_without_paying_is_silent_and_no_plan_asking_it_leads():
+    p = policy(epsilon=0.2)
+    _asked(p, SILENT_AFTER - 1, {"a": 1.0, "b": 2.0})
+    assert p.silent() == ()
+    assert greedy(p.distribution(X)[0]) == "all"  # 199 asks: not yet
+    _asked(p, 1)
+    assert p.silent() == ("c",)
+    dist, score = p.distribution(X)
+    # Every advantage is 0: the first plan that does not ask c leads, every other plan keeps
+    # epsilon / 7, and the scores themselves are unchanged.
+    assert greedy(dist) == "only:a"
+    assert dist.tolist() == pytest.approx([E, E, 0.8, E, E, E, E, E])
+    assert score.tolist() == [0.0] * 8
+    # The arm-set probability follows the same distribution (OPE reads it).
+    assert p.set_probability(X, [True, False, False]) == pytest.approx(0.8)
+
+
+def test_the_best_plan_without_the_silent_arm_leads():
+    p = policy(epsilon=0.2)
+    _asked(p, SILENT_AFTER, {"a": 1.0, "b": 1.0})
+    p.update_plan("all", X, 1.0)
+    p.update_plan("without:c", X, 1.5)  # advantage (1.5 - 0.5) / 2 = 0.5 over the static 0.5
+    p.update_plan("only:c", X, 3.0)  # larger, but it asks c
+    assert greedy(p.distribution(X)[0]) == "without:c"
+
+
+def test_a_silent_arm_that_pays_once_is_asked_again():
+    p = policy(epsilon=0.2)
+    _asked(p, SILENT_AFTER, {"a": 1.0, "b": 1.0})
+    assert p.silent() == ("c",)
+    p.credit_arms({"c": 0.5}, first=False)  # a later event of an exploring decision
+    assert p.silent() == ()
+    assert greedy(p.distribution(X)[0]) == "all"
+
+
+def test_only_first_events_count_as_asks_and_unknown_arms_are_ignored():
+    p = policy()
+    p.credit_arms({"a": 1.0, "gone": 1.0}, first=True)
+    p.credit_arms({"a": 1.0, "b": 0.0}, first=False)
+    assert p.asked.tolist() == [1, 0, 0]
+    assert p.paid.tolist() == [2, 0, 0]
+
+
+def test_when_every_arm_is_silent_the_scores_decide_as_before():
+    p = policy(epsilon=0.2)
+    _asked(p, SILENT_AFTER)
+    assert p.silent() == ("a", "b", "c")
+    assert greedy(p.distribution(X)[0]) == "all"
