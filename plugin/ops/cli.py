@@ -236,6 +236,8 @@ def _data_index(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.replay.bench import ReplayConfig, format_results, run_replay
 
+    if args.latency_every < 0:
+        raise LtrrError(f"--latency-every must be >= 0, got {args.latency_every}")
     config = ReplayConfig(
         catalog=args.catalog,
         dataset=args.dataset,
@@ -250,8 +252,6 @@ def _replay(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         latency_every=args.latency_every,
     )
-    if args.latency_every < 0:
-        raise LtrrError(f"--latency-every must be >= 0, got {args.latency_every}")
     table = format_results(run_replay(config, _say))
     print(table)
     if args.out is not None:

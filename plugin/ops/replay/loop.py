@@ -52,6 +52,27 @@ class Served:
     plan: str
     sizes: tuple[tuple[str, int], ...] = ()  # what each arm was asked for (none: native)
 
+    @classmethod
+    def of_plan(
+        cls,
+        clicked: Sequence[int],
+        judged: tuple[float, float, float],
+        sizes: Mapping[str, int],
+        plan: str,
+    ) -> Served:
+        """A plan's session: ``judged`` is (expected clicks, nDCG@10, recall)."""
+        expected, ndcg, recall = judged
+        return cls(
+            float(len(clicked)),
+            expected,
+            ndcg,
+            recall,
+            sum(sizes.values()),
+            len(sizes),
+            plan,
+            tuple(sizes.items()),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Contender:
@@ -290,18 +311,7 @@ def run_contender(
         _remember(replay, memory, session, page_ids, clicked)
         if learner is not None and (learn_from is None or session.query_id in learn_from):
             learner.learn(decision, results, page_ids, clicked, session.text)
-        out.append(
-            Served(
-                float(len(clicked)),
-                expected,
-                ndcg,
-                recall,
-                sum(sizes.values()),
-                len(sizes),
-                plan,
-                tuple(sizes.items()),
-            )
-        )
+        out.append(Served.of_plan(clicked, (expected, ndcg, recall), sizes, plan))
     return out
 
 
@@ -368,16 +378,5 @@ def run_oracle(replay: Replay, sessions: Sequence[Session]) -> list[Served]:
         page_ids, fused, sizes = pages[best]
         expected, clicked, ndcg, recall = _judged(replay, session, page_ids, fused)
         _remember(replay, memory, session, page_ids, clicked)
-        out.append(
-            Served(
-                float(len(clicked)),
-                expected,
-                ndcg,
-                recall,
-                sum(sizes.values()),
-                len(sizes),
-                "+".join(sizes),
-                tuple(sizes.items()),
-            )
-        )
+        out.append(Served.of_plan(clicked, (expected, ndcg, recall), sizes, "+".join(sizes)))
     return out
