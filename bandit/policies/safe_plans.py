@@ -14,8 +14,9 @@ The greedy plan gets 1 - epsilon of the traffic and the others epsilon / (n - 1)
 where the evidence comes from; so the probability of the plan drawn is exact whatever the
 statistics. Knobs: ``ridge`` (the prior's weight, in pages) and ``epsilon``.
 
-An arm that has been asked ``SILENT_AFTER`` times and never found anything a user engaged with
-is *silent*: no plan that asks it can be the greedy one. A plan with or without such an arm
+An arm that has been asked ``SILENT_AFTER`` times and never earned credit (it never found what a
+user engaged with, as the catalog's credit rule counts it: with ``unique`` credit, never found it
+alone) is *silent*: no plan that asks it can be the greedy one. A plan with or without such an arm
 earns the same page, so the page reward alone could never tell them apart, and the arm would
 keep costing a sub-search and a share of the budget. The plans that ask it keep their
 exploration share, so an arm that starts to pay is noticed, and comes back, at its first credit.
