@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ltrr.bandit.decision import ArmSpec
 from ltrr.bandit.history import QueryHistory
@@ -102,10 +103,13 @@ class SafePlans(PlanPolicy):
             advantage += weight * correction
         return advantage, mean[:1].copy()
 
+    def _quiet(self) -> npt.NDArray[np.bool_]:
+        quiet: npt.NDArray[np.bool_] = (self.asked >= SILENT_AFTER) & (self.paid == 0)
+        return quiet
+
     def silent(self) -> tuple[str, ...]:
         """The arms asked ``SILENT_AFTER`` times that never found what a user engaged with."""
-        quiet = (self.asked >= SILENT_AFTER) & (self.paid == 0)
-        return tuple(arm.name for arm, q in zip(self.arms, quiet, strict=True) if q)
+        return tuple(arm.name for arm, q in zip(self.arms, self._quiet(), strict=True) if q)
 
     def distribution(self, x: Vector, key: str = "") -> tuple[Vector, Vector]:
         score, _ = self._advantages(x, key)
@@ -113,7 +117,7 @@ class SafePlans(PlanPolicy):
         if n == 1:
             return np.ones(1, dtype=np.float64), score
         candidates = score
-        quiet = (self.asked >= SILENT_AFTER) & (self.paid == 0)
+        quiet = self._quiet()
         if quiet.any():
             asks_quiet = (self._asks[quiet] > 0).any(axis=0)
             if not asks_quiet.all():  # some plan asks no silent arm: the greedy one is among them

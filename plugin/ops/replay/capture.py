@@ -14,7 +14,8 @@ never mistaken for the old one), the catalog and the dataset.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,7 @@ def _arm_lists(
     return out
 
 
-def _native(
-    http: Cluster,
+def native_request(
     catalog: Catalog,
     index: str,
     text: str,
@@ -153,15 +153,28 @@ def _native(
     depth: int,
     size: int,
     pipeline: str,
-) -> tuple[str, ...]:
-    request = SearchInput.of(index, text, source=False, vector=vector)
+    *,
+    source: Any = False,
+) -> tuple[str, dict[str, Any]]:
+    """The path and body of OpenSearch's hybrid search for ``text`` through ``pipeline``
+    (``source``: the ``_source`` asked for; None: the catalog's, as the proxy asks)."""
+    request = SearchInput.of(index, text, source=source, vector=vector)
     query = build_hybrid(catalog, request, renderer, depth=depth, size=size)
-    body = http.ok(
-        "POST",
-        f"/{index}/_search?search_pipeline={pipeline}",
-        orjson.loads(query.json()),
-    )
-    return tuple(str(hit["_id"]) for hit in body["hits"]["hits"])
+    return f"/{index}/_search?search_pipeline={pipeline}", orjson.loads(query.json())
+
+
+@contextmanager
+def native_pipelines(
+    http: Cluster, catalog: Catalog, arms: Sequence[str], prefix: str
+) -> Iterator[dict[str, str]]:
+    """One search pipeline per native method (``{prefix}-{method}``), removed on the way out."""
+    names = {m: f"{prefix}-{m}" for m in NATIVE_METHODS}
+    try:
+        for method, name in names.items():
+            cluster_ops.put_pipeline(http, name, pipeline_for(method, catalog, arms))
+        yield names
+    finally:
+        cluster_ops.delete_pipelines(http, list(names.values()))  # a missing one is fine
 
 
 def capture(
@@ -187,27 +200,27 @@ def capture(
         return kept
     arms = sub_query_arms(catalog, index)
     depth = even_depth(catalog.budget, len(arms))
-    pipelines = {m: f"ltrr-replay-{key}-{m}" for m in NATIVE_METHODS}
     judged = [q for q in data.queries.values() if data.qrels.get(q.id)]
     embedder = catalog_embedder(catalog)
     renderer = TemplateRenderer()
     queries: dict[str, QueryCapture] = {}
     say(f"capturing {len(judged)} queries from {index}: every arm at full size, native hybrid")
     try:
-        for method, name in pipelines.items():
-            cluster_ops.put_pipeline(http, name, pipeline_for(method, catalog, arms))
-        for query in tqdm(judged, unit="query", desc="capturing", disable=not progress):
-            vector = embedder.embed(query.text) if embedder is not None else None
-            lists = _arm_lists(http, catalog, index, query.text, vector, renderer)
-            natives = {
-                m: _native(http, catalog, index, query.text, vector, renderer, depth, k, name)
-                for m, name in pipelines.items()
-            }
-            queries[query.id] = QueryCapture(lists, natives)
+        with native_pipelines(http, catalog, arms, f"ltrr-replay-{key}") as pipelines:
+            for query in tqdm(judged, unit="query", desc="capturing", disable=not progress):
+                vector = embedder.embed(query.text) if embedder is not None else None
+                lists = _arm_lists(http, catalog, index, query.text, vector, renderer)
+                natives = {}
+                for method, name in pipelines.items():
+                    search, body = native_request(
+                        catalog, index, query.text, vector, renderer, depth, k, name
+                    )
+                    hits = http.ok("POST", search, body)["hits"]["hits"]
+                    natives[method] = tuple(str(hit["_id"]) for hit in hits)
+                queries[query.id] = QueryCapture(lists, natives)
     finally:
         if embedder is not None:
             embedder.close()
-        cluster_ops.delete_pipelines(http, list(pipelines.values()))  # a missing one is fine
     field = catalog.features.entity_field
     entities = tuple(entity_names(http, index, field)) if field else ()
     result = Capture(index, key, queries, depth * len(arms), entities)

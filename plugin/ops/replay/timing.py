@@ -22,15 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 
 from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.data.index import catalog_embedder
+from ltrr.plugin.ops.replay.capture import native_pipelines, native_request
 from ltrr.plugin.ops.replay.loop import Served
-from ltrr.plugin.ops.simulate import cluster_ops
 from ltrr.plugin.ops.simulate.stream import Session
 from ltrr.query_plans.catalog import Catalog
-from ltrr.query_plans.hybrid import build_hybrid, even_depth, pipeline_for, sub_query_arms
+from ltrr.query_plans.hybrid import even_depth, sub_query_arms
 from ltrr.query_plans.plan import SearchInput, build_plan
 from ltrr.query_plans.templates import TemplateRenderer
 
@@ -67,28 +66,23 @@ def turn_order(names: Sequence[str], position: int) -> list[str]:
 class _Requests:
     """Builds and sends each contender's request, with one embedding per distinct query."""
 
-    def __init__(self, http: Cluster, catalog: Catalog, index: str, key: str, k: int) -> None:
+    def __init__(
+        self, http: Cluster, catalog: Catalog, index: str, pipelines: Mapping[str, str], k: int
+    ) -> None:
         self.http = http
         self.catalog = catalog
         self.index = index
+        self.pipelines = pipelines
         self.k = k
         self.renderer = TemplateRenderer()
-        self.arms = sub_query_arms(catalog, index)
-        self.depth = even_depth(catalog.budget, len(self.arms))
-        self.pipelines = {m: f"ltrr-timing-{key}-{m}" for m in ("rrf", "minmax")}
+        self.depth = even_depth(catalog.budget, len(sub_query_arms(catalog, index)))
         self._vectors: dict[str, list[float] | None] = {}
         self._embedder = catalog_embedder(catalog)
         self._needs_vector = {arm.name for arm in catalog.arms if arm.needs_vector}
 
-    def __enter__(self) -> _Requests:
-        for method, name in self.pipelines.items():
-            cluster_ops.put_pipeline(self.http, name, pipeline_for(method, self.catalog, self.arms))
-        return self
-
-    def __exit__(self, *_: object) -> None:
+    def close(self) -> None:
         if self._embedder is not None:
             self._embedder.close()
-        cluster_ops.delete_pipelines(self.http, list(self.pipelines.values()))
 
     def _vector(self, text: str) -> list[float] | None:
         if text not in self._vectors:
@@ -99,13 +93,17 @@ class _Requests:
     def send(self, name: str, session: Session, served: Served) -> float:
         """One contender's request for one session; the round trip in milliseconds."""
         if name.startswith(NATIVE_PREFIX):
-            method = name[len(NATIVE_PREFIX) :]
-            request = SearchInput.of(self.index, session.text, vector=self._vector(session.text))
-            query = build_hybrid(
-                self.catalog, request, self.renderer, depth=self.depth, size=self.k
+            path, body = native_request(
+                self.catalog,
+                self.index,
+                session.text,
+                self._vector(session.text),
+                self.renderer,
+                self.depth,
+                self.k,
+                self.pipelines[name[len(NATIVE_PREFIX) :]],
+                source=None,
             )
-            body = orjson.loads(query.json())
-            path = f"/{self.index}/_search?search_pipeline={self.pipelines[method]}"
             start = time.perf_counter()
             self.http.ok("POST", path, body)
             return (time.perf_counter() - start) * 1000.0
@@ -139,13 +137,19 @@ def measure(
     if not positions or not names:
         return {}
     times: dict[str, list[float]] = {name: [] for name in names}
-    with _Requests(http, catalog, index, key, k) as requests:
-        for position in positions[:WARM_UP]:
-            for name in names:
-                requests.send(name, sessions[position], runs[name][position])
-        for done, position in enumerate(positions, start=1):
-            for name in turn_order(names, position):
-                times[name].append(requests.send(name, sessions[position], runs[name][position]))
-            if progress is not None:
-                progress(done, len(positions))
+    arms = sub_query_arms(catalog, index)
+    with native_pipelines(http, catalog, arms, f"ltrr-timing-{key}") as pipelines:
+        requests = _Requests(http, catalog, index, pipelines, k)
+        try:
+            for position in positions[:WARM_UP]:
+                for name in names:
+                    requests.send(name, sessions[position], runs[name][position])
+            for done, position in enumerate(positions, start=1):
+                for name in turn_order(names, position):
+                    served = runs[name][position]
+                    times[name].append(requests.send(name, sessions[position], served))
+                if progress is not None:
+                    progress(done, len(positions))
+        finally:
+            requests.close()
     return {name: Latency(tuple(samples)) for name, samples in times.items()}
