@@ -37,7 +37,7 @@ def arm_share(summary: LiveSummary) -> Figure:
         for arm in summary.arms:
             ys = [float("nan") if v is None else v for v in summary.share[group][arm]]
             ax.plot(times, ys, marker="o", markersize=3, label=arm, color=colors[arm])
-        _time_axis(ax)
+        _time_axis(ax, summary)
     for j in range(len(groups), rows * columns):
         axes[j // columns][j % columns].set_visible(False)
     for row in axes:
@@ -87,7 +87,7 @@ def fallbacks(summary: LiveSummary) -> Figure:
     ax.set_ylabel(f"searches per {_width(summary.bins.width)}")
     ax.set_ylim(bottom=0)
     ax.set_title("Fallbacks and failures (UTC)")
-    _time_axis(ax)
+    _time_axis(ax, summary)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
@@ -113,22 +113,31 @@ def latency(summary: LiveSummary) -> Figure:
     over_time.set_ylim(bottom=0)
     over_time.set_title(f"Latency per {_width(summary.bins.width)} (UTC)")
     over_time.legend(fontsize=8, frameon=False)
-    _time_axis(over_time)
+    _time_axis(over_time, summary)
     fig.tight_layout()
     return fig
 
 
 def _times(summary: LiveSummary) -> list[float]:
-    """Bin centres (matplotlib date numbers), so a point sits mid-way in the span it counts."""
-    import matplotlib.dates as mdates
-
+    """Bin centres, so that a point sits mid-way in the span it counts."""
     half = summary.bins.width / 2
-    centres = [datetime.fromtimestamp(t + half, UTC) for t in summary.bins.starts()]
-    return [float(mdates.date2num(c)) for c in centres]  # type: ignore[no-untyped-call]
+    return [_date(t + half) for t in summary.bins.starts()]
 
 
-def _time_axis(ax: Axes) -> None:
+def _date(epoch: float) -> float:
+    """Epoch seconds as a matplotlib date number."""
     import matplotlib.dates as mdates
+
+    when = datetime.fromtimestamp(epoch, UTC)
+    return float(mdates.date2num(when))  # type: ignore[no-untyped-call]
+
+
+def _time_axis(ax: Axes, summary: LiveSummary) -> None:
+    """The bins' own span (one bin alone would otherwise be drawn over years)."""
+    import matplotlib.dates as mdates
+
+    bins = summary.bins
+    ax.set_xlim(_date(bins.start), _date(bins.start + bins.count * bins.width))
 
     locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeAlias
 
@@ -280,11 +280,13 @@ def _stamp(epoch: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    span = timedelta(seconds=round(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if span.total_seconds() % size == 0:
-            return f"{int(span.total_seconds() // size)}{unit}"
-    return f"{int(span.total_seconds())}s"
+    """A period as a reader says it: 90 minutes, 24 hours, 7 days."""
+    whole = round(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        count, rest = divmod(whole, size)
+        if rest == 0 and count >= (2 if size == 86400 else 1):
+            return f"{count} {unit}s" if count != 1 else f"1 {unit}"
+    return f"{whole} seconds"
 
 
 _METHOD = (

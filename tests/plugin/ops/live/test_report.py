@@ -4,7 +4,13 @@ from dataclasses import dataclass
 import pytest
 
 from ltrr.plugin.errors import LtrrError
-from ltrr.plugin.ops.live.report import NO_ROLLOUT, SECTIONS, comparison_tables, live_report
+from ltrr.plugin.ops.live.report import (
+    NO_ROLLOUT,
+    SECTIONS,
+    _duration,
+    comparison_tables,
+    live_report,
+)
 from tests.plugin.ops.live._docs import period
 
 IMAGE = re.compile(r'<img [^>]*src="data:image/png;base64,')
@@ -25,8 +31,8 @@ def test_the_page_has_every_section_and_figure(tmp_path):
     assert len(IMAGE.findall(html)) == 4  # arm share, reward, fallbacks, latency
     # 4 searches, 3 events on them; 1 of 4 fell back, 1 of 4 lost an arm; p50 20, p99 40.
     assert (
-        "4 searches and 3 feedback events in the last 200s; 25.0% fell back to the static plan "
-        "and 25.0% lost an arm; latency p50 20.0 ms, p99 40.0 ms."
+        "4 searches and 3 feedback events in the last 200 seconds; 25.0% fell back to the "
+        "static plan and 25.0% lost an arm; latency p50 20.0 ms, p99 40.0 ms."
     ) in html
     assert NO_ROLLOUT in html
     assert "<script" not in html
@@ -93,3 +99,18 @@ def test_compare_returning_none_means_no_rollout(tmp_path):
 def test_a_comparison_of_another_kind_is_refused():
     with pytest.raises(LtrrError, match="must be a dataclass or a mapping"):
         comparison_tables(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (86400, "24 hours"),
+        (7 * 86400, "7 days"),
+        (5400, "90 minutes"),
+        (3600, "1 hour"),
+        (60, "1 minute"),
+        (200, "200 seconds"),
+    ],
+)
+def test_the_period_is_said_as_a_reader_says_it(seconds, said):
+    assert _duration(seconds) == said
