@@ -43,6 +43,7 @@ from ltrr.plugin.learn.records import (
     DecisionRecord,
     OpenWindows,
     Searched,
+    Served,
     close_all,
     from_document,
 )
@@ -111,6 +112,7 @@ class Learner:
         results: Mapping[str, frozenset[str]],
         ranked: Sequence[RankedHit],
         nonce: str = "",
+        served: Served | None = None,
     ) -> None:
         """Keep a decision for its window and queue it for ``ltrr-decisions``.
 
@@ -131,6 +133,7 @@ class Learner:
             results,
             ranked,
             nonce,
+            served,
         )
         record = searched.record(now, window)
         if record is not None:

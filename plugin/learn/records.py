@@ -54,6 +54,15 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Served:
+    """How the search was answered, logged for the live report (latency, fallbacks)."""
+
+    took_ms: float  # from the request's arrival to the ranked list, as the caller waits
+    timings_ms: Mapping[str, float]  # per stage: decide, embed, retrieve, fuse, rerank
+    fallback: str | None  # why the catalog's fallback plan answered, None when it did not
+
+
+@dataclass(frozen=True, slots=True)
 class Searched:
     """One intercepted search, as the learner is told of it."""
 
@@ -68,6 +77,7 @@ class Searched:
     results: Mapping[str, frozenset[str]]  # arm -> ids, for each arm that answered
     ranked: Sequence[RankedHit]
     nonce: str = ""
+    served: Served | None = None
 
     def record(self, now: float, window: float) -> DecisionRecord | None:
         """The record its feedback is matched against; None when nothing can be learned."""
@@ -124,7 +134,16 @@ class Searched:
                 for c in decision.choices
             },
             "returned": [[h.hit.index, h.hit.id] for h in self.ranked],
+            **(_served(self.served) if self.served is not None else {}),
         }
+
+
+def _served(served: Served) -> dict[str, Any]:
+    return {
+        "took_ms": round(served.took_ms, 3),
+        "timings_ms": {stage: round(ms, 3) for stage, ms in served.timings_ms.items()},
+        "fallback": served.fallback,
+    }
 
 
 def from_document(decision_id: str, doc: Mapping[str, Any]) -> DecisionRecord:

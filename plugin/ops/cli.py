@@ -369,6 +369,23 @@ def _ope(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ops.client import Cluster
+    from ltrr.plugin.ops.live.read import parse_since, read_period
+    from ltrr.plugin.ops.live.report import live_report
+
+    since = parse_since(args.since)
+    cluster = Cluster(args.opensearch)
+    try:
+        period = read_period(cluster, since, targets=args.target)
+    finally:
+        cluster.close()
+    _say(f"{len(period.decisions):,} decisions and {len(period.events):,} events read")
+    path = live_report(period, args.out, grouping=args.by, source=cluster.url)
+    print(f"report: {path}")
+    return 0
+
+
 def _ltr_train(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.ltr_models import format_result, train_ltr
 
@@ -788,6 +805,35 @@ def build_parser() -> argparse.ArgumentParser:
     ope.add_argument("--seed", type=int, default=7)
     ope.add_argument("--report", type=Path, default=None, metavar="HTML")
     ope.set_defaults(handler=_ope)
+
+    live = commands.add_parser(
+        "report",
+        help="an HTML report of what the proxy decided and earned over a recent period",
+        description="Read the decisions and feedback events of a period from a real cluster "
+        "(ltrr-decisions* and ltrr-events*) and write one self-contained HTML page: arm share "
+        "over time by intent or query shape, reward per arm, fallbacks and failures, latency, "
+        "and the rollout comparison. (A simulation's report is `ltrr simulate --report`.)",
+    )
+    live.add_argument(
+        "--since", required=True, metavar="AGE", help="the period up to now: 90m, 24h, 7d, 2w"
+    )
+    live.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    live.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only the decisions and events of this target (repeat for several; default: all)",
+    )
+    live.add_argument(
+        "--by",
+        choices=["auto", "intent", "shape"],
+        default="auto",
+        help="group searches by the callers' context.intent or by query shape (default: "
+        "intent when the searches carry one)",
+    )
+    live.add_argument("--out", type=Path, default=Path("build/live-report.html"), metavar="HTML")
+    live.set_defaults(handler=_report)
 
     ltr = commands.add_parser("ltr", help="learning-to-rank models for the rerank")
     ltr_actions = ltr.add_subparsers(dest="action", required=True)

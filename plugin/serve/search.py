@@ -19,6 +19,7 @@ from typing import Any
 from ltrr.bandit.decision import Decision
 from ltrr.plugin.errors import DeadlineExceeded
 from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.learn.records import Served
 from ltrr.plugin.learn.tokens import FeedbackTokens
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
@@ -163,7 +164,8 @@ class SearchPath:
             ext["feedback_token"] = self.learner.tokens.token(decision_id, nonce)
         ranked = RankedList(decision_id, executed.reranked.ranked, ext, shards, key)
         self.pages.put(ranked)
-        self._learn(runtime, request, decision_id, executed, nonce)
+        served = Served(_since(started), timings, ext["fallback"])
+        self._learn(runtime, request, decision_id, executed, nonce, served)
         self.stats.count("intercepted")
         return self._respond(ranked, request, started)
 
@@ -201,6 +203,7 @@ class SearchPath:
         decision_id: str,
         executed: Executed,
         nonce: str,
+        served: Served,
     ) -> None:
         """Keep the decision for its feedback window (the learner logs every decision)."""
         if self.learner is None:
@@ -219,6 +222,7 @@ class SearchPath:
             results,
             executed.reranked.ranked,
             nonce,
+            served,
         )
 
     async def _execute(

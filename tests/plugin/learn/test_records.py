@@ -12,6 +12,7 @@ from ltrr.plugin.learn.records import (
     DecisionRecord,
     OpenWindows,
     Searched,
+    Served,
     close_all,
     from_document,
 )
@@ -146,6 +147,15 @@ def test_document_is_what_the_decisions_index_stores():
         },
         "returned": [["music", "2"], ["music", "1"], ["music-old", "3"]],
     }
+
+
+def test_document_logs_how_the_search_was_served():
+    served = Served(12.34567, {"decide": 0.1234, "retrieve": 9.87654}, "every arm failed")
+    doc = replace(searched(), served=served).document(T0, WINDOW)
+    assert doc["took_ms"] == 12.346  # to the microsecond
+    assert doc["timings_ms"] == {"decide": 0.123, "retrieve": 9.877}
+    assert doc["fallback"] == "every arm failed"
+    assert "took_ms" not in searched().document(T0, WINDOW)  # nothing said, nothing logged
 
 
 def test_an_unlearnable_document_has_no_features():

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from ltrr.plugin.ops.cli import build_parser, main
@@ -128,3 +130,15 @@ def test_data_load_prints_the_summary(tmp_path, capsys):
 def test_ltr_train_with_qrels_needs_a_dataset(capsys):
     assert main(["ltr", "train", "--catalog", "c.yml"]) == 1
     assert "--judgments qrels needs --dataset" in capsys.readouterr().err
+
+
+def test_report_reads_the_period_it_is_given(capsys):
+    assert main(["report", "--since", "a day"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ltrr: error: --since 'a day': expected a whole number and a unit")
+
+
+def test_report_defaults():
+    args = build_parser().parse_args(["report", "--since", "24h"])
+    assert (args.opensearch, args.target, args.by) == ("http://127.0.0.1:9200", [], "auto")
+    assert args.out == Path("build/live-report.html")
