@@ -371,13 +371,14 @@ def _ope(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.client import Cluster
-    from ltrr.plugin.ops.live.read import parse_since, read_period
+    from ltrr.plugin.ops.live.read import parse_since, parse_until, read_period
     from ltrr.plugin.ops.live.report import live_report
 
     since = parse_since(args.since)
+    until = parse_until(args.until) if args.until is not None else None
     cluster = Cluster(args.opensearch)
     try:
-        period = read_period(cluster, since, targets=args.target)
+        period = read_period(cluster, since, targets=args.target, now=until)
     finally:
         cluster.close()
     _say(f"{len(period.decisions):,} decisions and {len(period.events):,} events read")
@@ -816,6 +817,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument(
         "--since", required=True, metavar="AGE", help="the period up to now: 90m, 24h, 7d, 2w"
+    )
+    live.add_argument(
+        "--until",
+        default=None,
+        metavar="TIME",
+        help="end the period here instead of now: ISO 8601 (2026-01-05T12:00:00Z) or epoch "
+        "seconds; a simulation's log is on its simulated clock",
     )
     live.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
     live.add_argument(

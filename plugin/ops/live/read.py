@@ -7,11 +7,12 @@ fields the mappings index; everything else is read from ``_source``.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opensearchpy import helpers
@@ -21,7 +22,7 @@ from opensearchpy.exceptions import ConnectionTimeout, TransportError
 from ltrr.plugin.errors import ClusterUnavailable, LtrrError
 from ltrr.plugin.ops.client import Cluster, ClusterError
 
-__all__ = ["DECISIONS", "EVENTS", "Period", "parse_since", "read_period"]
+__all__ = ["DECISIONS", "EVENTS", "Period", "parse_since", "parse_until", "read_period"]
 
 DECISIONS = "ltrr-decisions*"
 EVENTS = "ltrr-events*"
@@ -45,6 +46,26 @@ def parse_since(text: str) -> timedelta:
     if amount == 0:
         raise LtrrError(f"--since {text!r}: the period must be longer than zero")
     return timedelta(**{_UNITS[match.group(2)]: amount})
+
+
+def parse_until(text: str) -> float:
+    """An end of period as epoch seconds, from epoch seconds or ISO 8601 (UTC unless it says)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+        raise LtrrError(f"--until {text!r}: expected a finite number of epoch seconds")
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise LtrrError(
+            f"--until {text!r}: expected epoch seconds or an ISO 8601 time such as "
+            "2026-01-05T12:00:00Z"
+        ) from None
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import pytest
 
 from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.client import ClusterError
-from ltrr.plugin.ops.live.read import parse_since, read_period
+from ltrr.plugin.ops.live.read import parse_since, parse_until, read_period
 from tests.plugin.ops._scripted import scripted_cluster
 
 
@@ -125,3 +125,22 @@ def test_a_refused_search_names_the_pattern():
 
     with pytest.raises(ClusterError, match=r"/ltrr-decisions\*/_search answered 403"):
         read_period(scripted_cluster(Refusing()), timedelta(hours=1), now=1000.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1767614400", 1767614400.0),
+        ("2026-01-05T12:00:00Z", 1767614400.0),  # `date -u -d 2026-01-05T12:00:00Z +%s`
+        ("2026-01-05T12:00:00", 1767614400.0),  # no zone: UTC
+        ("2026-01-05T13:00:00+01:00", 1767614400.0),
+    ],
+)
+def test_parse_until(text: str, expected: float) -> None:
+    assert parse_until(text) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "nan", "inf", ""])
+def test_parse_until_refuses(text: str) -> None:
+    with pytest.raises(LtrrError, match="--until"):
+        parse_until(text)
