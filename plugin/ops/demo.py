@@ -16,6 +16,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from ltrr.plugin.errors import LtrrError
@@ -138,6 +139,23 @@ async def _rerank_pass(
     return second.runs
 
 
+def _live_report(sim: Simulation, config: DemoConfig) -> Path:
+    """The page ``ltrr report`` builds on a live cluster, over the demo's own decision log
+    (its clock is the simulated stream's, so the period is the stream's, not the last day)."""
+    from ltrr.plugin.ops.client import Cluster
+    from ltrr.plugin.ops.live.read import read_period
+    from ltrr.plugin.ops.live.report import live_report
+
+    targets = sorted({t for copies in sim.targets.values() for t in copies})
+    cluster = Cluster(config.opensearch)
+    try:
+        since = timedelta(seconds=max(sim.ended - sim.started, 1.0))
+        period = read_period(cluster, since, targets=targets, now=sim.ended)
+    finally:
+        cluster.close()
+    return live_report(period, config.out / "live-report.html", source=cluster.url)
+
+
 async def run_demo(config: DemoConfig, say: Callable[[str], None]) -> Simulation:
     started = time.perf_counter()
     dataset = config.out / "music"
@@ -190,6 +208,11 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None]) -> Simulation
     print(format_table(summarize(runs, oracle), sim_config.k))
     minutes = (time.perf_counter() - started) / 60.0
     say(f"report: {report.resolve()}  ({minutes:.1f} min)")
+    try:
+        live = await asyncio.to_thread(_live_report, sim, config)
+        say(f"live report (`ltrr report` over the first pass's decision log): {live.resolve()}")
+    except LtrrError as exc:
+        say(f"Not written (live report): {exc}")
     if config.serve and sim.proxy is not None:
         target = sim.targets.get("linucb", ["music"])[0]
         say(f"serving the LinUCB copy on {sim.proxy.url}/{target} (Ctrl-C stops the proxy)")

@@ -85,6 +85,7 @@ class Simulation:
     # policy -> why the proxy answered with the catalog's static fallback, and how often
     fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)
     started: float = 0.0
+    ended: float = 0.0  # the decision log's clock when the last window had closed
     proxy: ProxyProcess | None = None  # still serving when the config said keep_serving
 
 
@@ -676,5 +677,8 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         fallbacks=fallbacks,
         # The decision log's clock: the simulated stream's, unless the proxy kept the wall's.
         started=started if config.keep_serving else sessions[0].time.timestamp() - 1.0,
+        ended=time.time()
+        if config.keep_serving
+        else sessions[-1].time.timestamp() + catalog.feedback.window_seconds + 2.0,
         proxy=proxy if config.keep_serving else None,
     )
