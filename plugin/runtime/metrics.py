@@ -55,7 +55,8 @@ REQUESTS = Counter(
 )
 REQUEST_SECONDS = Histogram(
     "ltrr_request_seconds",
-    "Time from a request's arrival to the end of its answer, by route class.",
+    "Time from a request's arrival until its answer was ready (a streamed passthrough: sent), "
+    "by route class.",
     ["route"],
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
