@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import (
-    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -34,8 +33,8 @@ from prometheus_client import (
 from ltrr.bandit.decision import Decision
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# The classic text format: what every Prometheus since 2.0 reads.
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# The classic text format ``generate_latest`` writes: what every Prometheus since 2.0 reads.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # How often a worker republishes its gauges, so that a scrape reaching another worker sees them.
 GAUGE_SECONDS = 1.0
 
