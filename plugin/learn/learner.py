@@ -51,6 +51,7 @@ from ltrr.plugin.learn.shipping import Shipper
 from ltrr.plugin.learn.sync import StateSync
 from ltrr.plugin.learn.tokens import TOKEN_HEADER, FeedbackTokens
 from ltrr.plugin.learn.watch import IndexWatch
+from ltrr.plugin.runtime import metrics
 from ltrr.plugin.runtime.registry import CatalogRegistry, CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
@@ -225,6 +226,8 @@ class Learner:
         applied = await self._commit(record, runtime, accepted)
         self.stats.count("feedback_events", applied)
         self.stats.count("feedback_duplicates", len(events) - applied)
+        metrics.FEEDBACK.labels("api", "accepted").inc(applied)
+        metrics.FEEDBACK.labels("api", "duplicate").inc(len(events) - applied)
         return {
             "acknowledged": True,
             "decision_id": decision_id,
@@ -237,7 +240,7 @@ class Learner:
         what cannot be learned is only counted."""
         extract = ubi_events(method, path, body, now=self.clock()).stored(answer)
         for why, n in extract.skipped.items():
-            self.stats.count(f"ubi_skipped: {why}", n)
+            self.skipped(why, n)
         by_decision: dict[str, list[FeedbackEvent]] = {}
         for event in extract.events:
             by_decision.setdefault(event.decision_id, []).append(event)
@@ -248,11 +251,11 @@ class Learner:
         try:
             record = await self._find(decision_id)
         except (UnknownDecision, UpstreamError):
-            self.stats.count("ubi_skipped: unknown decision", len(events))
+            self.skipped("unknown decision", len(events))
             return
         runtime = self._runtime(record)
         if runtime is None:
-            self.stats.count("ubi_skipped: catalog no longer served", len(events))
+            self.skipped("catalog no longer served", len(events))
             return
         config = runtime.catalog.feedback
         accepted = []
@@ -260,12 +263,20 @@ class Learner:
             if invalid(record, config, event) is None:
                 accepted.append(accept(record, config, event))
             else:
-                self.stats.count("ubi_skipped: invalid event")
+                self.skipped("invalid event")
         kept = within_caps(record, accepted)
         if len(kept) < len(accepted):
-            self.stats.count("ubi_skipped: over the caps per decision", len(accepted) - len(kept))
+            self.skipped("over the caps per decision", len(accepted) - len(kept))
         applied = await self._commit(record, runtime, kept)
         self.stats.count("ubi_events", applied)
+        metrics.FEEDBACK.labels("ubi", "accepted").inc(applied)
+        metrics.FEEDBACK.labels("ubi", "duplicate").inc(len(kept) - applied)
+
+    def skipped(self, why: str, n: int = 1) -> None:
+        """UBI events not learned from (OpenSearch stores them all the same); ``why`` is one of
+        a fixed set of reasons."""
+        self.stats.count(f"ubi_skipped: {why}", n)
+        metrics.FEEDBACK_REFUSED.labels("ubi", why).inc(n)
 
     async def _commit(
         self, record: DecisionRecord, runtime: CatalogRuntime, accepted: list[Accepted]
@@ -314,6 +325,7 @@ class Learner:
             page=item.value,
             query=record.query,
         )
+        metrics.observe_rewards(record.target, item.rewards)
         if record.owner:
             record.observed = True
         memory = runtime.catalog.memory
@@ -341,13 +353,9 @@ class Learner:
         runtime = self._runtime(record)
         if runtime is None:
             return 0
-        runtime.agent.reward(
-            record.x,
-            dict.fromkeys(record.included, 0.0),
-            first=True,
-            plan=record.plan,
-            query=record.query,
-        )
+        zeros = dict.fromkeys(record.included, 0.0)
+        runtime.agent.reward(record.x, zeros, first=True, plan=record.plan, query=record.query)
+        metrics.observe_rewards(record.target, zeros)
         return 1
 
     def _bound(self) -> None:
@@ -361,6 +369,12 @@ class Learner:
 
     def pending_decisions(self) -> int:
         return len(self._open)
+
+    def publish_gauges(self) -> None:
+        """The learning loop's gauges (metrics) from what this process holds now."""
+        metrics.set_learning(
+            len(self._open), self._open.bytes, self.events.backlog(), self.shipper.lag()
+        )
 
     # -- shipping -----------------------------------------------------------------------------
 

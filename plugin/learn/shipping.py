@@ -8,6 +8,7 @@ event refused for good goes to the dead letters, never back into the retry loop.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ import orjson
 from ltrr.plugin.learn.bulk import EVENTS_INDEX, write
 from ltrr.plugin.learn.deadletter import DeadLetters
 from ltrr.plugin.learn.eventlog import EventLog
+from ltrr.plugin.runtime import metrics
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
 
 SHIP_BATCH = 2000
@@ -33,6 +35,7 @@ class Shipper:
         self.dead_letters = dead_letters
         self.batch = batch
         self.shipped = 0
+        self.caught_up = time.monotonic()  # when the log was last found fully shipped
 
     async def ship(self) -> int:
         """Ship every pending event; returns how many were stored by this call."""
@@ -40,6 +43,7 @@ class Shipper:
         while True:
             lines, position = await asyncio.to_thread(self.events.pending, self.batch)
             if not lines:
+                self.caught_up = time.monotonic()
                 return shipped
             docs = [orjson.loads(line) for line in lines]
             actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
@@ -50,6 +54,15 @@ class Shipper:
                 raise UpstreamError(f"{len(written.retry)} events not stored yet, will retry")
             for number, reason in written.refused:
                 await asyncio.to_thread(self.dead_letters.add, EVENTS_INDEX, docs[number], reason)
+                metrics.EVENTS_DEAD_LETTERED.inc()
             await asyncio.to_thread(self.events.commit, position)
             shipped += len(written.stored)
             self.shipped += len(written.stored)
+            metrics.EVENTS_SHIPPED.inc(len(written.stored))
+
+    def lag(self) -> float:
+        """Seconds the log has been behind ``ltrr-events`` (0 when nothing waits): since the
+        shipper last found nothing to ship, so a failing shipper's lag keeps growing."""
+        if self.events.backlog() == 0:
+            return 0.0
+        return max(0.0, time.monotonic() - self.caught_up)

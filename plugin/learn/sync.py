@@ -26,6 +26,7 @@ from typing import Any
 from ltrr.bandit.agent import Agent
 from ltrr.bandit.state import Delta, SharedStatistics
 from ltrr.plugin.learn.bulk import STATE_INDEX, bulk, guarded, mget
+from ltrr.plugin.runtime import metrics
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
 
@@ -88,6 +89,7 @@ class StateSync:
                 tracked.last_error = None
             except (UpstreamError, TimeoutError, ValueError, KeyError) as exc:
                 tracked.last_error = str(exc)[:300]
+                metrics.STATE_FAILURES.labels(runtime.state_key).inc()
                 log.warning("state merge failed for %s: %s", runtime.state_key, exc)
         for key in [k for k in self._tracked if k not in live]:
             del self._tracked[key]  # a replaced policy; its pending delta went with it
@@ -110,8 +112,10 @@ class StateSync:
                 todo = await self._attempt(target, ids, todo, deltas, tracked)
                 if not todo:
                     tracked.merges += 1
+                    metrics.STATE_MERGES.labels(target).inc()
                     return
                 tracked.conflicts += len(todo)
+                metrics.STATE_CONFLICTS.labels(target).inc(len(todo))
             raise UpstreamError(f"state merge still conflicting after {MAX_ATTEMPTS} attempts")
         finally:
             for doc_id, delta in deltas.items():  # not written: merged next round

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import aiohttp
 import orjson
 
 from ltrr.bandit.errors import LtrrError
+from ltrr.plugin.runtime import metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ class AiohttpTransport:
         sent = dict(headers)
         if body is not None and "Content-Type" not in sent:
             sent["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        failed = True
         try:
             async with self.session.request(
                 method,
@@ -118,11 +122,14 @@ class AiohttpTransport:
                 raw = await reply.read()
                 if reply.headers.get("Content-Encoding", "").lower() == "gzip":
                     raw = gzip.decompress(raw)
+                failed = False
                 return UpstreamReply(reply.status, raw)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{method} {path} took longer than {timeout}s") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{method} {path}: {exc}") from exc
+        finally:
+            metrics.upstream(metrics.api_of(path), time.perf_counter() - started, failed=failed)
 
 
 class WithHeaders:

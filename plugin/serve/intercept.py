@@ -68,6 +68,19 @@ class PassThrough:
     reason: str
 
 
+# Reasons that end in the caller's own words (a parameter or body key name): a metric's label
+# keeps only the words before them, so that its values stay bounded.
+_CALLER_WORDS = ("parameter ", "body key ")
+
+
+def reason_kind(reason: str) -> str:
+    """A passthrough reason as a bounded label (``body key aggs`` -> ``body key``)."""
+    for prefix in _CALLER_WORDS:
+        if reason.startswith(prefix):
+            return prefix.strip()
+    return reason
+
+
 def caller_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
         k: v

@@ -21,6 +21,7 @@ from ltrr.plugin.errors import DeadlineExceeded
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.records import Served
 from ltrr.plugin.learn.tokens import FeedbackTokens
+from ltrr.plugin.runtime import metrics
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import Transport
@@ -54,6 +55,7 @@ MIN_ATTEMPT_SECONDS = 0.05
 class Answer:
     body: dict[str, Any]
     decision_id: str
+    outcome: str = "intercepted"  # or "cached" (a later page), "fallback" (the static plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,16 @@ class PassOn:
 
 def _since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
+
+
+def _outcome(fallback: str | None) -> str:
+    return "fallback" if fallback else "intercepted"
+
+
+def _observe(target: str, executed: Executed, timings: dict[str, float], started: float) -> None:
+    """The answered search's metrics: the decision it used, its stages' times."""
+    metrics.observe_decision(target, executed.decision)
+    metrics.observe_search(target, timings, _since(started))
 
 
 class SearchPath:
@@ -111,7 +123,7 @@ class SearchPath:
         cached = self._cached(request, key)
         if cached is not None:
             self.stats.count("pages_from_cache")
-            return self._respond(cached, request, started, served_from_cache=True)
+            return self._respond(cached, request, started, outcome="cached")
 
         deadline = started + catalog.deadline_ms / 1000.0
         timings: dict[str, float] = {}
@@ -167,7 +179,9 @@ class SearchPath:
         served = Served(_since(started), timings, ext["fallback"])
         self._learn(runtime, request, decision_id, executed, nonce, served)
         self.stats.count("intercepted")
-        return self._respond(ranked, request, started)
+        answer = self._respond(ranked, request, started, outcome=_outcome(ext["fallback"]))
+        _observe(runtime.state_key, executed, timings, started)
+        return answer
 
     def _cached(self, request: SearchRequest, key: str) -> RankedList | None:
         """A later page continues its list; a first page is a new search, and a new decision
@@ -184,7 +198,7 @@ class SearchPath:
         request: SearchRequest,
         started: float,
         *,
-        served_from_cache: bool = False,
+        outcome: str,
     ) -> Answer:
         body = build_response(
             ranked,
@@ -192,9 +206,9 @@ class SearchPath:
             size=request.size,
             took_ms=_since(started),
             explain=request.explain,
-            served_from_cache=served_from_cache,
+            served_from_cache=outcome == "cached",
         )
-        return Answer(body, ranked.decision_id)
+        return Answer(body, ranked.decision_id, outcome)
 
     def _learn(
         self,
@@ -241,6 +255,8 @@ class SearchPath:
         retrieval = await retrieve(self.transport, planned.plan, headers, timeout=planned.timeout)
         timings["retrieve"] = retrieval.took_ms
         succeeded = retrieval.succeeded
+        failed = [arm for arm, result in retrieval.results.items() if not result.ok]
+        metrics.arms_failed(runtime.state_key, failed)  # every attempt's, the failed ones too
         if not succeeded:
             return None
         t0 = time.perf_counter()

@@ -42,6 +42,7 @@ from ltrr.plugin.learn.feedback import is_ubi_write, may_carry_ubi
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.memorize import check_sources
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
+from ltrr.plugin.runtime import metrics
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER, SimulatedClock
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
@@ -59,6 +60,7 @@ from ltrr.plugin.serve.intercept import (
     PassThrough,
     caller_headers,
     parse_search,
+    reason_kind,
     strip_ltrr,
 )
 from ltrr.plugin.serve.pages import PageCache
@@ -73,10 +75,14 @@ log = logging.getLogger("ltrr.server")
 MSEARCH_PATHS = ("/_msearch", "/_msearch/template")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWN_AUTHORIZATION_ENV = "LTRR_OPENSEARCH_AUTHORIZATION"
-# The admin routes (stats, the simulated clock) need this token in ADMIN_HEADER; without one
-# configured, they answer loopback clients only.
+# The admin routes (stats, metrics, the simulated clock) need this token in ADMIN_HEADER, or
+# as ``Authorization: Bearer`` (what a Prometheus scrape can send); without one configured,
+# they answer loopback clients only.
 ADMIN_TOKEN_ENV = "LTRR_ADMIN_TOKEN"
 ADMIN_HEADER = "X-LTRR-Admin-Token"
+# What each request was, for the metrics: its route class and outcome (set by the handlers).
+ROUTE = web.RequestKey("ltrr_route", str)
+OUTCOME = web.RequestKey("ltrr_outcome", str)
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
@@ -175,6 +181,24 @@ def error_response(error: HttpError) -> web.Response:
 
 
 @web.middleware
+async def _measured(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request is counted by route class and outcome, and timed to its answer's end."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except BaseException:  # cut mid-answer: the client saw an error
+        request[OUTCOME] = "error"
+        raise
+    finally:
+        route = request.get(ROUTE) or ("admin" if request.path.startswith("/_ltrr/") else "other")
+        outcome = request.get(OUTCOME, "answered")
+        metrics.request_done(route, outcome, time.perf_counter() - started)
+    if outcome == "error":
+        metrics.error_answered(route, response.status)
+    return response
+
+
+@web.middleware
 async def _errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
@@ -193,6 +217,7 @@ async def _errors(
             log.warning("%s %s failed mid-answer, closing: %r", request.method, request.path, exc)
             raise
         error = _as_error(request, exc)
+    request[OUTCOME] = "error"
     return error_response(error)
 
 
@@ -250,11 +275,15 @@ class Proxy:
         self._search: SearchPath | None = None
         self._watch: asyncio.Task[None] | None = None
         self._internal: WithHeaders | None = None
+        self._gauges: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
-        middlewares = [_errors] if self.clock is None else [_errors, self._simulated_time]
+        middlewares: list[Any] = [_measured, _errors]
+        if self.clock is not None:
+            middlewares.append(self._simulated_time)
         app = web.Application(middlewares=middlewares, client_max_size=self.limits.max_body)
         app.router.add_get("/_ltrr/stats", self._stats)
+        app.router.add_get("/_ltrr/metrics", self._metrics)
         app.router.add_post("/_ltrr/feedback", self._feedback)
         if self.clock is not None:  # only a proxy started for a simulation has this route
             app.router.add_post("/_ltrr/_sim/clock", self._set_clock)
@@ -278,6 +307,7 @@ class Proxy:
                 "starting (--upstream-timeout)"
             ) from None
         self._watch = asyncio.create_task(self.registry.watch())
+        self._gauges = asyncio.create_task(self._publish_gauges())
 
     async def _connect(self, session: aiohttp.ClientSession) -> None:
         transport = AiohttpTransport(self.base_url, session)
@@ -319,10 +349,11 @@ class Proxy:
         )
 
     async def _stop(self, _app: web.Application) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._watch
+        for task in (self._watch, self._gauges):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         if self.learner is not None:
             await self.learner.stop()
         if self._session is not None:
@@ -332,11 +363,14 @@ class Proxy:
     @staticmethod
     def _admin(request: web.Request) -> None:
         """Stats show catalog paths and policy internals: an operator's, not a client's."""
+        request[ROUTE] = "admin"
         token = os.environ.get(ADMIN_TOKEN_ENV, "")
         if token:
-            given = request.headers.get(ADMIN_HEADER, "").encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(given, token.encode()):
-                raise Forbidden(f"{request.path} needs the admin token in {ADMIN_HEADER}")
+            if not _has_admin_token(request, token.encode()):
+                raise Forbidden(
+                    f"{request.path} needs the admin token in {ADMIN_HEADER}, or as "
+                    "Authorization: Bearer"
+                )
         elif request.remote not in LOOPBACK:
             raise Forbidden(
                 f"{request.path} answers loopback clients only; set {ADMIN_TOKEN_ENV} on the "
@@ -363,6 +397,25 @@ class Proxy:
             for r in self.registry.runtimes()
         }
         return _json_response(snapshot)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """``GET /_ltrr/metrics``: Prometheus' text format, every worker's series in it."""
+        self._admin(request)
+        self._gauges_now()
+        body = await asyncio.to_thread(metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    def _gauges_now(self) -> None:
+        metrics.set_resident_memory()
+        if self.learner is not None:
+            self.learner.publish_gauges()
+
+    async def _publish_gauges(self) -> None:
+        """Gauges are set, not counted: each worker republishes its own, so that a scrape
+        answered by another worker reads fresh values from this one's files."""
+        while True:
+            self._gauges_now()
+            await asyncio.sleep(metrics.GAUGE_SECONDS)
 
     @web.middleware
     async def _simulated_time(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -410,15 +463,20 @@ class Proxy:
         return _json_response({"now": now, "windows_closed": closed})
 
     async def _feedback(self, request: web.Request) -> web.Response:
-        if self.learner is None:
-            raise HttpError(
-                "this proxy runs without a data directory, so it cannot accept feedback",
-                status=503,
-                error_type="illegal_state_exception",
+        request[ROUTE] = "feedback"
+        try:
+            if self.learner is None:
+                raise HttpError(
+                    "this proxy runs without a data directory, so it cannot accept feedback",
+                    status=503,
+                    error_type="illegal_state_exception",
+                )
+            answer = await self.learner.feedback(
+                await self._read(request), request.headers.get(TOKEN_HEADER)
             )
-        answer = await self.learner.feedback(
-            await self._read(request), request.headers.get(TOKEN_HEADER)
-        )
+        except Exception as exc:
+            metrics.FEEDBACK_REFUSED.labels("api", metrics.refusal_reason(exc)).inc()
+            raise
         return _json_response(answer, status=202)
 
     async def _read(self, request: web.Request) -> bytes:
@@ -432,16 +490,19 @@ class Proxy:
         """Pass a UBI write on unchanged, then learn from what OpenSearch stored. The write
         is the client's: a body the proxy cannot decode still goes on, unlearned."""
         assert self.learner is not None
+        request[ROUTE] = "ubi"
         raw = await self._raw(request)
         try:
             body: bytes | None = decoded(request.headers, raw, self.limits.max_body)
         except HttpError:
             body = None
-            self.stats.count("ubi_skipped: body not decoded")
+            self.learner.skipped("body not decoded")
         if body is None or not may_carry_ubi(request.method, request.path, body):
             return await self._pass(request, body=raw)
         assert self._session is not None
         self.stats.count("passthrough")
+        self._passing(request, "ubi write")
+        started = time.perf_counter()
         response = await forward(
             request,
             self._session,
@@ -452,6 +513,7 @@ class Proxy:
             buffer=True,
             timeout=self._upstream_timeout(),
         )
+        metrics.upstream("passthrough", time.perf_counter() - started)
         sent = response.body if isinstance(response, web.Response) else None
         if 200 <= response.status < 300 and isinstance(sent, bytes | bytearray):
             try:
@@ -474,16 +536,27 @@ class Proxy:
         self.stats.count("passthrough")
         if reason is not None:
             self.stats.passthrough_reasons[reason] += 1
-        return await forward(
-            request,
-            self._session,
-            self.base_url,
-            max_body=self.limits.max_body,
-            body_seconds=self.limits.body_seconds,
-            body=body,
-            plain=plain,
-            timeout=self._upstream_timeout(timeout),
-        )
+        self._passing(request, reason_kind(reason) if reason is not None else "not intercepted")
+        started = time.perf_counter()
+        try:
+            return await forward(
+                request,
+                self._session,
+                self.base_url,
+                max_body=self.limits.max_body,
+                body_seconds=self.limits.body_seconds,
+                body=body,
+                plain=plain,
+                timeout=self._upstream_timeout(timeout),
+            )
+        finally:
+            metrics.upstream("passthrough", time.perf_counter() - started)
+
+    @staticmethod
+    def _passing(request: web.Request, reason: str) -> None:
+        request[OUTCOME] = "passthrough"
+        route = request.get(ROUTE) or "other"
+        metrics.passed(route, reason)
 
     def _upstream_timeout(self, total: float | None = None) -> aiohttp.ClientTimeout:
         """A forwarded request waits at most ``upstream_seconds`` for each read (so a silent
@@ -498,10 +571,12 @@ class Proxy:
             if match is not None:
                 runtime = self.registry.find(match["target"])
                 if runtime is not None:
+                    request[ROUTE] = "search"
                     return await self._intercept(request, match["target"], runtime)
         if self.learner is not None and is_ubi_write(request.method, request.path):
             return await self._ubi(request)
         if request.path.endswith(MSEARCH_PATHS) and request.method in ("GET", "POST"):
+            request[ROUTE] = "msearch"
             raw = await self._raw(request)
             text = decoded(request.headers, raw, self.limits.max_body)
             lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
@@ -539,6 +614,7 @@ class Proxy:
             return await self._pass_search(
                 request, raw, body, "every plan failed", timeout=answer.seconds
             )
+        request[OUTCOME] = answer.outcome
         return _json_response(answer.body, headers={DECISION_HEADER: answer.decision_id})
 
     async def _pass_search(
@@ -585,6 +661,17 @@ class _OpenSearchErrors(RequestHandler):
         response = error_response(error)
         response.force_close()
         return response
+
+
+def _has_admin_token(request: web.Request, token: bytes) -> bool:
+    """The token in ``ADMIN_HEADER`` or as a bearer credential, compared in constant time."""
+    given = request.headers.get(ADMIN_HEADER, "")
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    bearer = credentials.strip() if scheme.lower() == "bearer" else ""
+    found = False
+    for candidate in (given, bearer):  # both compared, whichever matched
+        found |= hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), token)
+    return found
 
 
 def _dumps(body: dict[str, Any]) -> bytes:

@@ -4,7 +4,9 @@
 and silently take half the connections. Instead the parent binds the port once (a port that is
 taken is an error), and ``--workers N`` starts N processes that inherit that very socket and
 accept from it. Each worker is a fresh interpreter (no fork of a loaded runtime), told which
-socket and index it has through the environment.
+socket and index it has through the environment, and where the workers' metrics files go
+(``PROMETHEUS_MULTIPROC_DIR``, emptied for each start), so that any worker's
+``/_ltrr/metrics`` answers for all of them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ltrr.plugin.errors import PortInUse
+from ltrr.plugin.runtime import metrics
 
 LISTEN_FD_ENV = "LTRR_LISTEN_FD"
 WORKER_ENV = "LTRR_WORKER"
@@ -60,10 +63,24 @@ def run_workers(sock: socket.socket, workers: int, argv: Sequence[str]) -> int:
     """Start ``workers`` copies of this command on ``sock``; pass signals on; wait for them.
 
     Returns the first non-zero exit code (the others are stopped then), else 0."""
+    folder, made = metrics.multiprocess_dir()
+    try:
+        return _run(sock, workers, argv, folder)
+    finally:
+        if made:
+            metrics.remove_dir(folder)
+
+
+def _run(sock: socket.socket, workers: int, argv: Sequence[str], folder: Path) -> int:
     fd = sock.fileno()
     children: list[subprocess.Popen[bytes]] = []
     for index in range(workers):
-        env = {**os.environ, LISTEN_FD_ENV: str(fd), WORKER_ENV: str(index)}
+        env = {
+            **os.environ,
+            LISTEN_FD_ENV: str(fd),
+            WORKER_ENV: str(index),
+            metrics.MULTIPROC_ENV: str(folder),
+        }
         children.append(
             subprocess.Popen(
                 [sys.executable, "-m", "ltrr.plugin.ops.cli", *argv], env=env, pass_fds=(fd,)
@@ -86,6 +103,7 @@ def run_workers(sock: socket.socket, workers: int, argv: Sequence[str]) -> int:
         if done is None:
             continue
         pending.remove(done)
+        metrics.worker_exited(pid, folder)
         done.returncode = os.waitstatus_to_exitcode(status)
         if done.returncode != 0 and code == 0:
             code = done.returncode

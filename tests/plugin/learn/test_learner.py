@@ -1095,3 +1095,92 @@ def test_feedback_over_the_caps_is_refused_whole_and_ubi_past_them_is_counted(le
     asyncio.run(learner.ubi("POST", "/_bulk", payload, stored(201, 201)))
     assert learner.stats.counts["ubi_skipped: over the caps per decision"] == 1
     assert learner.stats.counts["ubi_events"] == 1
+
+
+# --- metrics ---
+
+
+def metric(name, **labels):
+    from ltrr.plugin.runtime import metrics
+
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_feedback_and_its_rewards_are_counted_in_the_metrics(learner, runtime, clock):
+    names = [
+        ("ltrr_feedback_events_total", {"source": "api", "outcome": "accepted"}),
+        ("ltrr_feedback_events_total", {"source": "api", "outcome": "duplicate"}),
+        ("ltrr_arm_reward_count", {"target": "music", "arm": "a"}),
+        ("ltrr_arm_reward_sum", {"target": "music", "arm": "a"}),
+        ("ltrr_arm_reward_count", {"target": "music", "arm": "b"}),
+        ("ltrr_arm_reward_sum", {"target": "music", "arm": "b"}),
+        ("ltrr_events_shipped_total", {}),
+    ]
+    before = [metric(name, **labels) for name, labels in names]
+    record(learner, runtime, "d1")
+    record(learner, runtime, "d2", included=("a",))
+    clock.now = T0 + 3
+    click = event("click", "1", position=2, id_="e1")  # a retrieved "1": 1.0 x 2 (debiased)
+    play = event("play", "3", position=1, id_="e2")  # only b retrieved "3": 2.0 x 1
+    feedback(learner, "d1", click, play)
+    feedback(learner, "d1", click)  # a duplicate
+    assert asyncio.run(learner.ship_events()) == 2
+    clock.now = T0 + WINDOW  # d2 closes without feedback: reward 0 for a, its one arm
+    assert learner.sweep() == 1
+    pairs = zip(names, before, strict=True)
+    moved = [metric(name, **labels) - was for (name, labels), was in pairs]
+    assert moved == [
+        2,  # accepted
+        1,  # duplicate
+        3,  # a: the click, the play (0 for a), d2's zero
+        2.0,
+        2,  # b: the click (0 for b), the play
+        2.0,
+        2,  # shipped
+    ]
+
+
+def test_skipped_ubi_events_are_refusals_by_reason_in_the_metrics(learner, runtime):
+    reasons = ("unknown decision", "invalid event", "other index")
+    before = {r: metric("ltrr_feedback_refused_total", source="ubi", reason=r) for r in reasons}
+    accepted = metric("ltrr_feedback_events_total", source="ubi", outcome="accepted")
+    record(learner, runtime, "d1")
+    payload = ubi_bulk(
+        ("ubi_events", ubi_doc("d1", "click", "1", ordinal=2)),
+        ("ubi_events", ubi_doc("zz", "click", "1")),  # unknown decision
+        ("ubi_events", ubi_doc("d1", "hover", "1")),  # not a catalog event type
+        ("ubi_events", ubi_doc("d1", "click", "99")),  # never shown
+        ("ubi_queries", {"query_id": "d1"}),  # another index
+    )
+    asyncio.run(learner.ubi("POST", "/_bulk", payload, stored(201, 201, 201, 201, 201)))
+    after = {r: metric("ltrr_feedback_refused_total", source="ubi", reason=r) for r in reasons}
+    assert {r: after[r] - before[r] for r in reasons} == {
+        "unknown decision": 1,
+        "invalid event": 2,
+        "other index": 1,
+    }
+    assert metric("ltrr_feedback_events_total", source="ubi", outcome="accepted") == accepted + 1
+
+
+def test_the_learning_gauges_show_open_decisions_and_the_shipping_lag(learner, runtime, clock):
+    learner.publish_gauges()
+    assert metric("ltrr_open_decisions") == 0
+    assert metric("ltrr_event_log_unshipped_bytes") == 0
+    assert metric("ltrr_event_log_lag_seconds") == 0
+    record(learner, runtime, "d1")
+    record(learner, runtime, "d2")
+    feedback(learner, "d1", event("click", "1", id_="e1"))
+    learner.shipper.caught_up -= 30.0  # as if the shipper had last caught up 30 s ago
+    learner.publish_gauges()
+    assert metric("ltrr_open_decisions") == 2
+    assert metric("ltrr_open_decisions_bytes") == learner._open.bytes > 0
+    assert metric("ltrr_event_log_unshipped_bytes") == learner.events.backlog() > 0
+    assert metric("ltrr_event_log_lag_seconds") >= 30.0
+    asyncio.run(learner.ship_events())
+    clock.now = T0 + WINDOW
+    learner.sweep()
+    learner.publish_gauges()
+    assert metric("ltrr_open_decisions") == 0
+    assert metric("ltrr_open_decisions_bytes") == 0
+    assert metric("ltrr_event_log_unshipped_bytes") == 0
+    assert metric("ltrr_event_log_lag_seconds") == 0

@@ -535,3 +535,29 @@ def test_the_fake_store_guards_writes_as_opensearch_does():
     assert updated == {"x": {"y": 1, "z": 2}, "w": 3}
     assert [status for status, _ in removed] == [409, 200, 200, 404]
     assert store.ids("idx") == set()
+
+
+def test_merges_conflicts_and_failures_are_counted_in_the_metrics(catalog):
+    from ltrr.plugin.runtime import metrics
+
+    def value(name):
+        return metrics.REGISTRY.get_sample_value(name, {"target": "music"}) or 0.0
+
+    names = ("ltrr_state_merges_total", "ltrr_state_conflicts_total")
+    names += ("ltrr_state_merge_failures_total",)
+    before = [value(name) for name in names]
+    store = FakeOpenSearch()
+    registry, state = replica(catalog, store)
+    policy = policy_of(registry)
+    learn(policy, "a", [(X1, 1.0)])
+    sync(state)  # merged
+    learn(policy, "a", [(X2, 3.0)])
+
+    def touch():
+        store.put(STATE_INDEX, "music:a", stored(store, "a"))
+
+    store.on_next("/_bulk", touch, times=MAX_ATTEMPTS)
+    sync(state)  # conflicts on every attempt, and fails
+    sync(state)  # merged
+    moved = [value(name) - was for name, was in zip(names, before, strict=True)]
+    assert moved == [2, MAX_ATTEMPTS, 1]
