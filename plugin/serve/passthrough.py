@@ -29,6 +29,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+# The proxy's own secrets, meant for it alone: never sent on to OpenSearch, whatever the route.
+PROXY_ONLY = frozenset({"x-ltrr-admin-token"})
 CHUNK = 64 * 1024
 SMALL_RESPONSE = 1024 * 1024
 
@@ -41,7 +43,7 @@ def end_to_end(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict
         for token in value.split(",")
         if token.strip()
     }
-    drop = HOP_BY_HOP | named | {"host", "content-length"}
+    drop = HOP_BY_HOP | PROXY_ONLY | named | {"host", "content-length"}
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
