@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from ltrr.plugin.serve.plan import plan
 from ltrr.plugin.serve.rerank import Reranked, rerank
 from ltrr.plugin.serve.respond import build_response, describe_arms
 from ltrr.plugin.serve.retrieve import Retrieval, retrieve
+from ltrr.plugin.serve.ubi import decision_attributes
 from ltrr.query_plans.ltr.params import search_params
 from ltrr.query_plans.templates import TemplateRenderer
 
@@ -52,8 +53,11 @@ MIN_ATTEMPT_SECONDS = 0.05
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    """``decision`` is what the UBI query record keeps of the decision behind the page."""
+
     body: dict[str, Any]
     decision_id: str
+    decision: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +166,14 @@ class SearchPath:
         nonce = FeedbackTokens.nonce()
         if self.learner is not None:  # what the client shows to send feedback on this search
             ext["feedback_token"] = self.learner.tokens.token(decision_id, nonce)
-        ranked = RankedList(decision_id, executed.reranked.ranked, ext, shards, key)
+        attributes = {
+            "target": request.target,
+            "plan": executed.decision.plan,
+            "plan_propensity": executed.decision.plan_propensity,
+        }
+        ranked = RankedList(
+            decision_id, executed.reranked.ranked, ext, shards, key, attributes=attributes
+        )
         self.pages.put(ranked)
         served = Served(_since(started), timings, ext["fallback"])
         self._learn(runtime, request, decision_id, executed, nonce, served)
@@ -194,7 +205,7 @@ class SearchPath:
             explain=request.explain,
             served_from_cache=served_from_cache,
         )
-        return Answer(body, ranked.decision_id)
+        return Answer(body, ranked.decision_id, decision_attributes(body, ranked.attributes))
 
     def _learn(
         self,
