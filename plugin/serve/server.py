@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from ltrr.plugin.learn.feedback import is_ubi_write, may_carry_ubi
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.memorize import check_sources
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
-from ltrr.plugin.learn.ubiqueries import UbiQueries, node_has_ubi, query_record
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER, SimulatedClock
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
@@ -59,23 +57,16 @@ from ltrr.plugin.serve.body import BODY_SECONDS, decoded, read_body
 from ltrr.plugin.serve.intercept import (
     SEARCH_PATH,
     PassThrough,
-    SearchRequest,
     caller_headers,
     parse_search,
     strip_ltrr,
 )
 from ltrr.plugin.serve.pages import PageCache
-from ltrr.plugin.serve.passthrough import fetch, forward
+from ltrr.plugin.serve.passthrough import forward
 from ltrr.plugin.serve.respond import DECISION_HEADER
-from ltrr.plugin.serve.search import Answer, PassOn, SearchPath
-from ltrr.plugin.serve.ubi import (
-    ANY_SEARCH_PATH,
-    UbiRequest,
-    read_ubi,
-    shown_ids,
-    strip_ubi,
-    with_query_id,
-)
+from ltrr.plugin.serve.search import PassOn, SearchPath
+from ltrr.plugin.serve.ubi import ANY_SEARCH_PATH, UbiRequest, read_ubi, strip_ubi
+from ltrr.plugin.serve.ubifront import UbiFront
 from ltrr.plugin.serve.workers import BACKLOG, bind
 from ltrr.query_plans.templates import TemplateRenderer
 
@@ -262,12 +253,8 @@ class Proxy:
         self._search: SearchPath | None = None
         self._watch: asyncio.Task[None] | None = None
         self._internal: WithHeaders | None = None
-        # UBI: whether the node runs the plugin (asked once at the start), and the proxy's
-        # own writer of ``ubi_queries`` (None with ``ubi_queries=False``).
-        self.log_ubi_queries = ubi_queries
-        self.ubi_plugin = False
-        self.ubi_queries: UbiQueries | None = None
-        self._ubi_writer: asyncio.Task[None] | None = None
+        self.log_ubi_queries = ubi_queries  # log the searches answered to ``ubi_queries``
+        self.ubi: UbiFront | None = None
 
     def app(self) -> web.Application:
         middlewares = [_errors] if self.clock is None else [_errors, self._simulated_time]
@@ -296,8 +283,8 @@ class Proxy:
                 "starting (--upstream-timeout)"
             ) from None
         self._watch = asyncio.create_task(self.registry.watch())
-        if self.ubi_queries is not None:
-            self._ubi_writer = asyncio.create_task(self.ubi_queries.run())
+        if self.ubi is not None:
+            self.ubi.run()
 
     async def _connect(self, session: aiohttp.ClientSession) -> None:
         transport = AiohttpTransport(self.base_url, session)
@@ -329,7 +316,13 @@ class Proxy:
                 raise
             await self.learner.start()
         self._internal = internal
-        await self._ubi_start(internal)
+        self.ubi = await UbiFront.start(
+            internal,
+            self.stats,
+            self.clock.time if self.clock is not None else time.time,
+            data_dir=self.data_dir,
+            log_queries=self.log_ubi_queries,
+        )
         self._search = SearchPath(
             transport,
             self.pages,
@@ -339,29 +332,13 @@ class Proxy:
             learner=self.learner,
         )
 
-    async def _ubi_start(self, internal: WithHeaders) -> None:
-        """Ask, as the proxy, whether the node has the UBI plugin; without an answer, take it
-        as absent: a search with ``ext.ubi`` then works either way."""
-        found = await node_has_ubi(internal)
-        if found is None:
-            log.warning("GET /_cat/plugins did not answer; taking the UBI plugin as absent")
-        self.ubi_plugin = bool(found)
-        if self.log_ubi_queries:
-            dead = self.learner.dead_letters if self.learner is not None else None
-            self.ubi_queries = UbiQueries(internal, dead_letters=dead)
-
     async def _stop(self, _app: web.Application) -> None:
         if self._watch is not None:
             self._watch.cancel()
             with suppress(asyncio.CancelledError):
                 await self._watch
-        if self._ubi_writer is not None:
-            self._ubi_writer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._ubi_writer
-        if self.ubi_queries is not None and self._session is not None:
-            with suppress(TimeoutError):  # one last attempt; what it cannot write is lost
-                await asyncio.wait_for(self.ubi_queries.flush_once(), 10.0)
+        if self.ubi is not None:
+            await self.ubi.stop()
         if self.learner is not None:
             await self.learner.stop()
         if self._session is not None:
@@ -389,10 +366,8 @@ class Proxy:
         snapshot["pages_cached"] = len(self.pages)
         if self.learner is not None:
             snapshot["learning"] = self.learner.snapshot()
-        snapshot["ubi"] = {
-            "plugin": self.ubi_plugin,
-            "queries": self.ubi_queries.snapshot() if self.ubi_queries is not None else None,
-        }
+        if self.ubi is not None:
+            snapshot["ubi"] = self.ubi.snapshot()
         snapshot["catalogs"] = {
             str(r.catalog.path): {
                 "targets": list(r.catalog.targets),
@@ -542,7 +517,7 @@ class Proxy:
                 runtime = self.registry.find(match["target"])
                 if runtime is not None:
                     return await self._intercept(request, match["target"], runtime)
-            if not self.ubi_plugin and ANY_SEARCH_PATH.match(request.path):
+            if self.ubi is not None and not self.ubi.plugin and ANY_SEARCH_PATH.match(request.path):
                 return await self._search_maybe_ubi(request)
         if self.learner is not None and is_ubi_write(request.method, request.path):
             return await self._ubi(request)
@@ -585,52 +560,19 @@ class Proxy:
             return await self._pass_search(
                 request, raw, body, "every plan failed", timeout=answer.seconds
             )
-        query_id = self._log_intercepted(parsed_request, ubi, answer)
-        sent = answer.body if ubi is None else with_query_id(answer.body, query_id)
+        sent = answer.body if self.ubi is None else self.ubi.answered(parsed_request, ubi, answer)
         return _json_response(sent, headers={DECISION_HEADER: answer.decision_id})
 
-    def _now(self) -> float:
-        return self.clock.time() if self.clock is not None else time.time()
-
-    def _log_intercepted(
-        self, searched: SearchRequest, ubi: UbiRequest | None, answer: Answer
-    ) -> str:
-        """Queue the UBI record of an answer the proxy made; returns its ``query_id``."""
-        ubi = ubi or UbiRequest()
-        query_id = ubi.query_id or answer.decision_id
-        if self.ubi_queries is None:
-            return query_id
-        context_client = searched.context.get("client_id")
-        shown = answer.body.get("hits", {}).get("hits", [])
-        self.ubi_queries.put(
-            query_record(
-                query_id=query_id,
-                query_response_id=uuid.uuid4().hex,
-                user_query=ubi.user_query if ubi.user_query is not None else searched.query,
-                hit_ids=shown_ids(shown, ubi.object_id_field),
-                timestamp=self._now(),
-                client_id=ubi.client_id
-                or (context_client if isinstance(context_client, str) else None),
-                application=ubi.application,
-                object_id_field=ubi.object_id_field,
-                attributes=ubi.attributes,
-                decision=answer.decision,
-            )
-        )
-        return query_id
-
     async def _search_maybe_ubi(self, request: web.Request) -> web.StreamResponse:
-        """A search the proxy does not answer, on a node without the UBI plugin: one with
-        ``ext.ubi`` is answered as the plugin would; any other goes on as it came. A body the
-        proxy cannot read goes on too, for OpenSearch to judge."""
+        """A search no catalog takes, on a node without the UBI plugin: with ``ext.ubi`` it is
+        answered as the plugin would, else it goes on as it came (a body the proxy cannot
+        read too, for OpenSearch to judge)."""
         raw = await self._raw(request)
         body: Any = None
-        try:
+        with suppress(HttpError, orjson.JSONDecodeError):
             text = decoded(request.headers, raw, self.limits.max_body)
             if b'"ubi"' in text:  # a byte scan first: most searches carry no UBI
                 body = orjson.loads(text)
-        except (HttpError, orjson.JSONDecodeError):
-            body = None
         ubi = read_ubi(body) if isinstance(body, dict) else None
         if ubi is None or not isinstance(body, dict):
             return await self._pass(request, body=raw or None)
@@ -644,67 +586,16 @@ class Proxy:
         reason: str,
         timeout: float | None = None,
     ) -> web.StreamResponse:
-        """Pass a search on without ``ext.ubi`` (and ``ext.ltrr``), then do the UBI plugin's
-        part: log it to ``ubi_queries`` and answer ``ext.ubi.query_id``. Only an answer
-        OpenSearch gave with a 2xx is logged: a search it refused logs nothing."""
         assert self._session is not None
-        self.stats.count("passthrough")
-        self.stats.passthrough_reasons[reason] += 1
-        got = await fetch(
+        assert self.ubi is not None
+        return await self.ubi.passthrough(
             request,
             self._session,
             self.base_url,
-            body=_dumps(strip_ubi(strip_ltrr(body))),
+            sent=_dumps(strip_ubi(strip_ltrr(body))),
+            ubi=ubi,
+            reason=reason,
             timeout=self._upstream_timeout(timeout),
-        )
-        answer: Any = None
-        if 200 <= got.status < 300:
-            with suppress(HttpError, orjson.JSONDecodeError):
-                answer = orjson.loads(decoded(got.headers, got.body, ANSWER_LIMIT))
-        if not isinstance(answer, dict):  # refused, or not JSON (format=yaml, say)
-            return web.Response(
-                status=got.status, reason=got.reason, body=got.body, headers=got.headers
-            )
-        query_id = ubi.query_id or uuid.uuid4().hex
-        self._log_passed(request, ubi, query_id, answer, reason)
-        headers = got.headers.copy()
-        for name in ("Content-Encoding", "Content-Type"):
-            headers.popall(name, None)
-        return web.Response(
-            body=orjson.dumps(with_query_id(answer, query_id)),
-            status=got.status,
-            content_type="application/json",
-            charset="UTF-8",
-            headers=headers,
-        )
-
-    def _log_passed(
-        self,
-        request: web.Request,
-        ubi: UbiRequest,
-        query_id: str,
-        answer: dict[str, Any],
-        reason: str,
-    ) -> None:
-        if self.ubi_queries is None:
-            return
-        hits = answer.get("hits")
-        shown = hits.get("hits") if isinstance(hits, dict) else None
-        match = ANY_SEARCH_PATH.match(request.path)
-        target = match["target"] if match is not None else None
-        self.ubi_queries.put(
-            query_record(
-                query_id=query_id,
-                query_response_id=uuid.uuid4().hex,
-                user_query=ubi.user_query or "",
-                hit_ids=shown_ids(shown if isinstance(shown, list) else [], ubi.object_id_field),
-                timestamp=self._now(),
-                client_id=ubi.client_id,
-                application=ubi.application,
-                object_id_field=ubi.object_id_field,
-                attributes=ubi.attributes,
-                decision={"target": target, "passthrough": reason},
-            )
         )
 
     async def _pass_search(
@@ -716,9 +607,9 @@ class Proxy:
         timeout: float | None = None,
     ) -> web.StreamResponse:
         """The client's own bytes, unless ``ext.ltrr`` must come out (then sent uncompressed),
-        or ``ext.ubi`` must be answered by the proxy (a node without the UBI plugin)."""
+        or ``ext.ubi`` is the proxy's to answer (a node without the UBI plugin)."""
         ubi = read_ubi(body)
-        if body is not None and ubi is not None and not self.ubi_plugin:
+        if body is not None and ubi is not None and self.ubi is not None and not self.ubi.plugin:
             return await self._pass_ubi(request, body, ubi, reason, timeout)
         ext = body.get("ext") if body is not None else None
         if body is None or not isinstance(ext, dict) or "ltrr" not in ext:

@@ -15,7 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ltrr.plugin.learn.ubiqueries import UBI_QUERIES_INDEX
 from ltrr.plugin.runtime.registry import CatalogRegistry
+from ltrr.plugin.runtime.stats import Stats
+from ltrr.plugin.runtime.upstream import UpstreamError
 from ltrr.plugin.serve.server import SERVER_OPTIONS, Proxy
+from ltrr.plugin.serve.ubifront import UbiFront
 from tests.plugin._ubi_schema import QUERY_REQUEST, QUERY_RESPONSE, errors
 
 CATALOG = """\
@@ -149,8 +152,8 @@ async def post(client, path, body, **kwargs):
 
 
 async def flushed(proxy: Proxy, node: Node) -> list[dict]:
-    assert proxy.ubi_queries is not None
-    await proxy.ubi_queries.flush()
+    assert proxy.ubi.queries is not None
+    await proxy.ubi.queries.flush()
     return node.records()
 
 
@@ -358,7 +361,7 @@ def test_with_the_plugin_a_passthrough_goes_on_untouched_and_the_plugin_logs_it(
             "/music/_search",
             {"query": {"match": {"name": "x"}}, "ext": {"ubi": {"query_id": "q-own"}}},
         )
-        return proxy.ubi_plugin, passed, intercepted, await flushed(proxy, node)
+        return proxy.ubi.plugin, passed, intercepted, await flushed(proxy, node)
 
     plugin, (status, answer), (status2, answer2), records = run(scenario, node)
     assert plugin is True
@@ -411,7 +414,7 @@ def test_logging_can_be_turned_off_and_ext_ubi_is_still_answered(run):
 
     async def scenario(client, proxy):
         status, answer = await post(client, "/books/_search", {"ext": {"ubi": {"query_id": "q"}}})
-        return proxy.ubi_queries, status, answer
+        return proxy.ubi.queries, status, answer
 
     writer, status, answer = run(scenario, node, ubi_queries=False)
     assert writer is None
@@ -434,3 +437,26 @@ def test_stats_show_the_plugin_and_the_writer(run):
     assert stats["ubi"]["plugin"] is False
     assert stats["ubi"]["queries"]["written"] == 1
     assert stats["ubi"]["queries"]["queued"] == 0
+
+
+class SilentNode:
+    async def request(self, method, path, *, headers, body, timeout):
+        raise UpstreamError("node down")
+
+
+def test_a_silent_node_is_taken_as_without_the_plugin_and_refused_records_have_their_own_letters(
+    tmp_path,
+):
+    front = asyncio.run(
+        UbiFront.start(SilentNode(), Stats(), lambda: 0.0, data_dir=tmp_path, log_queries=True)
+    )
+    assert front.plugin is False
+    assert front.queries is not None
+    assert front.queries.dead_letters is not None
+    # Not the learner's file: its count is of acknowledged events only.
+    assert front.queries.dead_letters.path == tmp_path / "ubi-queries" / "dead-letter.jsonl"
+    without = asyncio.run(
+        UbiFront.start(SilentNode(), Stats(), lambda: 0.0, data_dir=None, log_queries=True)
+    )
+    assert without.queries is not None
+    assert without.queries.dead_letters is None
