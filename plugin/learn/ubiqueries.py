@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,9 @@ QUERIES_INDEX_BODY: Mapping[str, Any] = {
         },
     },
 }
+# A record, or what makes it: the search path queues the latter, so that the formatting, the
+# ids and the reading of hits happen in the background writer, not while a client waits.
+Record = dict[str, Any] | Callable[[], dict[str, Any]]
 # The proxy's decision rides in ``query_attributes`` under this key, so that UBI's own
 # attributes (a client's experiment ids, say) stay as the client sent them.
 ATTRIBUTES_KEY = "ltrr"
@@ -135,7 +138,7 @@ class UbiQueries:
         self.dead_letters = dead_letters
         self.batch = batch
         self.max_queued = max_queued
-        self._queue: list[dict[str, Any]] = []
+        self._queue: list[Record] = []
         self._flushing = asyncio.Lock()
         self._ready = False
         self.written = 0
@@ -147,7 +150,7 @@ class UbiQueries:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def put(self, record: dict[str, Any]) -> None:
+    def put(self, record: Record) -> None:
         """Never blocks, never raises: the search that made the record is being answered."""
         self._queue.append(record)
         if len(self._queue) > self.max_queued:
@@ -181,8 +184,7 @@ class UbiQueries:
         """Write everything queued; raises ``UpstreamError`` while some of it must wait."""
         async with self._flushing:
             while self._queue:
-                batch = self._queue[: self.batch]
-                del self._queue[: len(batch)]
+                batch = self._made(self.batch)
                 try:
                     await self._ensure_index()
                     written = await write(
@@ -211,6 +213,20 @@ class UbiQueries:
                     raise UpstreamError(
                         f"{UBI_QUERIES_INDEX}: {len(written.retry)} records not written yet"
                     )
+
+    def _made(self, count: int) -> list[dict[str, Any]]:
+        """The first ``count`` queued records, made now, off the queue. One that cannot be
+        made (a bug, never the client's input) is logged and dropped, not left to block."""
+        head = self._queue[:count]
+        del self._queue[: len(head)]
+        made = []
+        for record in head:
+            try:
+                made.append(record() if callable(record) else record)
+            except Exception:
+                log.exception("a %s record could not be made", UBI_QUERIES_INDEX)
+                self.dropped += 1
+        return made
 
     def _refused(self, record: Mapping[str, Any], reason: Mapping[str, Any]) -> None:
         log.warning("%s refused a record for good: %s", UBI_QUERIES_INDEX, reason)

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,25 +101,9 @@ class UbiFront:
         """Log an answer the proxy made; the body to send (with ``ext.ubi`` if asked)."""
         wanted = ubi or UbiRequest()
         query_id = wanted.query_id or answer.decision_id
-        if self.queries is not None:
-            context_client = searched.context.get("client_id")
-            self.queries.put(
-                query_record(
-                    query_id=query_id,
-                    query_response_id=uuid.uuid4().hex,
-                    user_query=wanted.user_query
-                    if wanted.user_query is not None
-                    else searched.query,
-                    hit_ids=shown_ids(answer.body["hits"]["hits"], wanted.object_id_field),
-                    timestamp=self.now(),
-                    client_id=wanted.client_id
-                    or (context_client if isinstance(context_client, str) else None),
-                    application=wanted.application,
-                    object_id_field=wanted.object_id_field,
-                    attributes=wanted.attributes,
-                    decision=answer.decision,
-                )
-            )
+        if self.queries is not None:  # made by the writer, later: only the time is taken now
+            made = partial(_answered_record, searched, wanted, query_id, answer, self.now())
+            self.queries.put(made)
         return answer.body if ubi is None else with_query_id(answer.body, query_id)
 
     async def passthrough(
@@ -146,7 +131,8 @@ class UbiFront:
             )
         query_id = ubi.query_id or uuid.uuid4().hex
         if self.queries is not None:
-            self.queries.put(self._passed_record(request, ubi, query_id, answer, reason))
+            made = partial(_passed_record, request.path, ubi, query_id, answer, reason, self.now())
+            self.queries.put(made)
         headers = got.headers.copy()
         for name in ("Content-Encoding", "Content-Type"):
             headers.popall(name, None)
@@ -158,29 +144,40 @@ class UbiFront:
             headers=headers,
         )
 
-    def _passed_record(
-        self,
-        request: web.Request,
-        ubi: UbiRequest,
-        query_id: str,
-        answer: dict[str, Any],
-        reason: str,
-    ) -> dict[str, Any]:
-        hits = answer.get("hits")
-        shown = hits.get("hits") if isinstance(hits, dict) else None
-        match = ANY_SEARCH_PATH.match(request.path)
-        return query_record(
-            query_id=query_id,
-            query_response_id=uuid.uuid4().hex,
-            user_query=ubi.user_query or "",  # as the plugin: no words given, none logged
-            hit_ids=shown_ids(shown if isinstance(shown, list) else [], ubi.object_id_field),
-            timestamp=self.now(),
-            client_id=ubi.client_id,
-            application=ubi.application,
-            object_id_field=ubi.object_id_field,
-            attributes=ubi.attributes,
-            decision={
-                "target": match["target"] if match is not None else None,
-                "passthrough": reason,
-            },
-        )
+
+def _answered_record(
+    searched: SearchRequest, ubi: UbiRequest, query_id: str, answer: Answer, when: float
+) -> dict[str, Any]:
+    context_client = searched.context.get("client_id")
+    return query_record(
+        query_id=query_id,
+        query_response_id=uuid.uuid4().hex,
+        user_query=ubi.user_query if ubi.user_query is not None else searched.query,
+        hit_ids=shown_ids(answer.body["hits"]["hits"], ubi.object_id_field),
+        timestamp=when,
+        client_id=ubi.client_id or (context_client if isinstance(context_client, str) else None),
+        application=ubi.application,
+        object_id_field=ubi.object_id_field,
+        attributes=ubi.attributes,
+        decision=answer.decision,
+    )
+
+
+def _passed_record(
+    path: str, ubi: UbiRequest, query_id: str, answer: dict[str, Any], reason: str, when: float
+) -> dict[str, Any]:
+    hits = answer.get("hits")
+    shown = hits.get("hits") if isinstance(hits, dict) else None
+    match = ANY_SEARCH_PATH.match(path)
+    return query_record(
+        query_id=query_id,
+        query_response_id=uuid.uuid4().hex,
+        user_query=ubi.user_query or "",  # as the plugin: no words given, none logged
+        hit_ids=shown_ids(shown if isinstance(shown, list) else [], ubi.object_id_field),
+        timestamp=when,
+        client_id=ubi.client_id,
+        application=ubi.application,
+        object_id_field=ubi.object_id_field,
+        attributes=ubi.attributes,
+        decision={"target": match["target"] if match is not None else None, "passthrough": reason},
+    )

@@ -248,3 +248,34 @@ def test_the_plugin_is_found_on_any_node(status, body, expected):
     plugins = Plugins(status, body)
     assert asyncio.run(node_has_ubi(plugins)) is expected
     assert plugins.asked == [("GET", "/_cat/plugins?format=json&h=component")]
+
+
+def test_a_record_queued_as_its_maker_is_made_once_and_keeps_its_ids_when_retried():
+    cluster = Cluster(exists=True)
+    queries = UbiQueries(cluster)
+    made = []
+
+    def maker():
+        made.append(1)
+        return record(len(made) + 10)  # a new id each time it is called
+
+    queries.put(maker)
+    cluster.force_item(UBI_QUERIES_INDEX, "r11", 503)
+    assert asyncio.run(queries.flush_once()) is False
+    assert asyncio.run(queries.flush_once()) is True
+    assert made == [1]
+    assert cluster.ids(UBI_QUERIES_INDEX) == {"r11"}
+
+
+def test_a_record_that_cannot_be_made_is_dropped_and_the_rest_go_on():
+    cluster = Cluster(exists=True)
+    queries = UbiQueries(cluster)
+
+    def broken():
+        raise KeyError("hits")
+
+    queries.put(broken)
+    queries.put(lambda: record(2))
+    asyncio.run(queries.flush())
+    assert cluster.ids(UBI_QUERIES_INDEX) == {"r2"}
+    assert queries.snapshot()["dropped"] == 1
