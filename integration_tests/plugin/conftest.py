@@ -349,9 +349,14 @@ def _delete_matching(client: OpenSearch, index: str, query: dict) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _forget_test_learning(client: OpenSearch) -> Iterator[None]:
     """The proxies log decisions, events, statistics and memory for the test targets into the
-    learning loop's own indices; remove what the tests wrote there, and their UBI events."""
+    learning loop's own indices; remove what the tests wrote there, and their UBI events and
+    query records."""
     yield
     for index in ("ltrr-decisions", "ltrr-events", "ltrr-state", "ltrr-memory"):
         _delete_matching(client, index, {"prefix": {"target": "ltrr-it-"}})
     for client_id in ("simulated-user", "ltrr-simulator"):
         _delete_matching(client, "ubi_events", {"term": {"client_id.keyword": client_id}})
+    # Every search a test proxy answered left its UBI record, naming its target.
+    _delete_matching(
+        client, "ubi_queries", {"prefix": {"query_attributes.ltrr.target": "ltrr-it-"}}
+    )

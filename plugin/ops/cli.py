@@ -107,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
         simulated_clock=args.simulated_clock,
         sock=sock,
         ca_file=args.opensearch_ca,
+        ubi_queries=not args.no_ubi_queries,
     )
     try:
         import uvloop  # a faster event loop where it exists (not on Windows)
@@ -570,6 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes sharing the listening socket, each with its own event loop and "
         "DATA_DIR/worker-I (default 1)",
+    )
+    serve.add_argument(
+        "--no-ubi-queries",
+        action="store_true",
+        help="do not log the searches the proxy answers to UBI's ubi_queries index",
     )
     serve.add_argument(
         "--simulated-clock",

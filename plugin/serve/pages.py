@@ -29,6 +29,8 @@ class RankedList:
     shards: dict[str, int]
     fingerprint: str
     created: float = field(default=0.0)
+    # What the UBI query record says of the decision beyond ``ext`` (the plan drawn, say).
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 def fingerprint(

@@ -8,6 +8,7 @@ named in ``Connection``, are dropped as RFC 9110 section 7.6.1 says.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -162,3 +163,37 @@ async def _exchange(
                 await streamed.write(chunk)
         await streamed.write_eof()
         return streamed
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """An answer read whole, for a caller that rewrites it before the client sees it."""
+
+    status: int
+    reason: str | None
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+async def fetch(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    base_url: str,
+    *,
+    body: bytes,
+    timeout: aiohttp.ClientTimeout,
+) -> Fetched:
+    """``request`` with the proxy's own plain ``body`` sent on, its answer read, not sent."""
+    headers = end_to_end(request.headers)
+    headers.popall("Content-Encoding", None)
+    async with session.request(
+        request.method,
+        base_url + request.raw_path,
+        headers=headers,
+        data=body,
+        allow_redirects=False,
+        compress=None,
+        timeout=timeout,
+    ) as upstream:
+        answer = await upstream.read()
+        return Fetched(upstream.status, upstream.reason, end_to_end(upstream.headers), answer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from ltrr.plugin.serve.plan import plan
 from ltrr.plugin.serve.rerank import Reranked, rerank
 from ltrr.plugin.serve.respond import build_response, describe_arms
 from ltrr.plugin.serve.retrieve import Retrieval, retrieve
+from ltrr.plugin.serve.ubi import decision_attributes
 from ltrr.query_plans.ltr.params import search_params
 from ltrr.query_plans.templates import TemplateRenderer
 
@@ -53,9 +54,12 @@ MIN_ATTEMPT_SECONDS = 0.05
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    """``decision`` is what the UBI query record keeps of the decision behind the page."""
+
     body: dict[str, Any]
     decision_id: str
     outcome: str = "intercepted"  # or "cached" (a later page), "fallback" (the static plan)
+    decision: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,14 @@ class SearchPath:
         nonce = FeedbackTokens.nonce()
         if self.learner is not None:  # what the client shows to send feedback on this search
             ext["feedback_token"] = self.learner.tokens.token(decision_id, nonce)
-        ranked = RankedList(decision_id, executed.reranked.ranked, ext, shards, key)
+        attributes = {
+            "target": request.target,
+            "plan": executed.decision.plan,
+            "plan_propensity": executed.decision.plan_propensity,
+        }
+        ranked = RankedList(
+            decision_id, executed.reranked.ranked, ext, shards, key, attributes=attributes
+        )
         self.pages.put(ranked)
         served = Served(_since(started), timings, ext["fallback"])
         self._learn(runtime, request, decision_id, executed, nonce, served)
@@ -208,7 +219,9 @@ class SearchPath:
             explain=request.explain,
             served_from_cache=outcome == "cached",
         )
-        return Answer(body, ranked.decision_id, outcome)
+        return Answer(
+            body, ranked.decision_id, outcome, decision_attributes(body, ranked.attributes)
+        )
 
     def _learn(
         self,

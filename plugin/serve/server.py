@@ -67,6 +67,8 @@ from ltrr.plugin.serve.pages import PageCache
 from ltrr.plugin.serve.passthrough import forward
 from ltrr.plugin.serve.respond import DECISION_HEADER
 from ltrr.plugin.serve.search import PassOn, SearchPath
+from ltrr.plugin.serve.ubi import ANY_SEARCH_PATH, UbiRequest, read_ubi, strip_ubi
+from ltrr.plugin.serve.ubifront import UbiFront
 from ltrr.plugin.serve.workers import BACKLOG, bind
 from ltrr.query_plans.templates import TemplateRenderer
 
@@ -258,6 +260,7 @@ class Proxy:
         state_interval: float = 2.0,
         clock: SimulatedClock | None = None,
         ca_file: Path | None = None,
+        ubi_queries: bool = True,
     ) -> None:
         self.registry = registry
         # Built now, so that an unusable CA bundle stops the start before anything listens.
@@ -276,6 +279,8 @@ class Proxy:
         self._watch: asyncio.Task[None] | None = None
         self._internal: WithHeaders | None = None
         self._gauges: asyncio.Task[None] | None = None
+        self.log_ubi_queries = ubi_queries  # log the searches answered to ``ubi_queries``
+        self.ubi: UbiFront | None = None
 
     def app(self) -> web.Application:
         middlewares: list[Any] = [_measured, _errors]
@@ -308,6 +313,8 @@ class Proxy:
             ) from None
         self._watch = asyncio.create_task(self.registry.watch())
         self._gauges = asyncio.create_task(self._publish_gauges())
+        if self.ubi is not None:
+            self.ubi.run()
 
     async def _connect(self, session: aiohttp.ClientSession) -> None:
         transport = AiohttpTransport(self.base_url, session)
@@ -339,6 +346,13 @@ class Proxy:
                 raise
             await self.learner.start()
         self._internal = internal
+        self.ubi = await UbiFront.start(
+            internal,
+            self.stats,
+            self.clock.time if self.clock is not None else time.time,
+            data_dir=self.data_dir,
+            log_queries=self.log_ubi_queries,
+        )
         self._search = SearchPath(
             transport,
             self.pages,
@@ -354,6 +368,8 @@ class Proxy:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+        if self.ubi is not None:
+            await self.ubi.stop()
         if self.learner is not None:
             await self.learner.stop()
         if self._session is not None:
@@ -384,6 +400,8 @@ class Proxy:
         snapshot["pages_cached"] = len(self.pages)
         if self.learner is not None:
             snapshot["learning"] = self.learner.snapshot()
+        if self.ubi is not None:
+            snapshot["ubi"] = self.ubi.snapshot()
         snapshot["catalogs"] = {
             str(r.catalog.path): {
                 "targets": list(r.catalog.targets),
@@ -573,6 +591,8 @@ class Proxy:
                 if runtime is not None:
                     request[ROUTE] = "search"
                     return await self._intercept(request, match["target"], runtime)
+            if self.ubi is not None and not self.ubi.plugin and ANY_SEARCH_PATH.match(request.path):
+                return await self._search_maybe_ubi(request)
         if self.learner is not None and is_ubi_write(request.method, request.path):
             return await self._ubi(request)
         if request.path.endswith(MSEARCH_PATHS) and request.method in ("GET", "POST"):
@@ -604,6 +624,7 @@ class Proxy:
             if not isinstance(parsed, dict):
                 raise BadRequest("request body must be a JSON object")
             body = parsed
+        ubi = read_ubi(body)  # a malformed ext.ubi is a 400 whichever way the search goes
         parsed_request = parse_search(target, request.query, body, runtime.catalog.intercept)
         if isinstance(parsed_request, PassThrough):
             return await self._pass_search(request, raw, body, parsed_request.reason)
@@ -615,7 +636,44 @@ class Proxy:
                 request, raw, body, "every plan failed", timeout=answer.seconds
             )
         request[OUTCOME] = answer.outcome
-        return _json_response(answer.body, headers={DECISION_HEADER: answer.decision_id})
+        sent = answer.body if self.ubi is None else self.ubi.answered(parsed_request, ubi, answer)
+        return _json_response(sent, headers={DECISION_HEADER: answer.decision_id})
+
+    async def _search_maybe_ubi(self, request: web.Request) -> web.StreamResponse:
+        """A search no catalog takes, on a node without the UBI plugin: with ``ext.ubi`` it is
+        answered as the plugin would, else it goes on as it came (a body the proxy cannot
+        read too, for OpenSearch to judge)."""
+        raw = await self._raw(request)
+        body: Any = None
+        with suppress(HttpError, orjson.JSONDecodeError):
+            text = decoded(request.headers, raw, self.limits.max_body)
+            if b'"ubi"' in text:  # a byte scan first: most searches carry no UBI
+                body = orjson.loads(text)
+        ubi = read_ubi(body) if isinstance(body, dict) else None
+        if ubi is None or not isinstance(body, dict):
+            return await self._pass(request, body=raw or None)
+        return await self._pass_ubi(request, body, ubi, "not catalogued")
+
+    async def _pass_ubi(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        ubi: UbiRequest,
+        reason: str,
+        timeout: float | None = None,
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        assert self.ubi is not None
+        self._passing(request, reason_kind(reason))
+        return await self.ubi.passthrough(
+            request,
+            self._session,
+            self.base_url,
+            sent=_dumps(strip_ubi(strip_ltrr(body))),
+            ubi=ubi,
+            reason=reason,
+            timeout=self._upstream_timeout(timeout),
+        )
 
     async def _pass_search(
         self,
@@ -625,7 +683,11 @@ class Proxy:
         reason: str,
         timeout: float | None = None,
     ) -> web.StreamResponse:
-        """The client's own bytes, unless ``ext.ltrr`` must come out (then sent uncompressed)."""
+        """The client's own bytes, unless ``ext.ltrr`` must come out (then sent uncompressed),
+        or ``ext.ubi`` is the proxy's to answer (a node without the UBI plugin)."""
+        ubi = read_ubi(body)
+        if body is not None and ubi is not None and self.ubi is not None and not self.ubi.plugin:
+            return await self._pass_ubi(request, body, ubi, reason, timeout)
         ext = body.get("ext") if body is not None else None
         if body is None or not isinstance(ext, dict) or "ltrr" not in ext:
             return await self._pass(request, body=raw or None, reason=reason, timeout=timeout)
@@ -708,12 +770,14 @@ async def serve(
     simulated_clock: bool = False,
     sock: socket.socket | None = None,
     ca_file: Path | None = None,
+    ubi_queries: bool = True,
 ) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs. ``simulated_clock``: time is
     what ``POST /_ltrr/_sim/clock`` sets (for ``ltrr simulate`` only). ``sock`` is a
     listening socket already bound (a worker's); by default ``listen`` is bound here.
     ``ca_file``: the CA bundle an ``https://`` OpenSearch's certificate is verified against
-    (default: the system's)."""
+    (default: the system's). ``ubi_queries``: log the searches the proxy answers to
+    ``ubi_queries``."""
     registry = CatalogRegistry(catalogs, seed=seed)
     registry.load_all()
     proxy = Proxy(
@@ -724,6 +788,7 @@ async def serve(
         state_interval=state_interval,
         clock=SimulatedClock() if simulated_clock else None,
         ca_file=ca_file,
+        ubi_queries=ubi_queries,
     )
     host, port = parse_listen(listen)
     if sock is None:

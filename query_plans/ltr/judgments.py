@@ -5,7 +5,8 @@ look there, not because it is bad. Both estimators divide that out:
 
 - COEC (clicks over expected clicks): clicks(q, d) / sum over its impressions of the
   examination prior at the rank shown (default 1/rank). Cheap, no fitting, but the prior is
-  assumed, not learned.
+  assumed, not learned. ``position_ctr`` gives the prior OpenSearch's Search Relevance
+  Workbench uses for its COEC judgments from UBI: each rank's click-through over all queries.
 - PBM (position-based model, Chuklin, Markov and de Rijke, "Click Models for Web Search",
   2015, ch. 3-4): P(click) = attractiveness(q, d) * examination(rank), both fitted by EM.
   Rank 1 is taken as always examined (examination[1] = 1): PBM's likelihood depends only on
@@ -35,6 +36,7 @@ __all__ = [
     "from_qrels",
     "grade",
     "pbm_em",
+    "position_ctr",
 ]
 
 DEFAULT_THRESHOLDS = (0.05, 0.15, 0.30, 0.50)
@@ -125,6 +127,24 @@ def _coec(
         expected[key] = expected.get(key, 0.0) + e
         clicks[key] = clicks.get(key, 0.0) + (1.0 if imp.clicked else 0.0)
     return {key: (clicks[key] / e if e > 0 else 0.0) for key, e in expected.items()}
+
+
+def position_ctr(
+    impressions: Iterable[Impression | tuple[str, str, int, bool]],
+) -> dict[int, float]:
+    """Per rank, clicks over impressions pooled over every query and document.
+
+    As COEC's prior this is the Search Relevance Workbench's "rank-aggregated click-through":
+    a document's expected clicks are what an average document at its rank gets. The Workbench
+    multiplies one rank's rate (the document's best rank) by all its impressions, where
+    ``from_clicks`` sums the rate of each impression's own rank: the two agree whenever a
+    document is shown at one rank for a query, and the sum is the fairer one otherwise."""
+    shown: dict[int, int] = {}
+    clicked: dict[int, int] = {}
+    for imp in _impressions(impressions):
+        shown[imp.rank] = shown.get(imp.rank, 0) + 1
+        clicked[imp.rank] = clicked.get(imp.rank, 0) + int(imp.clicked)
+    return {rank: clicked[rank] / n for rank, n in sorted(shown.items())}
 
 
 def pbm_em(

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from ltrr.query_plans.ltr.judgments import Impression, from_clicks, from_qrels, grade, pbm_em
+from ltrr.query_plans.ltr.judgments import (
+    Impression,
+    from_clicks,
+    from_qrels,
+    grade,
+    pbm_em,
+    position_ctr,
+)
 
 
 def test_from_qrels_clamps_negative_grades():
@@ -61,6 +68,39 @@ def test_coec_custom_prior_and_min_impressions():
     j = from_clicks(imps, method="coec", prior={1: 1.0, 2: 0.5}, min_impressions=2)
     assert j.scores["q"] == {"a": pytest.approx(2 / 3)}
     assert j.grade("q", "b") == 0
+
+
+def test_position_ctr_pools_every_query_per_rank():
+    imps = [
+        ("q1", "a", 1, True),
+        ("q1", "b", 2, False),
+        ("q2", "c", 1, False),
+        ("q2", "d", 2, True),
+        ("q2", "e", 3, False),
+        ("q3", "a", 1, True),
+    ]
+    # rank 1: 2 clicks of 3; rank 2: 1 of 2; rank 3: 0 of 1
+    assert position_ctr(imps) == {1: pytest.approx(2 / 3), 2: 0.5, 3: 0.0}
+
+
+def test_coec_over_the_position_ctr_is_the_workbench_coec():
+    """The Search Relevance Workbench: rating = clicks / (ctr[rank] * impressions)."""
+    imps = [("q1", "a", 1, True), ("q1", "a", 1, True), ("q1", "b", 2, False)]
+    imps += [("q2", "c", 1, False), ("q2", "d", 2, True), ("q2", "b", 2, False)]
+    # ctr: rank 1 = 2/3, rank 2 = 1/3
+    j = from_clicks(imps, method="coec", prior=position_ctr(imps))
+    assert j.scores["q1"]["a"] == pytest.approx(2 / (2 / 3 * 2))  # 1.5
+    assert j.scores["q1"]["b"] == 0.0
+    assert j.scores["q2"]["c"] == 0.0
+    assert j.scores["q2"]["d"] == pytest.approx(1 / (1 / 3))  # 3.0
+    assert j.grades["q1"] == {"a": 4, "b": 0}
+
+
+def test_position_ctr_refuses_what_from_clicks_refuses():
+    with pytest.raises(ValueError, match="rank must be"):
+        position_ctr([("q", "a", 0, True)])
+    with pytest.raises(ValueError, match="no impressions"):
+        position_ctr([])
 
 
 @pytest.mark.parametrize(
