@@ -352,6 +352,22 @@ def _oracle(runs: Sequence[object]) -> str | None:
     return "oracle" if any(getattr(r, "name", None) == "oracle" for r in runs) else None
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    import time
+
+    from ltrr.plugin.ops.client import Cluster
+    from ltrr.plugin.ops.rollout import compare, format_comparison, parse_since, read_logs
+    from ltrr.query_plans.catalog import load_catalog
+
+    since = time.time() - parse_since(args.since)
+    target = args.target
+    if target is None and args.catalog is not None:
+        target = ",".join(load_catalog(args.catalog).targets)
+    decisions, events = read_logs(Cluster(args.opensearch), since, target)
+    print(format_comparison(compare(decisions, events, event_type=args.event_type)))
+    return 0
+
+
 def _ope(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.offpolicy import format_table, run_ope
 
@@ -842,6 +858,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--out", type=Path, default=Path("build/live-report.html"), metavar="HTML")
     live.set_defaults(handler=_report)
+
+    roll = commands.add_parser(
+        "rollout",
+        help="the learner against the baseline on live traffic, from the decision log",
+        description="Read ltrr-decisions* and ltrr-events* and compare the rollout's sides: "
+        "for a split, clicks per search on each side with 95%% intervals and a Welch t-test; "
+        "for interleaving, wins, losses and ties, the preference with its interval and a sign "
+        "test; latency and cost for both. Says whether the difference is significant at 5%%.",
+    )
+    roll.add_argument("--since", default="24h", metavar="DURATION", help="e.g. 30m, 24h, 7d")
+    roll.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    roll.add_argument(
+        "--catalog", type=Path, default=None, metavar="PATH", help="read its target's decisions"
+    )
+    roll.add_argument("--target", default=None, metavar="NAME", help="read this target's decisions")
+    roll.add_argument("--event-type", default="click", metavar="TYPE", help="what counts")
+    roll.set_defaults(handler=_rollout)
 
     ltr = commands.add_parser("ltr", help="learning-to-rank models for the rerank")
     ltr_actions = ltr.add_subparsers(dest="action", required=True)

@@ -1095,3 +1095,67 @@ def test_feedback_over_the_caps_is_refused_whole_and_ubi_past_them_is_counted(le
     asyncio.run(learner.ubi("POST", "/_bulk", payload, stored(201, 201)))
     assert learner.stats.counts["ubi_skipped: over the caps per decision"] == 1
     assert learner.stats.counts["ubi_events"] == 1
+
+
+# --- a rollout's baseline side ---
+
+BASELINE_SIDE = {"mode": "split", "side": "baseline", "share": 0.5, "unit": "u", "assigned": True}
+
+
+def baseline_record(learner, runtime, decision_id="d1"):
+    """A baseline search: a fixed plan (no features, no policy), on the baseline's side."""
+    found = retrieval()
+    learner.record(
+        runtime,
+        decision_id,
+        QUERY,
+        {"u": "s1"},
+        decision(policy="rollout_baseline"),
+        {arm: frozenset(h.id for h in r.hits) for arm, r in found.results.items()},
+        ranked(),
+        "",
+        rollout=BASELINE_SIDE,
+        took_ms=4.5,
+    )
+
+
+def test_a_baseline_search_takes_and_logs_clicks_but_teaches_nothing(learner, runtime, clock):
+    before = snapshot(runtime)
+    baseline_record(learner, runtime)
+    assert learner.pending_decisions() == 1
+    ((_, doc),) = learner.decisions._queue
+    assert (doc["learnable"], doc["rollout"], doc["took_ms"]) == (False, BASELINE_SIDE, 4.5)
+    answer = feedback(learner, "d1", event("click", "2", position=1))
+    assert answer["accepted"] == 1
+    (stored,) = logged(learner)
+    assert (stored["decision_id"], stored["object_id"], stored["type"]) == ("d1", "2", "click")
+    assert_unchanged(runtime, before)
+    clock.now = T0 + WINDOW  # nor does its window close with a reward 0
+    learner.sweep()
+    assert_unchanged(runtime, before)
+
+
+def test_a_baseline_search_without_clicks_closes_with_no_reward(learner, runtime, clock):
+    before = snapshot(runtime)
+    baseline_record(learner, runtime)
+    clock.now = T0 + WINDOW
+    assert learner.sweep() == 0
+    assert learner.pending_decisions() == 0
+    assert_unchanged(runtime, before)
+
+
+def test_another_replicas_baseline_search_takes_clicks(learner, runtime, fake, tmp_path):
+    other_registry = make_registry(tmp_path)
+    other = learner.__class__(
+        fake, other_registry, tmp_path / "other", Stats(), clock=learner.clock, fsync=False
+    )
+    try:
+        baseline_record(other, other_registry.runtimes()[0], "d7")
+        ((doc_id, doc),) = other.decisions._queue
+        fake.docs[doc_id] = orjson.loads(orjson.dumps(doc))
+    finally:
+        other.events.close()
+    before = snapshot(runtime)
+    assert feedback(learner, "d7", event("click", "3"))["accepted"] == 1
+    assert [e["decision_id"] for e in logged(learner)] == ["d7"]
+    assert_unchanged(runtime, before)
