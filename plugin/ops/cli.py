@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -365,6 +366,46 @@ def _rollout(args: argparse.Namespace) -> int:
         target = ",".join(load_catalog(args.catalog).targets)
     decisions, events = read_logs(Cluster(args.opensearch), since, target)
     print(format_comparison(compare(decisions, events, event_type=args.event_type)))
+    return 0
+
+
+def _rollout_replay(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ops.data.beir import read_beir
+    from ltrr.plugin.ops.replay.bench import split_queries
+    from ltrr.plugin.ops.replay.capture import Capture
+    from ltrr.plugin.ops.replay.rollout import baseline_sizes, format_runs, replay_rollout
+    from ltrr.plugin.ops.simulate.clicks import from_spec
+    from ltrr.plugin.ops.simulate.stream import session_stream
+    from ltrr.query_plans.catalog import load_catalog
+
+    if not 0.0 <= args.share <= 1.0:
+        raise LtrrError(f"--share must be between 0 and 1, got {args.share}")
+    catalog = load_catalog(args.catalog)
+    data = read_beir(args.dataset)
+    captured = Capture.from_json(args.capture.read_bytes())
+    judged = sorted(q for q in data.queries if data.qrels.get(q))
+    tuning, _ = split_queries(judged, args.held_out)
+    part = replace(data, queries={q: v for q, v in data.queries.items() if q in tuning})
+    g_max = max((g for grades in data.qrels.values() for g in grades.values()), default=1)
+    if args.warmup < 0:
+        raise LtrrError(f"--warmup must be >= 0, got {args.warmup}")
+    total = args.warmup + args.sessions
+    runs = replay_rollout(
+        catalog,
+        captured,
+        data.qrels,
+        {s: session_stream(part, total, seed=s) for s in args.seeds},
+        policy=args.learner,
+        baseline=baseline_sizes(catalog, captured, args.baseline),
+        share=args.share,
+        clicks=from_spec(args.click_model, g_max=max(g_max, 1)),
+        warmup=args.warmup,
+    )
+    print(
+        format_runs(
+            runs, policy=args.learner, baseline=args.baseline, share=args.share, warmup=args.warmup
+        )
+    )
     return 0
 
 
@@ -875,6 +916,43 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--target", default=None, metavar="NAME", help="read this target's decisions")
     roll.add_argument("--event-type", default="click", metavar="TYPE", help="what counts")
     roll.set_defaults(handler=_rollout)
+
+    rr = commands.add_parser(
+        "rollout-replay",
+        help="a rollout replayed from captured arm lists: searches each test needs",
+        description="Replay the learner against a baseline plan over seeded sessions (as "
+        "`ltrr replay` does, from its capture file), once interleaved and once split, and "
+        "print after how many searches each test became significant at 5%% and stayed so.",
+    )
+    rr.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    rr.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
+    rr.add_argument(
+        "--capture", required=True, type=Path, metavar="JSON", help="made by `ltrr replay`"
+    )
+    rr.add_argument("--learner", default="safe_plans", metavar="P")
+    rr.add_argument(
+        "--baseline",
+        default="static",
+        metavar="PLAN",
+        help="catalog (its rollout baseline or fallback), static, full or only:ARM",
+    )
+    rr.add_argument("--share", type=float, default=0.5, help="the split's learner share")
+    rr.add_argument(
+        "--sessions", type=int, default=3000, metavar="N", help="searches in the rollout"
+    )
+    rr.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        metavar="N",
+        help="searches the learner serves alone first, learning, before the rollout starts",
+    )
+    rr.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9], metavar="S")
+    rr.add_argument(
+        "--held-out", type=float, default=0.3, metavar="FRACTION", help="as ltrr replay's"
+    )
+    rr.add_argument("--click-model", default="pbm", metavar="SPEC")
+    rr.set_defaults(handler=_rollout_replay)
 
     ltr = commands.add_parser("ltr", help="learning-to-rank models for the rerank")
     ltr_actions = ltr.add_subparsers(dest="action", required=True)

@@ -299,7 +299,8 @@ def read_logs(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The decisions made since ``since`` (epoch seconds), for ``target`` if given, and the
     events of those decisions."""
-    filters: list[dict[str, Any]] = [{"range": {"timestamp": {"gte": since}}}]
+    # Whole seconds: the field's epoch_second format takes no exponent.
+    filters: list[dict[str, Any]] = [{"range": {"timestamp": {"gte": math.floor(since)}}}]
     if target is not None:
         filters.append({"term": {"target": target}})
     decisions = list(
