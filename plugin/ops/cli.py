@@ -363,7 +363,7 @@ def _rollout(args: argparse.Namespace) -> int:
     since = time.time() - parse_since(args.since)
     target = args.target
     if target is None and args.catalog is not None:
-        target = ",".join(load_catalog(args.catalog).targets)
+        target = load_catalog(args.catalog).targets[0]  # what its decisions are logged under
     decisions, events = read_logs(Cluster(args.opensearch), since, target)
     print(format_comparison(compare(decisions, events, event_type=args.event_type)))
     return 0

@@ -156,6 +156,7 @@ def test_the_split_logs_both_sides_with_their_propensities(rolled_out):
             assert arms["by_name"]["propensity"] == 1.0
         assert doc["took_ms"] > 0
     result = compare(decisions, events)
+    print(format_comparison(result))  # shown with pytest -s
     split = result.split
     assert split is not None
     assert result.unassigned == 0
@@ -190,5 +191,6 @@ def test_interleaving_detects_the_better_page(rolled_out):
     assert result.wins > result.losses
     assert result.significant
     text = format_comparison(compare(decisions, events))
+    print(text)  # what ``ltrr rollout`` prints for this target (shown with pytest -s)
     assert "significant at 5%" in text
     assert "not significant" not in text

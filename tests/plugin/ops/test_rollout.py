@@ -8,15 +8,18 @@ import pytest
 from scipy import stats
 
 from ltrr.plugin.errors import LtrrError
+from ltrr.plugin.ops.cli import main
 from ltrr.plugin.ops.rollout import (
     compare,
     first_significant,
     format_comparison,
     mean_interval,
     parse_since,
+    read_logs,
     sign_test,
     welch,
 )
+from tests.plugin.ops._scripted import scripted_cluster
 
 
 def split_doc(decision_id, side, *, assigned=True, took=10.0, arms=None):
@@ -190,3 +193,63 @@ def test_since(text, seconds):
 def test_since_refuses(text):
     with pytest.raises(LtrrError, match="--since must be a positive duration"):
         parse_since(text)
+
+
+class Logs:
+    """Answers the two patterns' searches; records each body."""
+
+    def __init__(self, decisions, events):
+        self.docs = {"ltrr-decisions*": decisions, "ltrr-events*": events}
+        self.bodies = []
+
+    def post(self, url, json=None, data=None, timeout=None):
+        pattern = url.split("/")[3]
+        self.bodies.append((pattern, json))
+        docs = self.docs[pattern]
+        if pattern == "ltrr-events*":
+            wanted = set(json["query"]["terms"]["decision_id"])
+            docs = [d for d in docs if d["decision_id"] in wanted]
+        start = 0
+        if "search_after" in json:
+            start = next(i for i, d in enumerate(docs) if d["_sort"] == json["search_after"]) + 1
+        page = docs[start : start + json["size"]]
+        hits = [{"_source": d, "sort": d["_sort"]} for d in page]
+        return _Reply({"hits": {"hits": hits}})
+
+
+class _Reply:
+    status_code = 200
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def json(self):
+        return self.payload
+
+
+def test_the_logs_are_read_from_both_patterns_page_by_page(monkeypatch):
+    monkeypatch.setattr("ltrr.plugin.ops.rollout.PAGE_SIZE", 2)
+    decisions = [{"decision_id": f"d{i}", "_sort": [i, f"d{i}"]} for i in range(5)]
+    events = [{"decision_id": "d3", "event_id": "e1", "_sort": ["e1"]}]
+    script = Logs(decisions, events)
+    read, found = read_logs(scripted_cluster(script), 1_700_000_000.7, "music")
+    assert [d["decision_id"] for d in read] == [f"d{i}" for i in range(5)]
+    assert [e["event_id"] for e in found] == ["e1"]
+    first = script.bodies[0][1]
+    assert first["query"] == {
+        "bool": {
+            "filter": [
+                {"range": {"timestamp": {"gte": 1_700_000_000}}},
+                {"term": {"target": "music"}},
+            ]
+        }
+    }
+    assert first["sort"] == [{"timestamp": "asc"}, {"decision_id": "asc"}]
+    # Three pages of decisions (2, 2, 1), then the events of the first 2 ids, the next 2, the
+    # last one: a page of ids at a time.
+    assert [p for p, _ in script.bodies] == ["ltrr-decisions*"] * 3 + ["ltrr-events*"] * 3
+
+
+def test_the_command_refuses_a_bad_duration(capsys):
+    assert main(["rollout", "--since", "3w"]) == 1
+    assert "--since must be a positive duration" in capsys.readouterr().err
