@@ -72,6 +72,9 @@ class SplitComparison:
     difference: Interval  # learner minus baseline clicks per search (Welch)
     p_value: float | None  # Welch's two-sided t-test; None with too few searches to test
     significant: bool  # p_value < ALPHA
+    # The search count (in time order) from which the test has stayed significant, had it
+    # been checked after every search; None when it is not significant now.
+    significant_since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class InterleaveComparison:
     cost: Cost  # of the interleaved searches (the union of both plans, in one _msearch)
     learner_docs_per_search: float  # what each side's own plan asked
     baseline_docs_per_search: float
+    significant_since: int | None = None  # as SplitComparison's, for the sign test
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,39 @@ def sign_test(wins: int, losses: int) -> float | None:
     if wins + losses == 0:
         return None
     return float(stats.binomtest(wins, wins + losses, 0.5).pvalue)
+
+
+def sign_test_sequence(outcomes: Sequence[int]) -> list[float | None]:
+    """The sign test after each search, from its +1/-1/0 outcomes, at once: with p = 1/2 the
+    two-sided exact p-value is 2 P(X <= min(wins, losses)), capped at 1."""
+    won = np.cumsum(np.asarray(outcomes) == 1)
+    lost = np.cumsum(np.asarray(outcomes) == -1)
+    n = won + lost
+    p = np.minimum(1.0, 2.0 * stats.binom.cdf(np.minimum(won, lost), n, 0.5))
+    return [float(v) if k > 0 else None for v, k in zip(p, n, strict=True)]
+
+
+def welch_sequence(learner_side: Sequence[bool], values: Sequence[float]) -> list[float | None]:
+    """Welch's p-value after each search (``learner_side`` says which side it was on), from
+    running sums, so that a long log is one pass."""
+    mine = np.asarray(learner_side, dtype=bool)
+    x = np.asarray(values, dtype=float)
+    out: list[np.ndarray] = []
+    for side in (mine, ~mine):
+        n = np.cumsum(side)
+        total = np.cumsum(np.where(side, x, 0.0))
+        squares = np.cumsum(np.where(side, x * x, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = total / n
+            var = (squares - n * mean * mean) / (n - 1)
+        out += [n, mean, np.maximum(var, 0.0) / n]
+    na, ma, va, nb, mb, vb = out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+        p = 2.0 * stats.t.sf(np.abs(ma - mb) / se, df)
+    ok = (na >= 2) & (nb >= 2) & (se > 1e-12)
+    return [float(v) if good else None for v, good in zip(p, ok, strict=True)]
 
 
 def first_significant(p_values: Sequence[float | None], alpha: float = ALPHA) -> int | None:
@@ -220,8 +257,9 @@ def compare(
     total = outside = unassigned = 0
     split: dict[str, list[Mapping[str, Any]]] = {LEARNER: [], BASELINE: []}
     interleaved: list[Mapping[str, Any]] = []
+    assigned: list[Mapping[str, Any]] = []  # both sides' searches, in time order
     share: float | None = None
-    for doc in decisions:
+    for doc in sorted(decisions, key=lambda d: float(d.get("timestamp") or 0.0)):
         total += 1
         rollout = doc.get("rollout")
         if not isinstance(rollout, Mapping):
@@ -232,6 +270,7 @@ def compare(
             unassigned += 1
         elif rollout.get("mode") == "split" and rollout.get("side") in split:
             split[str(rollout["side"])].append(doc)
+            assigned.append(doc)
             share = rollout.get("share", share)
         else:
             outside += 1
@@ -243,6 +282,13 @@ def compare(
     if split[LEARNER] or split[BASELINE]:
         per = {s: [float(len(clicked(d))) for d in split[s]] for s in SIDES}
         difference, p = welch(per[LEARNER], per[BASELINE])
+        since = first_significant(
+            welch_sequence(
+                [d["rollout"]["side"] == LEARNER for d in assigned],
+                [float(len(clicked(d))) for d in assigned],
+            ),
+            alpha,
+        )
         split_result = SplitComparison(
             learner=_side(LEARNER, split[LEARNER], per[LEARNER]),
             baseline=_side(BASELINE, split[BASELINE], per[BASELINE]),
@@ -250,6 +296,7 @@ def compare(
             difference=difference,
             p_value=p,
             significant=p is not None and p < alpha,
+            significant_since=since,
         )
     interleave_result: InterleaveComparison | None = None
     if interleaved:
@@ -274,6 +321,7 @@ def compare(
             cost=_union_cost(interleaved),
             learner_docs_per_search=sum(d for _, d in learner_own) / n,
             baseline_docs_per_search=sum(d for _, d in own) / n,
+            significant_since=first_significant(sign_test_sequence(prefs), alpha),
         )
     return RolloutComparison(total, outside, unassigned, split_result, interleave_result, alpha)
 
@@ -386,6 +434,10 @@ def _verdict(significant: bool, p: float | None, alpha: float) -> str:
     )
 
 
+def _since(searches: int | None) -> str:
+    return f", and has been since search {searches}" if searches is not None else ""
+
+
 def format_comparison(result: RolloutComparison) -> str:
     """The comparison as the ``ltrr rollout`` command prints it."""
     lines = [
@@ -404,6 +456,7 @@ def format_comparison(result: RolloutComparison) -> str:
         lines.append(
             f"  learner - baseline {_interval(s.difference)} (Welch); "
             + _verdict(s.significant, s.p_value, result.alpha)
+            + _since(s.significant_since)
         )
     if result.interleave is not None:
         r = result.interleave
@@ -414,6 +467,7 @@ def format_comparison(result: RolloutComparison) -> str:
         lines.append(
             f"  preference (wins - losses) / searches {_interval(r.preference)}; sign test "
             + _verdict(r.significant, r.p_value, result.alpha)
+            + _since(r.significant_since)
         )
         lines.append(
             f"  clicks per search on each team: learner {_interval(r.learner_clicks_per_search)},"

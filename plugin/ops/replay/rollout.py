@@ -26,7 +26,7 @@ from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.replay.capture import Capture
 from ltrr.plugin.ops.replay.loop import Learner, Page, Replay, click_weight, line_up
 from ltrr.plugin.ops.replay.memory import ReplayMemory, memory_arm
-from ltrr.plugin.ops.rollout import first_significant, sign_test, welch
+from ltrr.plugin.ops.rollout import first_significant, sign_test_sequence, welch_sequence
 from ltrr.plugin.ops.simulate.clicks import ClickModel
 from ltrr.plugin.ops.simulate.stream import Session, judge_page
 from ltrr.query_plans.catalog import Catalog
@@ -203,14 +203,10 @@ def run_split(
 
 
 def interleave_result(seed: int, outcomes: Sequence[tuple[int, int]]) -> RolloutRun:
-    wins = losses = 0
-    p_values: list[float | None] = []
-    for mine, theirs in outcomes:
-        outcome = preference(mine, theirs)
-        wins += outcome == 1
-        losses += outcome == -1
-        p_values.append(sign_test(wins, losses))
+    prefs = [preference(mine, theirs) for mine, theirs in outcomes]
+    p_values = sign_test_sequence(prefs)
     n = len(outcomes)
+    wins, losses = prefs.count(1), prefs.count(-1)
     return RolloutRun(
         "interleave",
         seed,
@@ -226,12 +222,10 @@ def interleave_result(seed: int, outcomes: Sequence[tuple[int, int]]) -> Rollout
 
 
 def split_result(seed: int, outcomes: Sequence[tuple[str, int]]) -> RolloutRun:
-    sides: dict[str, list[float]] = {LEARNER: [], BASELINE: []}
-    p_values: list[float | None] = []
-    for side, clicks in outcomes:
-        sides[side].append(float(clicks))
-        p_values.append(welch(sides[LEARNER], sides[BASELINE])[1])
-    learner, baseline = sides[LEARNER], sides[BASELINE]
+    mine = [side == LEARNER for side, _ in outcomes]
+    p_values = welch_sequence(mine, [float(c) for _, c in outcomes])
+    learner = [c for side, c in outcomes if side == LEARNER]
+    baseline = [c for side, c in outcomes if side == BASELINE]
     return RolloutRun(
         "split",
         seed,

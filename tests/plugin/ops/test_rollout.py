@@ -17,7 +17,9 @@ from ltrr.plugin.ops.rollout import (
     parse_since,
     read_logs,
     sign_test,
+    sign_test_sequence,
     welch,
+    welch_sequence,
 )
 from tests.plugin.ops._scripted import scripted_cluster
 
@@ -151,6 +153,9 @@ def test_nine_wins_in_ten_is_significant():
     assert result.p_value == pytest.approx(22 / 1024)
     assert result.significant
     assert result.preference.estimate == pytest.approx(8 / 12)
+    # Checked after each search: 6 wins and no loss give 2 / 2^6 = 0.031 < 5%, and every later
+    # step stays below (after the loss, 2 (1 + 10) / 1024 = 0.021).
+    assert result.significant_since == 6
 
 
 def test_the_small_statistics():
@@ -177,7 +182,7 @@ def test_the_report_says_whether_it_is_significant():
     events = [e for i in range(9) for e in click_on(f"d{i}", 0)] + click_on("d9", 1)
     text = format_comparison(compare(docs, events))
     assert "learner wins 9, loses 1, ties 2" in text
-    assert "p = 0.02148: significant at 5%" in text
+    assert "p = 0.02148: significant at 5%, and has been since search 6" in text
     quiet = format_comparison(compare([split_doc("l1", "learner")], []))
     assert "not enough searches to test" in quiet
 
@@ -253,3 +258,20 @@ def test_the_logs_are_read_from_both_patterns_page_by_page(monkeypatch):
 def test_the_command_refuses_a_bad_duration(capsys):
     assert main(["rollout", "--since", "3w"]) == 1
     assert "--since must be a positive duration" in capsys.readouterr().err
+
+
+def test_the_sequences_agree_with_the_tests_at_every_step():
+    outcomes = [1, 0, 1, -1, 1, 1, 0, 1, 1, 1, -1, 1, 1, 1]
+    sequence = sign_test_sequence(outcomes)
+    for n in range(1, len(outcomes) + 1):
+        seen = outcomes[:n]
+        expected = sign_test(seen.count(1), seen.count(-1))
+        assert sequence[n - 1] == (None if expected is None else pytest.approx(expected))
+    sides = [True, False, True, True, False, False, True, False, True, False]
+    values = [2.0, 0.0, 1.0, 3.0, 1.0, 0.0, 2.0, 2.0, 1.0, 0.0]
+    pvalues = welch_sequence(sides, values)
+    for n in range(1, len(values) + 1):
+        a = [v for v, s in zip(values[:n], sides[:n], strict=True) if s]
+        b = [v for v, s in zip(values[:n], sides[:n], strict=True) if not s]
+        expected = welch(a, b)[1] if a and b else None
+        assert pvalues[n - 1] == (None if expected is None else pytest.approx(expected))
