@@ -354,18 +354,21 @@ def _oracle(runs: Sequence[object]) -> str | None:
 
 
 def _rollout(args: argparse.Namespace) -> int:
-    import time
-
     from ltrr.plugin.ops.client import Cluster
-    from ltrr.plugin.ops.rollout import compare, format_comparison, parse_since, read_logs
+    from ltrr.plugin.ops.live.read import parse_since, read_period
+    from ltrr.plugin.ops.rollout import compare, format_comparison
     from ltrr.query_plans.catalog import load_catalog
 
-    since = time.time() - parse_since(args.since)
-    target = args.target
-    if target is None and args.catalog is not None:
-        target = load_catalog(args.catalog).targets[0]  # what its decisions are logged under
-    decisions, events = read_logs(Cluster(args.opensearch), since, target)
-    print(format_comparison(compare(decisions, events, event_type=args.event_type)))
+    since = parse_since(args.since)
+    targets = list(args.target)
+    if args.catalog is not None:  # its decisions are logged under its first target
+        targets.append(load_catalog(args.catalog).targets[0])
+    cluster = Cluster(args.opensearch)
+    try:
+        period = read_period(cluster, since, targets=targets)
+    finally:
+        cluster.close()
+    print(format_comparison(compare(period.decisions, period.events, event_type=args.event_type)))
     return 0
 
 
@@ -430,6 +433,7 @@ def _report(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.client import Cluster
     from ltrr.plugin.ops.live.read import parse_since, parse_until, read_period
     from ltrr.plugin.ops.live.report import live_report
+    from ltrr.plugin.ops.rollout import for_report
 
     since = parse_since(args.since)
     until = parse_until(args.until) if args.until is not None else None
@@ -439,7 +443,7 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         cluster.close()
     _say(f"{len(period.decisions):,} decisions and {len(period.events):,} events read")
-    path = live_report(period, args.out, grouping=args.by, source=cluster.url)
+    path = live_report(period, args.out, grouping=args.by, source=cluster.url, compare=for_report)
     print(f"report: {path}")
     return 0
 
@@ -908,12 +912,18 @@ def build_parser() -> argparse.ArgumentParser:
         "for interleaving, wins, losses and ties, the preference with its interval and a sign "
         "test; latency and cost for both. Says whether the difference is significant at 5%%.",
     )
-    roll.add_argument("--since", default="24h", metavar="DURATION", help="e.g. 30m, 24h, 7d")
+    roll.add_argument("--since", default="24h", metavar="AGE", help="the period: 90m, 24h, 7d")
     roll.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
     roll.add_argument(
         "--catalog", type=Path, default=None, metavar="PATH", help="read its target's decisions"
     )
-    roll.add_argument("--target", default=None, metavar="NAME", help="read this target's decisions")
+    roll.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this target's decisions (repeat for several)",
+    )
     roll.add_argument("--event-type", default="click", metavar="TYPE", help="what counts")
     roll.set_defaults(handler=_rollout)
 

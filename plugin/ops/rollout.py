@@ -15,22 +15,17 @@ search, or on an interleaved page for the team that placed the document.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
-from ltrr.plugin.errors import LtrrError
-from ltrr.plugin.ops.client import Cluster
 from ltrr.query_plans.rollout import BASELINE, LEARNER, SIDES, preference
 
 ALPHA = 0.05  # the significance level every verdict uses
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
-DECISIONS_PATTERN = "ltrr-decisions*"  # the logs may be time-based indices behind aliases
-EVENTS_PATTERN = "ltrr-events*"
-PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,11 +230,12 @@ def _side(side: str, docs: Sequence[Mapping[str, Any]], clicks: Sequence[float])
 
 def team_outcome(doc: Mapping[str, Any], clicked: Iterable[str]) -> tuple[int, int, int]:
     """(learner, baseline, neither) clicks on one interleaved page, by the logged teams."""
-    teams = (doc.get("rollout") or {}).get("teams") or []
-    team_of: dict[str, str | None] = {}
-    for (_, object_id), team in zip(doc.get("returned") or [], teams, strict=False):
-        team_of.setdefault(str(object_id), team)
-    counts = dict.fromkeys((*SIDES, None), 0)
+    teams = (doc.get("rollout") or {}).get("teams") or {}
+    team_of: dict[str, str] = {}
+    for side in SIDES:
+        for object_id in teams.get(side) or ():
+            team_of.setdefault(str(object_id), side)
+    counts: dict[str | None, int] = dict.fromkeys((*SIDES, None), 0)
     for object_id in clicked:
         counts[team_of.get(object_id)] += 1
     return counts[LEARNER], counts[BASELINE], counts[None]
@@ -342,66 +338,7 @@ def _union_cost(docs: Sequence[Mapping[str, Any]]) -> Cost:
     return _cost(merged)
 
 
-def read_logs(
-    http: Cluster, since: float, target: str | None = None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The decisions made since ``since`` (epoch seconds), for ``target`` if given, and the
-    events of those decisions."""
-    # Whole seconds: the field's epoch_second format takes no exponent.
-    filters: list[dict[str, Any]] = [{"range": {"timestamp": {"gte": math.floor(since)}}}]
-    if target is not None:
-        filters.append({"term": {"target": target}})
-    decisions = list(
-        _scan(http, DECISIONS_PATTERN, {"bool": {"filter": filters}}, ("timestamp", "decision_id"))
-    )
-    ids = [str(d.get("decision_id")) for d in decisions]
-    events: list[dict[str, Any]] = []
-    for start in range(0, len(ids), PAGE_SIZE):
-        chunk = ids[start : start + PAGE_SIZE]
-        events.extend(_scan(http, EVENTS_PATTERN, {"terms": {"decision_id": chunk}}, ("event_id",)))
-    return decisions, events
-
-
-def _scan(
-    http: Cluster, pattern: str, query: Mapping[str, Any], order: Sequence[str]
-) -> Iterator[dict[str, Any]]:
-    """Every matching document, in pages through ``search_after`` on indexed fields (which,
-    unlike ``_doc``, order the documents of several indices behind one pattern)."""
-    body: dict[str, Any] = {
-        "size": PAGE_SIZE,
-        "query": query,
-        "sort": [{name: "asc"} for name in order],
-        "track_total_hits": False,
-    }
-    while True:
-        status, answer = http.request(
-            "POST", f"/{pattern}/_search?ignore_unavailable=true&allow_no_indices=true", body
-        )
-        if status != 200:
-            raise LtrrError(f"POST /{pattern}/_search gave {status}: {str(answer)[:300]}")
-        hits = answer.get("hits", {}).get("hits", []) if isinstance(answer, dict) else []
-        for hit in hits:
-            yield dict(hit["_source"])
-        if len(hits) < PAGE_SIZE:
-            return
-        body["search_after"] = hits[-1]["sort"]
-
-
 # -- the command ------------------------------------------------------------------------------
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_since(text: str) -> float:
-    """How far back ``--since`` reaches, in seconds: ``90s``, ``30m``, ``24h``, ``7d``."""
-    number, unit = text[:-1], text[-1:]
-    try:
-        value = float(number)
-    except ValueError:
-        value = math.nan
-    if unit not in _UNITS or not math.isfinite(value) or value <= 0:
-        raise LtrrError(f"--since must be a positive duration such as 30m, 24h or 7d, got {text!r}")
-    return value * _UNITS[unit]
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -482,3 +419,61 @@ def format_comparison(result: RolloutComparison) -> str:
     if result.split is None and result.interleave is None:
         lines.append("no rollout searches in this period")
     return "\n".join(lines)
+
+
+def _cost_fields(cost: Cost) -> dict[str, object]:
+    return {
+        "latency mean (ms)": cost.latency_ms_mean,
+        "latency p95 (ms)": cost.latency_ms_p95,
+        "arms per search": cost.arms_per_search,
+        "documents asked per search": cost.docs_per_search,
+    }
+
+
+def for_report(
+    decisions: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]
+) -> dict[str, object] | None:
+    """The comparison as ``ltrr report``'s rollout section lays it out: each side a mapping
+    of its figures, then the figures between them; None when no rollout ran."""
+    result = compare(decisions, events)
+    verdict = {True: f"significant at {result.alpha:.0%}", False: "not significant"}
+    if result.interleave is not None:
+        r = result.interleave
+        return {
+            "learner team": {
+                "clicks per search": _interval(r.learner_clicks_per_search),
+                "documents its plan asks": r.learner_docs_per_search,
+            },
+            "baseline team": {
+                "clicks per search": _interval(r.baseline_clicks_per_search),
+                "documents its plan asks": r.baseline_docs_per_search,
+            },
+            "interleaved searches": r.searches,
+            "learner wins / losses / ties": f"{r.wins} / {r.losses} / {r.ties}",
+            "preference (wins - losses) / searches": _interval(r.preference),
+            "sign test p": r.p_value,
+            "verdict": verdict[r.significant],
+            "significant since search": r.significant_since,
+            "clicks on neither team": r.unattributed_clicks,
+            **_cost_fields(r.cost),
+        }
+    if result.split is not None:
+        s = result.split
+        sides: dict[str, object] = {
+            side.side: {
+                "searches": side.searches,
+                "clicks per search": _interval(side.clicks_per_search),
+                **_cost_fields(side.cost),
+            }
+            for side in (s.learner, s.baseline)
+        }
+        return {
+            **sides,
+            "learner share": s.share,
+            "learner - baseline clicks per search": _interval(s.difference),
+            "Welch p": s.p_value,
+            "verdict": verdict[s.significant],
+            "significant since search": s.significant_since,
+            "searches without their unit (not compared)": result.unassigned,
+        }
+    return None

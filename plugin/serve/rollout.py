@@ -27,7 +27,7 @@ from ltrr.plugin.serve.fuse import fuse
 from ltrr.plugin.serve.retrieve import ArmResult
 from ltrr.query_plans.catalog import Catalog, RolloutConfig
 from ltrr.query_plans.fusion.base import FusedHit
-from ltrr.query_plans.rollout import BASELINE, coin_flips, split_side, team_draft
+from ltrr.query_plans.rollout import BASELINE, LEARNER, coin_flips, split_side, team_draft
 
 # The policy name of a decision the baseline side made: a fixed plan, never learned from.
 BASELINE_POLICY = "rollout_baseline"
@@ -116,11 +116,17 @@ class InterleavedPage:
     learner_results: dict[str, ArmResult]  # what the learner's own arms retrieved, cut
 
     def log(self, baseline: Decision) -> dict[str, Any]:
+        """The decision log's ``rollout`` entry: each team's document ids, in page order (a
+        leftover is in neither), so that a click's team needs nothing else from the log."""
+        teams: dict[str, list[str]] = {LEARNER: [], BASELINE: []}
+        for hit, team in zip(self.hits, self.teams, strict=True):
+            if team is not None:
+                teams[team].append(hit.id)
         return {
             "mode": "interleave",
             "side": "interleaved",
             "baseline": {c.arm: c.size for c in baseline.included},
-            "teams": list(self.teams),
+            "teams": teams,
         }
 
 

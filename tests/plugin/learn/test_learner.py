@@ -14,6 +14,7 @@ from ltrr.bandit.decision import ArmChoice, Decision
 from ltrr.plugin.errors import BadRequest, Forbidden, InvalidEvent, UnknownDecision
 from ltrr.plugin.learn.intake import MAX_EVENTS_PER_OBJECT
 from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.learn.records import Served
 from ltrr.plugin.learn.tokens import SECRET_ENV, FeedbackTokens
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
@@ -1114,8 +1115,8 @@ def baseline_record(learner, runtime, decision_id="d1"):
         {arm: frozenset(h.id for h in r.hits) for arm, r in found.results.items()},
         ranked(),
         "",
+        Served(4.5, {}, None),
         rollout=BASELINE_SIDE,
-        took_ms=4.5,
     )
 
 

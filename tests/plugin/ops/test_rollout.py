@@ -7,21 +7,18 @@ import math
 import pytest
 from scipy import stats
 
-from ltrr.plugin.errors import LtrrError
 from ltrr.plugin.ops.cli import main
 from ltrr.plugin.ops.rollout import (
     compare,
     first_significant,
+    for_report,
     format_comparison,
     mean_interval,
-    parse_since,
-    read_logs,
     sign_test,
     sign_test_sequence,
     welch,
     welch_sequence,
 )
-from tests.plugin.ops._scripted import scripted_cluster
 
 
 def split_doc(decision_id, side, *, assigned=True, took=10.0, arms=None):
@@ -29,7 +26,6 @@ def split_doc(decision_id, side, *, assigned=True, took=10.0, arms=None):
         "decision_id": decision_id,
         "rollout": {"mode": "split", "side": side, "share": 0.5, "unit": "u", "assigned": assigned},
         "arms": arms or {"a": {"included": True, "size": 10}, "b": {"included": False, "size": 0}},
-        "returned": [["i", "1"], ["i", "2"]],
         "took_ms": took,
     }
 
@@ -90,16 +86,20 @@ def test_a_split_by_hand():
 
 
 def interleaved_doc(decision_id, teams, baseline=None):
+    """An interleaved page whose position i shows document str(i), placed by ``teams[i]``."""
+    by_team = {
+        side: [str(i) for i, team in enumerate(teams) if team == side]
+        for side in ("learner", "baseline")
+    }
     return {
         "decision_id": decision_id,
         "rollout": {
             "mode": "interleave",
             "side": "interleaved",
-            "teams": teams,
+            "teams": by_team,
             "baseline": baseline or {"b": 20},
         },
         "arms": {"a": {"included": True, "size": 10}, "b": {"included": False, "size": 0}},
-        "returned": [["i", str(n)] for n in range(len(teams))],
         "took_ms": 5.0,
     }
 
@@ -187,77 +187,29 @@ def test_the_report_says_whether_it_is_significant():
     assert "not enough searches to test" in quiet
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90.0), ("30m", 1800.0), ("24h", 86400.0), ("1.5d", 129600.0)]
-)
-def test_since(text, seconds):
-    assert parse_since(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["24", "h", "-1h", "0m", "3w", ""])
-def test_since_refuses(text):
-    with pytest.raises(LtrrError, match="--since must be a positive duration"):
-        parse_since(text)
-
-
-class Logs:
-    """Answers the two patterns' searches; records each body."""
-
-    def __init__(self, decisions, events):
-        self.docs = {"ltrr-decisions*": decisions, "ltrr-events*": events}
-        self.bodies = []
-
-    def post(self, url, json=None, data=None, timeout=None):
-        pattern = url.split("/")[3]
-        self.bodies.append((pattern, json))
-        docs = self.docs[pattern]
-        if pattern == "ltrr-events*":
-            wanted = set(json["query"]["terms"]["decision_id"])
-            docs = [d for d in docs if d["decision_id"] in wanted]
-        start = 0
-        if "search_after" in json:
-            start = next(i for i, d in enumerate(docs) if d["_sort"] == json["search_after"]) + 1
-        page = docs[start : start + json["size"]]
-        hits = [{"_source": d, "sort": d["_sort"]} for d in page]
-        return _Reply({"hits": {"hits": hits}})
-
-
-class _Reply:
-    status_code = 200
-
-    def __init__(self, payload):
-        self.payload = payload
-
-    def json(self):
-        return self.payload
-
-
-def test_the_logs_are_read_from_both_patterns_page_by_page(monkeypatch):
-    monkeypatch.setattr("ltrr.plugin.ops.rollout.PAGE_SIZE", 2)
-    decisions = [{"decision_id": f"d{i}", "_sort": [i, f"d{i}"]} for i in range(5)]
-    events = [{"decision_id": "d3", "event_id": "e1", "_sort": ["e1"]}]
-    script = Logs(decisions, events)
-    read, found = read_logs(scripted_cluster(script), 1_700_000_000.7, "music")
-    assert [d["decision_id"] for d in read] == [f"d{i}" for i in range(5)]
-    assert [e["event_id"] for e in found] == ["e1"]
-    first = script.bodies[0][1]
-    assert first["query"] == {
-        "bool": {
-            "filter": [
-                {"range": {"timestamp": {"gte": 1_700_000_000}}},
-                {"term": {"target": "music"}},
-            ]
-        }
-    }
-    assert first["sort"] == [{"timestamp": "asc"}, {"decision_id": "asc"}]
-    # Three pages of decisions (2, 2, 1), then the events of the first 2 ids, the next 2, the
-    # last one: a page of ids at a time.
-    assert [p for p, _ in script.bodies] == ["ltrr-decisions*"] * 3 + ["ltrr-events*"] * 3
-
-
 def test_the_command_refuses_a_bad_duration(capsys):
-    assert main(["rollout", "--since", "3w"]) == 1
-    assert "--since must be a positive duration" in capsys.readouterr().err
+    assert main(["rollout", "--since", "3y"]) == 1
+    assert "--since '3y': expected a whole number and a unit" in capsys.readouterr().err
+
+
+def test_the_live_report_gets_the_sides_and_the_figures_between_them():
+    teams = ["learner", "baseline"]
+    docs = [interleaved_doc(f"d{i}", teams) for i in range(12)]
+    events = [e for i in range(9) for e in click_on(f"d{i}", 0)] + click_on("d9", 1)
+    view = for_report(docs, events)
+    assert view is not None
+    assert view["learner team"] == {
+        # 9 of 12: sd sqrt(2.25 / 11) = 0.4523, half-width 2.2010 * 0.4523 / sqrt(12) = 0.2874
+        "clicks per search": "0.750 [0.463, 1.037]",
+        "documents its plan asks": 10.0,
+    }
+    assert view["learner wins / losses / ties"] == "9 / 1 / 2"
+    assert (view["verdict"], view["significant since search"]) == ("significant at 5%", 6)
+    split = for_report([split_doc("l1", "learner"), split_doc("b1", "baseline")], [])
+    assert split is not None
+    assert split["learner"]["searches"] == 1
+    assert split["verdict"] == "not significant"
+    assert for_report([{"decision_id": "x", "arms": {}}], []) is None
 
 
 def test_the_sequences_agree_with_the_tests_at_every_step():
