@@ -57,6 +57,7 @@ from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
 from ltrr.query_plans.memory import entity_ref, exact_key
 from ltrr.query_plans.rerank import RankedHit
+from ltrr.query_plans.rollout import BASELINE
 
 log = logging.getLogger("ltrr.learn")
 
@@ -114,6 +115,8 @@ class Learner:
         ranked: Sequence[RankedHit],
         nonce: str = "",
         served: Served | None = None,
+        *,
+        rollout: Mapping[str, Any] | None = None,
     ) -> None:
         """Keep a decision for its window and queue it for ``ltrr-decisions``.
 
@@ -135,6 +138,7 @@ class Learner:
             ranked,
             nonce,
             served,
+            rollout,
         )
         record = searched.record(now, window)
         if record is not None:
@@ -172,7 +176,7 @@ class Learner:
         doc = reply.json()["_source"]
         if float(doc["timestamp"]) + float(doc["window_seconds"]) < self.clock():
             raise UnknownDecision(f"decision {decision_id!r} is past its feedback window")
-        if not doc.get("learnable"):
+        if not doc.get("learnable") and (doc.get("rollout") or {}).get("side") != BASELINE:
             raise UnknownDecision(
                 f"decision {decision_id!r} used a fallback plan: nothing to learn"
             )
@@ -317,15 +321,16 @@ class Learner:
         return len(fresh)
 
     def _apply(self, record: DecisionRecord, runtime: CatalogRuntime, item: Accepted) -> None:
-        runtime.agent.reward(
-            record.x,
-            item.rewards,
-            first=record.owner and not record.observed,
-            plan=record.plan,
-            page=item.value,
-            query=record.query,
-        )
-        metrics.observe_rewards(record.target, item.rewards)
+        if record.learns:
+            runtime.agent.reward(
+                record.x,
+                item.rewards,
+                first=record.owner and not record.observed,
+                plan=record.plan,
+                page=item.value,
+                query=record.query,
+            )
+            metrics.observe_rewards(record.target, item.rewards)
         if record.owner:
             record.observed = True
         memory = runtime.catalog.memory
@@ -351,7 +356,7 @@ class Learner:
     def _zero_reward(self, record: DecisionRecord) -> int:
         """No feedback in the window: every included arm observes reward 0 for this context."""
         runtime = self._runtime(record)
-        if runtime is None:
+        if runtime is None or not record.learns:
             return 0
         zeros = dict.fromkeys(record.included, 0.0)
         runtime.agent.reward(record.x, zeros, first=True, plan=record.plan, query=record.query)

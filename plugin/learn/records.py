@@ -16,6 +16,7 @@ from typing import Any
 from ltrr.bandit.decision import Decision
 from ltrr.query_plans.memory import exact_key
 from ltrr.query_plans.rerank import RankedHit
+from ltrr.query_plans.rollout import BASELINE
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class DecisionRecord:
     query: str = ""  # as the caller sent it (a plan policy keeps each query's own record)
     plan: str | None = None  # the plan a plan policy drew (None: arms were drawn one by one)
     nonce: str = ""  # drawn for this decision: its feedback token signs id and nonce
+    learns: bool = True  # False: a rollout's baseline search, whose events are logged only
     observed: bool = False  # the agent already holds this context (a first event was applied)
     seen: set[str] = field(default_factory=set)  # event ids applied
     per_object: Counter[str] = field(default_factory=Counter)  # events applied per object
@@ -78,17 +80,26 @@ class Searched:
     ranked: Sequence[RankedHit]
     nonce: str = ""
     served: Served | None = None
+    rollout: Mapping[str, Any] | None = None  # the side or the teams, when a rollout runs
+
+    @property
+    def compared(self) -> bool:
+        """A rollout's baseline search: no policy to teach, but its clicks are the baseline's
+        side of the comparison, so its events are taken and logged all the same."""
+        return self.rollout is not None and self.rollout.get("side") == BASELINE
 
     def record(self, now: float, window: float) -> DecisionRecord | None:
         """The record its feedback is matched against; None when nothing can be learned."""
         x = self.decision.features
-        if not self.decision.learnable or x is None:
+        learns = self.decision.learnable and x is not None
+        if not learns and not self.compared:
             return None
         return DecisionRecord(
             decision_id=self.decision_id,
             target=self.target,
             feature_names=self.feature_names,
-            x=x,
+            x=x if x is not None and learns else (),
+            learns=learns,
             included=tuple(c.arm for c in self.decision.included if c.arm in self.results),
             results=dict(self.results),
             returned={h.hit.id: h.hit.index for h in self.ranked},
@@ -135,6 +146,7 @@ class Searched:
             },
             "returned": [[h.hit.index, h.hit.id] for h in self.ranked],
             **(_served(self.served) if self.served is not None else {}),
+            **({"rollout": dict(self.rollout)} if self.rollout is not None else {}),
         }
 
 
@@ -154,7 +166,7 @@ def from_document(decision_id: str, doc: Mapping[str, Any]) -> DecisionRecord:
         decision_id=decision_id,
         target=doc["target"],
         feature_names=tuple(doc["feature_names"]),
-        x=tuple(float(v) for v in doc["features"]),
+        x=tuple(float(v) for v in doc["features"] or ()),
         included=tuple(a for a, info in arms.items() if info["included"] and info["ok"]),
         results={a: frozenset(info["results"]) for a, info in arms.items()},
         returned={doc_id: index for index, doc_id in doc["returned"]},
@@ -165,6 +177,7 @@ def from_document(decision_id: str, doc: Mapping[str, Any]) -> DecisionRecord:
         query=str(doc["query"]),
         plan=doc.get("plan"),
         nonce=str(doc.get("nonce") or ""),
+        learns=bool(doc.get("learnable")),
     )
 
 

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -353,6 +354,65 @@ def _oracle(runs: Sequence[object]) -> str | None:
     return "oracle" if any(getattr(r, "name", None) == "oracle" for r in runs) else None
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ops.client import Cluster
+    from ltrr.plugin.ops.live.read import parse_since, read_period
+    from ltrr.plugin.ops.rollout import compare, format_comparison
+    from ltrr.query_plans.catalog import load_catalog
+
+    since = parse_since(args.since)
+    targets = list(args.target)
+    if args.catalog is not None:  # its decisions are logged under its first target
+        targets.append(load_catalog(args.catalog).targets[0])
+    cluster = Cluster(args.opensearch)
+    try:
+        period = read_period(cluster, since, targets=targets)
+    finally:
+        cluster.close()
+    print(format_comparison(compare(period.decisions, period.events, event_type=args.event_type)))
+    return 0
+
+
+def _rollout_replay(args: argparse.Namespace) -> int:
+    from ltrr.plugin.ops.data.beir import read_beir
+    from ltrr.plugin.ops.replay.bench import split_queries
+    from ltrr.plugin.ops.replay.capture import Capture
+    from ltrr.plugin.ops.replay.rollout import baseline_sizes, format_runs, replay_rollout
+    from ltrr.plugin.ops.simulate.clicks import from_spec
+    from ltrr.plugin.ops.simulate.stream import session_stream
+    from ltrr.query_plans.catalog import load_catalog
+
+    if not 0.0 <= args.share <= 1.0:
+        raise LtrrError(f"--share must be between 0 and 1, got {args.share}")
+    catalog = load_catalog(args.catalog)
+    data = read_beir(args.dataset)
+    captured = Capture.from_json(args.capture.read_bytes())
+    judged = sorted(q for q in data.queries if data.qrels.get(q))
+    tuning, _ = split_queries(judged, args.held_out)
+    part = replace(data, queries={q: v for q, v in data.queries.items() if q in tuning})
+    g_max = max((g for grades in data.qrels.values() for g in grades.values()), default=1)
+    if args.warmup < 0:
+        raise LtrrError(f"--warmup must be >= 0, got {args.warmup}")
+    total = args.warmup + args.sessions
+    runs = replay_rollout(
+        catalog,
+        captured,
+        data.qrels,
+        {s: session_stream(part, total, seed=s) for s in args.seeds},
+        policy=args.learner,
+        baseline=baseline_sizes(catalog, captured, args.baseline),
+        share=args.share,
+        clicks=from_spec(args.click_model, g_max=max(g_max, 1)),
+        warmup=args.warmup,
+    )
+    print(
+        format_runs(
+            runs, policy=args.learner, baseline=args.baseline, share=args.share, warmup=args.warmup
+        )
+    )
+    return 0
+
+
 def _ope(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.offpolicy import format_table, run_ope
 
@@ -374,6 +434,7 @@ def _report(args: argparse.Namespace) -> int:
     from ltrr.plugin.ops.client import Cluster
     from ltrr.plugin.ops.live.read import parse_since, parse_until, read_period
     from ltrr.plugin.ops.live.report import live_report
+    from ltrr.plugin.ops.rollout import for_report
 
     since = parse_since(args.since)
     until = parse_until(args.until) if args.until is not None else None
@@ -383,7 +444,7 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         cluster.close()
     _say(f"{len(period.decisions):,} decisions and {len(period.events):,} events read")
-    path = live_report(period, args.out, grouping=args.by, source=cluster.url)
+    path = live_report(period, args.out, grouping=args.by, source=cluster.url, compare=for_report)
     print(f"report: {path}")
     return 0
 
@@ -848,6 +909,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--out", type=Path, default=Path("build/live-report.html"), metavar="HTML")
     live.set_defaults(handler=_report)
+
+    roll = commands.add_parser(
+        "rollout",
+        help="the learner against the baseline on live traffic, from the decision log",
+        description="Read ltrr-decisions* and ltrr-events* and compare the rollout's sides: "
+        "for a split, clicks per search on each side with 95%% intervals and a Welch t-test; "
+        "for interleaving, wins, losses and ties, the preference with its interval and a sign "
+        "test; latency and cost for both. Says whether the difference is significant at 5%%.",
+    )
+    roll.add_argument("--since", default="24h", metavar="AGE", help="the period: 90m, 24h, 7d")
+    roll.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
+    roll.add_argument(
+        "--catalog", type=Path, default=None, metavar="PATH", help="read its target's decisions"
+    )
+    roll.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this target's decisions (repeat for several)",
+    )
+    roll.add_argument("--event-type", default="click", metavar="TYPE", help="what counts")
+    roll.set_defaults(handler=_rollout)
+
+    rr = commands.add_parser(
+        "rollout-replay",
+        help="a rollout replayed from captured arm lists: searches each test needs",
+        description="Replay the learner against a baseline plan over seeded sessions (as "
+        "`ltrr replay` does, from its capture file), once interleaved and once split, and "
+        "print after how many searches each test became significant at 5%% and stayed so.",
+    )
+    rr.add_argument("--catalog", required=True, type=Path, metavar="PATH")
+    rr.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")
+    rr.add_argument(
+        "--capture", required=True, type=Path, metavar="JSON", help="made by `ltrr replay`"
+    )
+    rr.add_argument("--learner", default="safe_plans", metavar="P")
+    rr.add_argument(
+        "--baseline",
+        default="static",
+        metavar="PLAN",
+        help="catalog (its rollout baseline or fallback), static, full or only:ARM",
+    )
+    rr.add_argument("--share", type=float, default=0.5, help="the split's learner share")
+    rr.add_argument(
+        "--sessions", type=int, default=3000, metavar="N", help="searches in the rollout"
+    )
+    rr.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        metavar="N",
+        help="searches the learner serves alone first, learning, before the rollout starts",
+    )
+    rr.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9], metavar="S")
+    rr.add_argument(
+        "--held-out", type=float, default=0.3, metavar="FRACTION", help="as ltrr replay's"
+    )
+    rr.add_argument("--click-model", default="pbm", metavar="SPEC")
+    rr.set_defaults(handler=_rollout_replay)
 
     ltr = commands.add_parser("ltr", help="learning-to-rank models for the rerank")
     ltr_actions = ltr.add_subparsers(dest="action", required=True)

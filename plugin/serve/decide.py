@@ -7,13 +7,14 @@ its arms, no features, so never learned from) stands in, and the reason is kept.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from ltrr.bandit.decision import FALLBACK_POLICY, ArmChoice, Decision
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.serve.intercept import SearchRequest
-from ltrr.query_plans.catalog import Catalog
+from ltrr.query_plans.catalog import Catalog, FallbackArm
 
 log = logging.getLogger("ltrr.search")
 
@@ -27,7 +28,14 @@ class Decided:
 
 def static_decision(catalog: Catalog, depth: int, reason: str) -> Decision:
     """The catalog's fallback plan, as a decision with propensity 1 for its arms."""
-    sizes = {f.arm: max(f.size, min(depth, catalog.arm(f.arm).max_size)) for f in catalog.fallback}
+    return plan_decision(catalog, catalog.fallback, depth, f"{FALLBACK_POLICY} ({reason})")
+
+
+def plan_decision(
+    catalog: Catalog, plan: Sequence[FallbackArm], depth: int, policy: str
+) -> Decision:
+    """A fixed plan as a decision: propensity 1 for its arms, each at least the page depth."""
+    sizes = {f.arm: max(f.size, min(depth, catalog.arm(f.arm).max_size)) for f in plan}
     return Decision(
         tuple(
             ArmChoice(
@@ -35,7 +43,7 @@ def static_decision(catalog: Catalog, depth: int, reason: str) -> Decision:
             )
             for arm in catalog.arms
         ),
-        policy=f"{FALLBACK_POLICY} ({reason})",
+        policy=policy,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,8 @@ from ltrr.plugin.runtime import metrics
 from ltrr.plugin.runtime.registry import CatalogRuntime
 from ltrr.plugin.runtime.stats import Stats
 from ltrr.plugin.runtime.upstream import Transport
-from ltrr.plugin.serve.decide import decide, static_decision
+from ltrr.plugin.serve import rollout
+from ltrr.plugin.serve.decide import Decided, decide, static_decision
 from ltrr.plugin.serve.fuse import fuse
 from ltrr.plugin.serve.intercept import SearchRequest
 from ltrr.plugin.serve.pages import PageCache, RankedList, fingerprint
@@ -35,6 +36,8 @@ from ltrr.plugin.serve.respond import build_response, describe_arms
 from ltrr.plugin.serve.retrieve import Retrieval, retrieve
 from ltrr.plugin.serve.ubi import decision_attributes
 from ltrr.query_plans.ltr.params import search_params
+from ltrr.query_plans.rerank import RankedHit
+from ltrr.query_plans.rollout import BASELINE
 from ltrr.query_plans.templates import TemplateRenderer
 
 
@@ -46,6 +49,7 @@ class Executed:
     retrieval: Retrieval
     reranked: Reranked
     fallback: str | None
+    rollout: dict[str, Any] | None = None  # the decision log's ``rollout`` entry
 
 
 # Less of the deadline than this left, and no second plan or passthrough is tried.
@@ -134,14 +138,21 @@ class SearchPath:
         if runtime.entities is not None:
             runtime.entities.maybe_refresh(self.transport, request.target, headers)
         t0 = time.perf_counter()
-        decided = decide(runtime, request, self.now())
+        decision_id = request.decision_id or uuid.uuid4().hex
+        decided, side = self._decide(runtime, request)
         if decided.fallback is not None:
             self.stats.count("policy_errors")
         timings["decide"] = _since(t0)
 
         fallback = decided.fallback
         executed = await self._execute(
-            runtime, request, headers, decided.decision, deadline, timings
+            runtime,
+            request,
+            headers,
+            decided.decision,
+            deadline,
+            timings,
+            rollout.interleave_id(catalog, decided.decision, decision_id),
         )
         if executed is None and not decided.decision.is_fallback:
             self.stats.count("all_arms_failed")
@@ -158,6 +169,7 @@ class SearchPath:
                 )
             self.stats.count("fell_through_to_passthrough")
             return PassOn(left)
+        executed = self._on_side(executed, side)
 
         features = decided.features
         arms, shards = describe_arms(
@@ -174,7 +186,7 @@ class SearchPath:
             if features is not None
             else None,
         }
-        decision_id = request.decision_id or uuid.uuid4().hex
+        ext.update(rollout.shown(executed.rollout))
         nonce = FeedbackTokens.nonce()
         if self.learner is not None:  # what the client shows to send feedback on this search
             ext["feedback_token"] = self.learner.tokens.token(decision_id, nonce)
@@ -193,6 +205,21 @@ class SearchPath:
         answer = self._respond(ranked, request, started, outcome=_outcome(ext["fallback"]))
         _observe(runtime.state_key, executed, timings, started)
         return answer
+
+    def _decide(
+        self, runtime: CatalogRuntime, request: SearchRequest
+    ) -> tuple[Decided, rollout.Split | None]:
+        """The policy's decision, or the baseline's when a split puts the search on its side."""
+        catalog = runtime.catalog
+        side = rollout.split(catalog, request.context) if catalog.is_split else None
+        if side is not None and side.side == BASELINE:
+            return Decided(rollout.baseline_decision(catalog, request.depth), None, None), side
+        return decide(runtime, request, self.now()), side
+
+    @staticmethod
+    def _on_side(executed: Executed, side: rollout.Split | None) -> Executed:
+        """A split search is its side's whatever plan answered it (the static one included)."""
+        return replace(executed, rollout=side.log) if side is not None else executed
 
     def _cached(self, request: SearchRequest, key: str) -> RankedList | None:
         """A later page continues its list; a first page is a new search, and a new decision
@@ -235,10 +262,11 @@ class SearchPath:
         """Keep the decision for its feedback window (the learner logs every decision)."""
         if self.learner is None:
             return
+        own = {c.arm for c in executed.decision.included}  # interleaved: not the baseline's
         results = {
             arm: frozenset(h.id for h in result.hits)
             for arm, result in executed.retrieval.results.items()
-            if result.ok
+            if result.ok and arm in own
         }
         self.learner.record(
             runtime,
@@ -250,6 +278,7 @@ class SearchPath:
             executed.reranked.ranked,
             nonce,
             served,
+            rollout=executed.rollout,
         )
 
     async def _execute(
@@ -260,11 +289,17 @@ class SearchPath:
         decision: Decision,
         deadline: float,
         timings: dict[str, float],
+        interleave_id: str | None = None,
     ) -> Executed | None:
-        """Plan, retrieve, fuse and rerank one decision; None when no arm answered."""
-        planned = await plan(
-            runtime, request, decision, deadline, self.renderer, self.stats, timings
+        """Plan, retrieve, fuse and rerank one decision; None when no arm answered.
+
+        With ``interleave_id`` the plan asks the baseline's arms too, and the page is the two
+        sides' pages team-drafted (the catalog has no rerank then; its reader refuses both)."""
+        baseline = (
+            rollout.baseline_decision(runtime.catalog, request.depth) if interleave_id else None
         )
+        asked = rollout.union_decision(decision, baseline) if baseline is not None else decision
+        planned = await plan(runtime, request, asked, deadline, self.renderer, self.stats, timings)
         retrieval = await retrieve(self.transport, planned.plan, headers, timeout=planned.timeout)
         timings["retrieve"] = retrieval.took_ms
         succeeded = retrieval.succeeded
@@ -273,6 +308,15 @@ class SearchPath:
         if not succeeded:
             return None
         t0 = time.perf_counter()
+        if baseline is not None and interleave_id and planned.decision is asked:
+            page = rollout.interleave(runtime.catalog, decision, baseline, succeeded, interleave_id)
+            timings["fuse"] = _since(t0)
+            n = len(page.hits)  # the positions as scores, so that _score still sorts the page
+            ranked = [RankedHit(h, float(n - i), None) for i, h in enumerate(page.hits)]
+            own = Retrieval({**retrieval.results, **page.learner_results}, retrieval.took_ms)
+            return Executed(
+                decision, own, Reranked(ranked, {"status": "none"}), None, page.log(baseline)
+            )
         fused = fuse(runtime.catalog, planned.decision, succeeded)
         timings["fuse"] = _since(t0)
         t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from ltrr.query_plans.catalog.model import (
     InterceptRules,
     MemoryConfig,
     RerankConfig,
+    RolloutConfig,
 )
 from ltrr.query_plans.catalog.reader import CatalogError
 from ltrr.query_plans.catalog.schema import BUILTIN_TEMPLATES
@@ -44,6 +45,7 @@ __all__ = [
     "InterceptRules",
     "MemoryConfig",
     "RerankConfig",
+    "RolloutConfig",
     "load_catalog",
     "validate_catalog",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from ltrr.query_plans.catalog.model import (
     InterceptRules,
     MemoryConfig,
     RerankConfig,
+    RolloutConfig,
 )
 from ltrr.query_plans.catalog.read_arms import ArmsSection
 from ltrr.query_plans.catalog.read_features import FeaturesSection
@@ -33,6 +34,7 @@ from ltrr.query_plans.catalog.read_feedback import FeedbackSection
 from ltrr.query_plans.catalog.read_index import IndexSection
 from ltrr.query_plans.catalog.read_memory import MemorySection
 from ltrr.query_plans.catalog.read_ranking import RankingSection
+from ltrr.query_plans.catalog.read_rollout import RolloutSection
 from ltrr.query_plans.catalog.reader import BAD, ArmEntry, CatalogError, Field, is_null, show_node
 from ltrr.query_plans.catalog.schema import MODEL_FILES, TOP_KEYS, TOP_REQUIRED
 
@@ -56,10 +58,17 @@ class _Sections:
     fallback: tuple[FallbackArm, ...] | None
     index_body: Mapping[str, Any] | None
     source: Any
+    rollout: RolloutConfig | None = None
 
 
 class CatalogParser(
-    ArmsSection, FeaturesSection, RankingSection, FeedbackSection, MemorySection, IndexSection
+    ArmsSection,
+    FeaturesSection,
+    RankingSection,
+    FeedbackSection,
+    MemorySection,
+    IndexSection,
+    RolloutSection,
 ):
     """Reads the sections in dependency order: arms first, as the others refer to them."""
 
@@ -107,6 +116,7 @@ class CatalogParser(
             fallback=get("fallback", lambda n: self.fallback(n, names)),
             index_body=get("index", self.index_body),
             source=get("source", self.source),
+            rollout=get("rollout", lambda n: self.rollout(n, names)),
         )
 
     def deadline(self, node: Node) -> int | None:
@@ -120,6 +130,13 @@ class CatalogParser(
             self.check_budget(read.entries, read.budget, present["budget"])
         if read.entries is not None:
             self.check_vectors(read.entries, read.embedding, top)
+        if read.rollout is not None and read.rollout.mode == "interleave" and "rerank" in present:
+            self.fail(
+                top["rollout"].key,
+                "rollout.mode",
+                "interleave cannot run with a rerank: the rerank would reorder the interleaved "
+                "page and undo the team draft; use mode split, or drop the rerank section",
+            )
 
     def build(self, read: _Sections, path: Path, raw: bytes) -> Catalog | None:
         # Every section that returned None recorded why; the checks below only narrow types.
@@ -159,6 +176,7 @@ class CatalogParser(
             digest=digest,
             index_body=read.index_body,
             source=read.source,
+            rollout=_salted(read.rollout, read.targets),
         )
 
     # -- checks across sections -------------------------------------------------------------
@@ -217,6 +235,13 @@ class CatalogParser(
                 self.fail(None, "", f"template {template} vanished: {exc.strerror or exc}")
                 return None
         return h.hexdigest()
+
+
+def _salted(rollout: RolloutConfig | None, targets: tuple[str, ...]) -> RolloutConfig | None:
+    """The split's default salt is the catalog's target: each catalog splits its own way."""
+    if rollout is None or rollout.salt:
+        return rollout
+    return replace(rollout, salt=",".join(targets))
 
 
 def _parse(path: Path | str) -> tuple[Catalog | None, list[CatalogError]]:

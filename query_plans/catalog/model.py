@@ -141,6 +141,22 @@ class MemoryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloutConfig:
+    """The learner against a baseline plan on live traffic (``ltrr.query_plans.rollout``).
+
+    ``mode`` "split": a unit (the context key ``unit``, e.g. a session id) hashed with ``salt``
+    is on the learner's side for ``share`` of all units, else on the baseline's. "interleave":
+    every search shows the learner's page and the baseline's, team-drafted. ``baseline`` None is
+    the catalog's static plan (``fallback``)."""
+
+    mode: str
+    share: float | None = None
+    unit: str | None = None
+    baseline: tuple[FallbackArm, ...] | None = None
+    salt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """Everything the search path needs for one index, alias or pattern."""
 
@@ -165,6 +181,22 @@ class Catalog:
     # The ``_source`` every arm asks for when the caller names none: what keeps vectors off the
     # wire, at query time, without keeping them out of the stored document.
     source: Any = None
+    # None when the catalog has no ``rollout`` section: the learner takes every search.
+    rollout: RolloutConfig | None = None
+
+    @property
+    def is_split(self) -> bool:
+        return self.rollout is not None and self.rollout.mode == "split"
+
+    @property
+    def is_interleaved(self) -> bool:
+        return self.rollout is not None and self.rollout.mode == "interleave"
+
+    def baseline_plan(self) -> tuple[FallbackArm, ...]:
+        """What the rollout's baseline side asks: its named plan, else the static plan."""
+        if self.rollout is not None and self.rollout.baseline is not None:
+            return self.rollout.baseline
+        return self.fallback
 
     def arm(self, name: str) -> Arm:
         for a in self.arms:

@@ -35,6 +35,7 @@ TOP_KEYS = (
     "fallback",
     "index",
     "source",
+    "rollout",
 )
 TOP_REQUIRED = ("target", "budget", "policy", "arms", "fallback")
 ARM_KEYS = ("name", "template", "params", "size", "cost", "needs_vector", "index")
@@ -48,6 +49,8 @@ FEATURE_KEYS = (
 INDEX_KEYS = ("settings", "mappings", "aliases")
 FEEDBACK_KEYS = ("events", "window_seconds", "debias", "max_events", "credit")
 CREDIT_RULES = ("presence", "unique")
+ROLLOUT_KEYS = ("mode", "share", "unit", "baseline", "salt")
+ROLLOUT_MODES = ("split", "interleave")
 DEBIAS_KEYS = ("eta", "max_factor")
 MEMORY_KEYS = (
     "field",

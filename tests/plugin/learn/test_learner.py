@@ -14,6 +14,7 @@ from ltrr.bandit.decision import ArmChoice, Decision
 from ltrr.plugin.errors import BadRequest, Forbidden, InvalidEvent, UnknownDecision
 from ltrr.plugin.learn.intake import MAX_EVENTS_PER_OBJECT
 from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.learn.records import Served
 from ltrr.plugin.learn.tokens import SECRET_ENV, FeedbackTokens
 from ltrr.plugin.runtime.registry import CatalogRegistry
 from ltrr.plugin.runtime.stats import Stats
@@ -1184,3 +1185,67 @@ def test_the_learning_gauges_show_open_decisions_and_the_shipping_lag(learner, r
     assert metric("ltrr_open_decisions_bytes") == 0
     assert metric("ltrr_event_log_unshipped_bytes") == 0
     assert metric("ltrr_event_log_lag_seconds") == 0
+
+
+# --- a rollout's baseline side ---
+
+BASELINE_SIDE = {"mode": "split", "side": "baseline", "share": 0.5, "unit": "u", "assigned": True}
+
+
+def baseline_record(learner, runtime, decision_id="d1"):
+    """A baseline search: a fixed plan (no features, no policy), on the baseline's side."""
+    found = retrieval()
+    learner.record(
+        runtime,
+        decision_id,
+        QUERY,
+        {"u": "s1"},
+        decision(policy="rollout_baseline"),
+        {arm: frozenset(h.id for h in r.hits) for arm, r in found.results.items()},
+        ranked(),
+        "",
+        Served(4.5, {}, None),
+        rollout=BASELINE_SIDE,
+    )
+
+
+def test_a_baseline_search_takes_and_logs_clicks_but_teaches_nothing(learner, runtime, clock):
+    before = snapshot(runtime)
+    baseline_record(learner, runtime)
+    assert learner.pending_decisions() == 1
+    ((_, doc),) = learner.decisions._queue
+    assert (doc["learnable"], doc["rollout"], doc["took_ms"]) == (False, BASELINE_SIDE, 4.5)
+    answer = feedback(learner, "d1", event("click", "2", position=1))
+    assert answer["accepted"] == 1
+    (stored,) = logged(learner)
+    assert (stored["decision_id"], stored["object_id"], stored["type"]) == ("d1", "2", "click")
+    assert_unchanged(runtime, before)
+    clock.now = T0 + WINDOW  # nor does its window close with a reward 0
+    learner.sweep()
+    assert_unchanged(runtime, before)
+
+
+def test_a_baseline_search_without_clicks_closes_with_no_reward(learner, runtime, clock):
+    before = snapshot(runtime)
+    baseline_record(learner, runtime)
+    clock.now = T0 + WINDOW
+    assert learner.sweep() == 0
+    assert learner.pending_decisions() == 0
+    assert_unchanged(runtime, before)
+
+
+def test_another_replicas_baseline_search_takes_clicks(learner, runtime, fake, tmp_path):
+    other_registry = make_registry(tmp_path)
+    other = learner.__class__(
+        fake, other_registry, tmp_path / "other", Stats(), clock=learner.clock, fsync=False
+    )
+    try:
+        baseline_record(other, other_registry.runtimes()[0], "d7")
+        ((doc_id, doc),) = other.decisions._queue
+        fake.docs[doc_id] = orjson.loads(orjson.dumps(doc))
+    finally:
+        other.events.close()
+    before = snapshot(runtime)
+    assert feedback(learner, "d7", event("click", "3"))["accepted"] == 1
+    assert [e["decision_id"] for e in logged(learner)] == ["d7"]
+    assert_unchanged(runtime, before)
