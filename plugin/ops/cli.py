@@ -814,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Capture every judged query's arm lists (and OpenSearch's hybrid pages) "
         "from the node once, then replay each learner and static plan over seeded sessions in "
         "one process, with simulated time and a fixed order of feedback: the same seeds give "
-        "the same table on any machine. Prints the mean and 95%% interval over the seeds for a "
+        "the same table on any machine. Prints the mean and 95% interval over the seeds for a "
         "tuning part and a held-out part of the queries.",
     )
     rep.add_argument("--catalog", required=True, type=Path, metavar="PATH")
@@ -914,9 +914,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rollout",
         help="the learner against the baseline on live traffic, from the decision log",
         description="Read ltrr-decisions* and ltrr-events* and compare the rollout's sides: "
-        "for a split, clicks per search on each side with 95%% intervals and a Welch t-test; "
+        "for a split, clicks per search on each side with 95% intervals and a Welch t-test; "
         "for interleaving, wins, losses and ties, the preference with its interval and a sign "
-        "test; latency and cost for both. Says whether the difference is significant at 5%%.",
+        "test; latency and cost for both. Says whether the difference is significant at 5%.",
     )
     roll.add_argument("--since", default="24h", metavar="AGE", help="the period: 90m, 24h, 7d")
     roll.add_argument("--opensearch", default="http://127.0.0.1:9200", metavar="URL")
@@ -938,7 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a rollout replayed from captured arm lists: searches each test needs",
         description="Replay the learner against a baseline plan over seeded sessions (as "
         "`ltrr replay` does, from its capture file), once interleaved and once split, and "
-        "print after how many searches each test became significant at 5%% and stayed so.",
+        "print after how many searches each test became significant at 5% and stayed so.",
     )
     rr.add_argument("--catalog", required=True, type=Path, metavar="PATH")
     rr.add_argument("--dataset", required=True, type=Path, metavar="PATH", help="BEIR folder")

@@ -214,6 +214,11 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None]) -> Simulation
     except LtrrError as exc:
         say(f"Not written (live report): {exc}")
     if config.serve and sim.proxy is not None:
+        say(f"metrics (Prometheus text, live): {sim.proxy.url}/_ltrr/metrics")
+    elif sim.metrics is not None:
+        say(f"metrics (the proxy's Prometheus exposition at the end): {sim.metrics.resolve()}")
+    say("Grafana dashboard for them: plugin/ops/grafana/ltrr.json")
+    if config.serve and sim.proxy is not None:
         target = sim.targets.get("linucb", ["music"])[0]
         say(f"serving the LinUCB copy on {sim.proxy.url}/{target} (Ctrl-C stops the proxy)")
         for query in EXAMPLE_QUERIES:

@@ -15,8 +15,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import requests
+
 from ltrr.plugin.errors import ClusterUnavailable, LtrrError
 from ltrr.plugin.ops.client import Cluster
+from ltrr.plugin.serve.server import ADMIN_TOKEN_ENV
 
 
 class ProxyProcess:
@@ -96,6 +99,20 @@ class ProxyProcess:
     def stats(self) -> dict[str, object]:
         reply: dict[str, object] = Cluster(self.url, timeout=10).ok("GET", "/_ltrr/stats")
         return reply
+
+    def save_metrics(self, path: Path) -> Path:
+        """The proxy's Prometheus exposition as it stands, kept once the proxy is gone."""
+        token = os.environ.get(ADMIN_TOKEN_ENV)
+        reply = requests.get(
+            f"{self.url}/_ltrr/metrics",
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=30,
+        )
+        if reply.status_code != 200:
+            raise LtrrError(f"{self.url}/_ltrr/metrics answered {reply.status_code}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(reply.content)
+        return path
 
     def wait(self) -> None:
         """Until the proxy exits (``demo --serve``: Ctrl-C reaches the child too)."""

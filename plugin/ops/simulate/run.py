@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import requests
 
 from ltrr.plugin.errors import LtrrError, PluginNotInstalled
 from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
@@ -86,6 +87,7 @@ class Simulation:
     fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)
     started: float = 0.0
     ended: float = 0.0  # the decision log's clock when the last window had closed
+    metrics: Path | None = None  # the proxy's Prometheus exposition at the end of the run
     proxy: ProxyProcess | None = None  # still serving when the config said keep_serving
 
 
@@ -647,6 +649,12 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         raise
     finally:
         await _close_natives(http, contenders, searcher)
+    metrics: Path | None = None
+    if catalogs:
+        try:
+            metrics = await asyncio.to_thread(proxy.save_metrics, work / "metrics.prom")
+        except (LtrrError, OSError, requests.RequestException) as exc:
+            notes.append(f"Not kept: the proxy's metrics ({exc}).")
     if not config.keep_serving:
         await asyncio.to_thread(proxy.stop)  # writes the decision log and the state
         await asyncio.to_thread(http.request, "POST", f"/{DECISIONS_INDEX}/_refresh")
@@ -681,4 +689,5 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         if config.keep_serving
         else sessions[-1].time.timestamp() + catalog.feedback.window_seconds + 2.0,
         proxy=proxy if config.keep_serving else None,
+        metrics=metrics,
     )
