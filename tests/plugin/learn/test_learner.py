@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from urllib.parse import unquote
 
 import numpy as np
 import orjson
@@ -12,6 +11,7 @@ import pytest
 
 from ltrr.bandit.decision import ArmChoice, Decision
 from ltrr.plugin.errors import BadRequest, Forbidden, InvalidEvent, UnknownDecision
+from ltrr.plugin.learn.bulk import DECISIONS_LOG
 from ltrr.plugin.learn.intake import MAX_EVENTS_PER_OBJECT
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.tokens import SECRET_ENV, FeedbackTokens
@@ -76,7 +76,7 @@ B_IDS = ("2", "3")  # what arm b retrieved
 SHOWN = ("2", "1", "3")  # the final order the user saw (position 1, 2, 3)
 EYE = np.eye(18)
 XXT = np.outer(X, X)
-DECISION_DOC = "/ltrr-decisions/_doc/"
+DAY = "ltrr-decisions-2027.01.15"  # T0's UTC day
 
 
 class Clock:
@@ -88,7 +88,8 @@ class Clock:
 
 
 class FakeOpenSearch:
-    """Decisions by GET from ``docs``; ``_bulk`` answers 201 per item unless ``fail`` says."""
+    """Decisions by ``_mget`` from ``docs`` (in their day's index); ``_bulk`` answers 201 per
+    item unless ``fail`` says."""
 
     def __init__(self):
         self.docs = {}
@@ -97,18 +98,19 @@ class FakeOpenSearch:
 
     async def request(self, method, path, *, headers, body, timeout):
         self.requests.append((method, path, body))
-        if method == "GET" and path.startswith(DECISION_DOC):
-            doc_id = unquote(path[len(DECISION_DOC) :])
-            if doc_id not in self.docs:
-                found = {"_index": "ltrr-decisions", "_id": doc_id, "found": False}
-                return UpstreamReply(404, orjson.dumps(found))
-            found = {
-                "_index": "ltrr-decisions",
-                "_id": doc_id,
-                "found": True,
-                "_source": self.docs[doc_id],
-            }
-            return UpstreamReply(200, orjson.dumps(found))
+        if method == "POST" and path == "/_mget":
+            docs = []
+            for wanted in orjson.loads(body)["docs"]:
+                index, doc_id = wanted["_index"], wanted["_id"]
+                doc = self.docs.get(doc_id)
+                if index != DAY:
+                    error = {"type": "index_not_found_exception", "reason": index}
+                    docs.append({"_index": index, "_id": doc_id, "error": error})
+                elif doc is None or DECISIONS_LOG.index_of(doc) != index:
+                    docs.append({"_index": index, "_id": doc_id, "found": False})
+                else:
+                    docs.append({"_index": index, "_id": doc_id, "found": True, "_source": doc})
+            return UpstreamReply(200, orjson.dumps({"docs": docs}))
         if method == "POST" and path == "/_bulk":
             if self.fail == "transport":
                 raise UpstreamError("POST /_bulk: connection reset")
@@ -491,10 +493,17 @@ def test_a_rejected_request_reserves_no_event_id(learner, runtime):
     assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[X, 0.0 * X], counts=[1, 1])
 
 
+def lookup(decision_id):
+    """The window (10 s) and an hour of clock skew either side of T0 (08:00) stay in T0's day:
+    that day's index is read, then the index kept from before the days."""
+    indices = [DAY, "ltrr-decisions-legacy"]
+    return orjson.dumps({"docs": [{"_index": i, "_id": decision_id} for i in indices]})
+
+
 def test_unknown_decision_is_looked_up_in_opensearch(learner, fake):
     with pytest.raises(UnknownDecision, match="unknown decision 'x/1 2'"):
         feedback(learner, "x/1 2", event())
-    assert fake.requests == [("GET", "/ltrr-decisions/_doc/x%2F1%202", None)]
+    assert fake.requests == [("POST", "/_mget", lookup("x/1 2"))]
 
 
 def test_type_error_names_the_known_types(learner, runtime):
@@ -576,7 +585,7 @@ def test_foreign_decision_feedback_adds_only_to_b(learner, runtime, clock, fake,
     clock.now = T0 + 2
     answer = feedback(learner, foreign, event("click", "2", position=1, id_="e1"))
     assert answer == {"acknowledged": True, "decision_id": "d9", "accepted": 1, "duplicates": 0}
-    assert fake.requests == [("GET", "/ltrr-decisions/_doc/d9", None)]
+    assert fake.requests == [("POST", "/_mget", lookup("d9"))]
     assert logged(learner)[0]["rewards"] == {"a": 1.0, "b": 1.0}
     assert_stats(runtime, a=[EYE, EYE], b=[X, X], counts=[0, 0])
     # Kept now: the next event needs no lookup, and duplicates are still recognised.
@@ -709,7 +718,7 @@ def shipped_ids(bulk_body):
     actions = [orjson.loads(line) for line in lines[::2]]
     docs = [orjson.loads(line) for line in lines[1::2]]
     assert all(set(action) == {"index"} for action in actions)
-    assert all(action["index"]["_index"] == "ltrr-events" for action in actions)
+    assert all(action["index"]["_index"] == "ltrr-events-2027.01.15" for action in actions)
     assert [a["index"]["_id"] for a in actions] == [d["event_id"] for d in docs]
     return [a["index"]["_id"] for a in actions]
 
@@ -913,7 +922,8 @@ def test_start_runs_background_loops_only_when_asked(new_learner, background):
 
     started, others = asyncio.run(go())
     assert learner.background is background
-    assert len(started) == (6 if background else 0)
+    # sweep, ship, decisions, memory, state, watch, retention
+    assert len(started) == (7 if background else 0)
     assert others == set(started)  # nothing else was left running either
 
 
@@ -930,7 +940,7 @@ def test_a_learner_without_background_loops_still_writes_what_is_pending_at_stop
     asyncio.run(go())
     written = [orjson.loads(b.splitlines()[0]) for b in fake.bulks()]
     indices = sorted(next(iter(action.values()))["_index"] for action in written)
-    assert indices == ["ltrr-decisions", "ltrr-memory", "ltrr-state"]
+    assert indices == [DAY, "ltrr-memory", "ltrr-state"]
 
 
 # --- a plan policy's decision ---
