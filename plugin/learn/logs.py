@@ -274,7 +274,10 @@ class Logs:
         await self.ensure_days(now)
 
     async def ensure_days(self, now: float) -> None:
-        """Today's and tomorrow's indices exist (asked once a day per index)."""
+        """Today's and tomorrow's indices exist (asked once a day per index); none while a
+        simulated clock has not been set yet (it reads 0, the first day of 1970)."""
+        if now < DAY_SECONDS:
+            return
         for log_ in self.logs:
             for when in (now, now + DAY_SECONDS):
                 index = log_.index_for(when)
