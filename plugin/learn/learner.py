@@ -462,8 +462,11 @@ class Learner:
         return closed, written
 
     async def retain(self) -> list[str]:
-        """Delete the logs' day indices past the retention (none when ISM does it)."""
-        return await self.logs.enforce(self.clock())
+        """Delete the logs' day indices past the retention (none when ISM does it).
+
+        Counted from the earlier of this clock and the wall's: a simulated clock set ahead of
+        today must not delete the real days of the same cluster."""
+        return await self.logs.enforce(min(self.clock(), time.time()))
 
     async def _sweep_once(self) -> None:
         self.sweep()

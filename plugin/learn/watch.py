@@ -62,6 +62,7 @@ class IndexWatch:
         self.uuids: dict[str, frozenset[str]] = {}
         self.recreated: Counter[str] = Counter()
         self.templated = False
+        self.unmoved: list[str] = []
 
     def _owner(self, index: str) -> str | None:
         if index in self.names:
@@ -84,6 +85,9 @@ class IndexWatch:
             raise UpstreamError(f"reading the learning indices: {reply.status}")
         found: dict[str, Any] = reply.json()
         out: dict[str, set[str]] = {}
+        # A log's name still a concrete index (its move behind the alias failed): ``ensure``
+        # tries the move again, before a write fails to make a day index beside it.
+        self.unmoved = [a for a in self.aliases if a in found]
         for index, settings in found.items():
             owner = self._owner(index)
             if owner is not None:
@@ -119,11 +123,11 @@ class IndexWatch:
         if missing:
             await ensure_indices(self.transport, missing)
         if self.logs is not None:
-            if any(a not in now for a in self.aliases):
+            if self.unmoved or any(a not in now for a in self.aliases):
                 await self.logs.ensure(self.clock())
             else:
                 await self.logs.ensure_days(self.clock())
-        if missing or any(a not in now for a in self.aliases):
+        if missing or self.unmoved or any(a not in now for a in self.aliases):
             now = await self._uuids()
         for name in lost:
             self.recreated[name] += 1

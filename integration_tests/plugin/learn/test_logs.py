@@ -35,7 +35,7 @@ from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.runtime.clock import SIM_TIME_HEADER
 from ltrr.plugin.runtime.upstream import AiohttpTransport, make_session
 
-D1 = 1_796_083_200.0  # 2026-12-01 00:00:00 UTC
+D1 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: simulated days before today
 DAY = 86_400.0
 
 

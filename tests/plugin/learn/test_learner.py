@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -1194,3 +1195,41 @@ def test_the_learning_gauges_show_open_decisions_and_the_shipping_lag(learner, r
     assert metric("ltrr_open_decisions_bytes") == 0
     assert metric("ltrr_event_log_unshipped_bytes") == 0
     assert metric("ltrr_event_log_lag_seconds") == 0
+
+
+# --- retention of the logs ---
+
+
+def test_retention_counts_from_the_earlier_of_the_clock_and_the_wall(new_learner, clock):
+    learner = new_learner(background=False, retention_days=3)
+    seen = []
+
+    async def enforce(now):
+        seen.append(now)
+        return []
+
+    learner.logs.enforce = enforce
+    clock.now = 1_000_000_000.0  # a simulated 2001: its own days are retained
+    asyncio.run(learner.retain())
+    clock.now = 4_000_000_000.0  # a simulated 2096: today's real days must stay
+    before = time.time()
+    asyncio.run(learner.retain())
+    assert seen[0] == 1_000_000_000.0
+    assert before <= seen[1] <= time.time()
+
+
+def test_a_simulated_clock_retains_once_a_simulated_day(new_learner, clock):
+    learner = new_learner(background=False)
+    days = []
+
+    async def enforce(now):
+        days.append(now // 86_400)
+        return []
+
+    learner.logs.enforce = enforce
+    start = 1_000_000_000.0  # 2001-09-09 01:46:40 UTC (6,400 s into its day)
+    # 23:59:40 is still that day; 00:00:20 is the next.
+    for offset in (0.0, 3_600.0, 79_980.0, 80_020.0, 80_100.0):
+        clock.now = start + offset
+        asyncio.run(learner.due(["music"]))
+    assert days == [start // 86_400, start // 86_400 + 1]
