@@ -119,15 +119,7 @@ class IndexWatch:
         now = await self._uuids()
         watched = self.names + self.aliases
         lost = [n for n in watched if self.uuids.get(n) and not self.uuids[n] & now.get(n, set())]
-        missing = [n for n in self.names if n not in now]
-        if missing:
-            await ensure_indices(self.transport, missing)
-        if self.logs is not None:
-            if self.unmoved or any(a not in now for a in self.aliases):
-                await self.logs.ensure(self.clock())
-            else:
-                await self.logs.ensure_days(self.clock())
-        if missing or self.unmoved or any(a not in now for a in self.aliases):
+        if await self._remake(now):
             now = await self._uuids()
         for name in lost:
             self.recreated[name] += 1
@@ -139,3 +131,17 @@ class IndexWatch:
             )
         self.uuids = now
         return lost
+
+    async def _remake(self, found: dict[str, frozenset[str]]) -> bool:
+        """Make what is missing (and the days due); whether anything was missing."""
+        missing = [n for n in self.names if n not in found]
+        if missing:
+            await ensure_indices(self.transport, missing)
+        if self.logs is None:
+            return bool(missing)
+        logs_missing = bool(self.unmoved) or any(a not in found for a in self.aliases)
+        if logs_missing:
+            await self.logs.ensure(self.clock())
+        else:
+            await self.logs.ensure_days(self.clock())
+        return bool(missing) or logs_missing
