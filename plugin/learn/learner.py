@@ -419,6 +419,16 @@ class Learner:
 
     async def start(self) -> None:
         """Create the indices, resume the shared statistics, then run the background loops."""
+        window = max(
+            (r.catalog.feedback.window_seconds for r in self.registry.runtimes()), default=0
+        )
+        if 0 < self.logs.retention_days * DAY_SECONDS < window:
+            log.warning(
+                "--retention-days %d is shorter than a feedback window of %.0f s: another "
+                "replica may not find a decision whose window is still open",
+                self.logs.retention_days,
+                window,
+            )
         try:
             await self.watch.start()
             await self.state.sync_all()
