@@ -121,9 +121,11 @@ def expired(log_: TimeLog, indices: Sequence[str], now: float, retention_days: i
 
 
 def ism_policy(log_: TimeLog, retention_days: int) -> dict[str, Any]:
-    """The ISM policy that deletes a day's index as the proxy would: ``min_index_age`` counts
-    from the index's creation, made on its day at the earliest, so one more day than the
-    retention never deletes a day that is not wholly past it."""
+    """The ISM policy that deletes a day's index no earlier than the proxy would.
+
+    ``min_index_age`` counts from the index's creation, and the proxy makes a day's index up
+    to a day ahead (tomorrow's with today's): two days more than the retention never deletes
+    a day that is not wholly past it, at the price of keeping each up to a day longer."""
     return {
         "policy": {
             "description": f"opensearch-ltrr: delete {log_.alias} days after {retention_days} days",
@@ -135,7 +137,7 @@ def ism_policy(log_: TimeLog, retention_days: int) -> dict[str, Any]:
                     "transitions": [
                         {
                             "state_name": "deleted",
-                            "conditions": {"min_index_age": f"{retention_days + 1}d"},
+                            "conditions": {"min_index_age": f"{retention_days + 2}d"},
                         }
                     ],
                 },

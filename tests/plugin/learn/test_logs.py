@@ -72,12 +72,14 @@ def test_days_between_covers_each_utc_day_once():
     assert days_between(MIDNIGHT + 5, MIDNIGHT + 6) == [MIDNIGHT]
 
 
-def test_the_ism_policy_deletes_one_day_later_than_the_retention():
+def test_the_ism_policy_never_deletes_a_day_before_the_proxy_would():
+    # The index of 2026-12-02 may be made on 2026-12-01 (a day ahead). The proxy deletes it at
+    # 2026-12-03 + 30 days; creation + 32 days is then at the earliest.
     body = ism_policy(LOG, 30)["policy"]
     assert body["default_state"] == "kept"
     (kept, deleted) = body["states"]
     assert kept["transitions"] == [
-        {"state_name": "deleted", "conditions": {"min_index_age": "31d"}}
+        {"state_name": "deleted", "conditions": {"min_index_age": "32d"}}
     ]
     assert deleted["actions"] == [{"delete": {}}]
     assert body["ism_template"] == [{"index_patterns": ["t-events-*"], "priority": 500}]
