@@ -23,6 +23,7 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
 from ltrr.plugin.learn.tokens import SECRET_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -342,7 +343,8 @@ def _delete_matching(client: OpenSearch, index: str, query: dict) -> None:
         ]["hits"]
         if not hits:
             return
-        actions = [{"delete": {"_index": index, "_id": h["_id"]}} for h in hits]
+        # Each from its own index: a log's name is an alias over its day indices.
+        actions = [{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in hits]
         client.bulk(body=actions)
 
 
@@ -352,7 +354,7 @@ def _forget_test_learning(client: OpenSearch) -> Iterator[None]:
     learning loop's own indices; remove what the tests wrote there, and their UBI events and
     query records."""
     yield
-    for index in ("ltrr-decisions", "ltrr-events", "ltrr-state", "ltrr-memory"):
+    for index in (DECISIONS_INDEX, EVENTS_INDEX, STATE_INDEX, MEMORY_INDEX):
         _delete_matching(client, index, {"prefix": {"target": "ltrr-it-"}})
     for client_id in ("simulated-user", "ltrr-simulator"):
         _delete_matching(client, "ubi_events", {"term": {"client_id.keyword": client_id}})

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from opensearchpy import OpenSearch
 
 from integration_tests.plugin.conftest import catalog_text
+from ltrr.plugin.learn.bulk import EVENTS_INDEX
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.serve.intercept import strip_ltrr
 
@@ -261,12 +262,12 @@ def test_every_acknowledged_event_was_stored(fuzzed, client: OpenSearch):
     expected = TALLY["acknowledged"] + TALLY["ubi learned"]
     assert TALLY["acknowledged"] > 0  # the fuzzing reached the learning path
     assert learning["events_dead_lettered"] == 0
-    client.indices.refresh(index="ltrr-events")
+    client.indices.refresh(index=EVENTS_INDEX)
     ids = [d for d, _, _ in decisions]
-    stored = client.count(index="ltrr-events", body={"query": {"terms": {"decision_id": ids}}})[
+    stored = client.count(index=EVENTS_INDEX, body={"query": {"terms": {"decision_id": ids}}})[
         "count"
     ]
     found = client.search(
-        index="ltrr-events", body={"query": {"terms": {"decision_id": ids}}, "size": 100}
+        index=EVENTS_INDEX, body={"query": {"terms": {"decision_id": ids}}, "size": 100}
     )["hits"]["hits"]
     assert stored == expected, (TALLY, learning, [h["_source"] for h in found])

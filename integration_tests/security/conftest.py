@@ -27,6 +27,7 @@ import requests
 
 from integration_tests.plugin.conftest import Proxy, running_proxy
 from ltrr.plugin.errors import ProvisionError
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
 from ltrr.plugin.ops.node import LocalNode, NodeConfig
 from ltrr.plugin.ops.node import security as node_security
 from ltrr.plugin.ops.node.bom import SECURED_PLUGINS
@@ -161,7 +162,7 @@ def _delete_matching(node: SecuredNode, index: str, query: dict[str, Any]) -> No
         if not hits:
             return
         lines = "".join(
-            f'{{"delete": {{"_index": "{index}", "_id": "{h["_id"]}"}}}}\n' for h in hits
+            f'{{"delete": {{"_index": "{h["_index"]}", "_id": "{h["_id"]}"}}}}\n' for h in hits
         )
         node.direct("POST", "/_bulk", data=lines, headers={"Content-Type": "application/x-ndjson"})
 
@@ -198,7 +199,7 @@ def targets(secured: SecuredNode, tmp_path_factory: pytest.TempPathFactory) -> I
     yield Targets(a, b, paths)
     for name in (a, b):
         secured.direct("DELETE", f"/{name}")
-    for index in ("ltrr-decisions", "ltrr-events", "ltrr-state", "ltrr-memory"):
+    for index in (DECISIONS_INDEX, EVENTS_INDEX, STATE_INDEX, MEMORY_INDEX):
         _delete_matching(secured, index, {"terms": {"target": [a, b]}})
     _delete_matching(secured, "ubi_events", {"term": {"client_id.keyword": "sec-test"}})
 

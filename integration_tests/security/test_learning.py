@@ -12,6 +12,7 @@ import requests
 
 from integration_tests.plugin.conftest import Proxy
 from integration_tests.security.conftest import SecuredNode, Targets, stats, through, wait_for
+from ltrr.plugin.learn.bulk import EVENTS_INDEX
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 
 
@@ -70,10 +71,10 @@ def test_alices_ubi_event_is_stored_and_learned_from(
 
     # The learned event reaches ltrr-events, shipped as the proxy's own identity.
     def shipped() -> int:
-        secured.direct("POST", "/ltrr-events/_refresh")
+        secured.direct("POST", f"/{EVENTS_INDEX}/_refresh")
         found = secured.direct(
             "POST",
-            "/ltrr-events/_search",
+            f"/{EVENTS_INDEX}/_search",
             json={"query": {"term": {"decision_id": decision_id}}},
         )
         return int(found.json()["hits"]["total"]["value"]) if found.status_code == 200 else 0

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from ltrr.plugin.learn.logs import TimeLog
 from ltrr.plugin.runtime.upstream import Transport, UpstreamError
 
 log = logging.getLogger("ltrr.bulk")
@@ -22,15 +25,24 @@ log = logging.getLogger("ltrr.bulk")
 JSON = {"Content-Type": "application/json"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
-EVENTS_INDEX = "ltrr-events"
-DECISIONS_INDEX = "ltrr-decisions"
-STATE_INDEX = "ltrr-state"
-MEMORY_INDEX = "ltrr-memory"
+# Every name the learning loop uses starts with this: two proxies with their own prefixes keep
+# their own learning on one cluster (the integration tests use it not to meet other runs).
+PREFIX_ENV = "LTRR_INDEX_PREFIX"
+PREFIX = os.environ.get(PREFIX_ENV, "ltrr")
+if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,100}", PREFIX):
+    raise ValueError(f"{PREFIX_ENV}={PREFIX!r}: lowercase letters, digits, '_' and '-' only")
+
+# The two logs are aliases over daily indices (see ``logs``); the state and the memory are
+# one index each.
+EVENTS_INDEX = f"{PREFIX}-events"
+DECISIONS_INDEX = f"{PREFIX}-decisions"
+STATE_INDEX = f"{PREFIX}-state"
+MEMORY_INDEX = f"{PREFIX}-memory"
 
 _KEYWORD = {"type": "keyword"}
 _DATE = {"type": "date", "format": "epoch_second"}
 # Only what audit and off-policy evaluation filter on is indexed; the rest is kept in _source.
-INDEX_BODIES: Mapping[str, Mapping[str, Any]] = {
+LOG_BODIES: Mapping[str, Mapping[str, Any]] = {
     EVENTS_INDEX: {
         "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
         "mappings": {
@@ -69,6 +81,14 @@ INDEX_BODIES: Mapping[str, Mapping[str, Any]] = {
             },
         },
     },
+}
+# An event's day is when the proxy took it (the client's own timestamp may be anything); a
+# decision's is when it was made. Both are written once and resent unchanged.
+EVENTS_LOG = TimeLog(EVENTS_INDEX, "received", LOG_BODIES[EVENTS_INDEX])
+DECISIONS_LOG = TimeLog(DECISIONS_INDEX, "timestamp", LOG_BODIES[DECISIONS_INDEX])
+LOGS = (EVENTS_LOG, DECISIONS_LOG)
+
+INDEX_BODIES: Mapping[str, Mapping[str, Any]] = {
     STATE_INDEX: {
         "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
         "mappings": {"dynamic": False, "properties": {"target": _KEYWORD, "arm": _KEYWORD}},
@@ -268,9 +288,12 @@ class BulkQueue:
         *,
         batch: int = 500,
         max_queued: int = 100_000,
+        index_of: Callable[[Mapping[str, Any]], str] | None = None,
     ) -> None:
         self.transport = transport
         self.index = index
+        # Where each document goes (a log's day index, by the document's own time).
+        self.index_of = index_of or (lambda _doc: index)
         self.batch = batch
         self.max_queued = max_queued
         self._queue: list[tuple[str, Mapping[str, Any]]] = []
@@ -301,7 +324,7 @@ class BulkQueue:
             # Off the queue before the write, so ``put`` may trim the queue meanwhile.
             batch = self._queue[: self.batch]
             del self._queue[: len(batch)]
-            actions = [({"index": {"_index": self.index, "_id": i}}, d) for i, d in batch]
+            actions = [({"index": {"_index": self.index_of(d), "_id": i}}, d) for i, d in batch]
             try:
                 written = await write(self.transport, actions)
             except BaseException:

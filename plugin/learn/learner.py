@@ -27,17 +27,24 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
 from ltrr.bandit.decision import Decision
 from ltrr.plugin.errors import Forbidden, InvalidEvent, UnknownDecision
-from ltrr.plugin.learn.bulk import DECISIONS_INDEX, STATE_INDEX, BulkQueue
+from ltrr.plugin.learn.bulk import (
+    DECISIONS_INDEX,
+    DECISIONS_LOG,
+    JSON,
+    LOGS,
+    STATE_INDEX,
+    BulkQueue,
+)
 from ltrr.plugin.learn.deadletter import DeadLetters
 from ltrr.plugin.learn.eventlog import EventLog
 from ltrr.plugin.learn.feedback import FeedbackEvent, parse_feedback, stored_seconds, ubi_events
 from ltrr.plugin.learn.intake import Accepted, accept, invalid, over_caps, within_caps
+from ltrr.plugin.learn.logs import DAY_SECONDS, Logs, days_between
 from ltrr.plugin.learn.memorize import MemoryUpdater
 from ltrr.plugin.learn.records import (
     DecisionRecord,
@@ -65,6 +72,9 @@ MAX_EVENTS_PER_REQUEST = 100_000  # the catalog's own max_events is checked once
 WATCH_SECONDS = 5.0  # how often the learning indices are checked for deletion
 FINAL_ATTEMPTS = 3  # writes at shutdown, each retried this often before it is given up
 DUE_DECISIONS_BATCH = 1_000  # on a simulated clock, the decision log is written this many at once
+RETENTION_SECONDS = 600.0  # how often the logs' days past the retention are looked for
+DEFAULT_RETENTION_DAYS = 30
+CLOCK_SKEW_SECONDS = 3_600.0  # between replicas, when looking for another's decision by day
 
 
 class Learner:
@@ -85,6 +95,7 @@ class Learner:
         max_decisions: int = 200_000,
         max_open_bytes: int = 256 * 1024 * 1024,
         background: bool = True,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.transport = transport
         self.registry = registry
@@ -93,9 +104,11 @@ class Learner:
         self.events = EventLog(data_dir / "events", fsync=fsync)
         self.dead_letters = DeadLetters(data_dir)
         self.tokens = FeedbackTokens.load(data_dir)
-        self.watch = IndexWatch(transport)
+        self.logs = Logs(transport, LOGS, retention_days)
+        self.watch = IndexWatch(transport, logs=self.logs, clock=clock)
         self.shipper = Shipper(transport, self.events, self.dead_letters)
-        self.decisions = BulkQueue(transport, DECISIONS_INDEX)
+        self.decisions = BulkQueue(transport, DECISIONS_INDEX, index_of=DECISIONS_LOG.index_of)
+        self._retained_day: int | None = None  # on a simulated clock: the day last retained
         self.memory = MemoryUpdater(transport, clock)
         self.state = StateSync(transport, registry.runtimes, interval=state_interval)
         self._open = OpenWindows(max_decisions, max_open_bytes)
@@ -158,22 +171,16 @@ class Learner:
         return record
 
     async def _fetch(self, decision_id: str) -> DecisionRecord:
-        """A decision another replica made, from ``ltrr-decisions``; kept for its window."""
-        reply = await self.transport.request(
-            "GET",
-            f"/{DECISIONS_INDEX}/_doc/{quote(decision_id, safe='')}",
-            headers={},
-            body=None,
-            timeout=10.0,
-        )
-        if reply.status == 404:
+        """A decision another replica made, from ``ltrr-decisions``; kept for its window.
+
+        Read in real time from the day indices its window can reach (a get through an alias of
+        several indices is refused), and from the index kept from before the days."""
+        doc = await self._logged_decision(decision_id)
+        if doc is None:
             raise UnknownDecision(
                 f"unknown decision {decision_id!r}: no search made it, or its feedback window "
                 "closed and it was forgotten"
             )
-        if reply.status != 200:
-            raise UpstreamError(f"reading decision {decision_id}: {reply.status}")
-        doc = reply.json()["_source"]
         if float(doc["timestamp"]) + float(doc["window_seconds"]) < self.clock():
             raise UnknownDecision(f"decision {decision_id!r} is past its feedback window")
         if not doc.get("learnable") and (doc.get("rollout") or {}).get("side") != BASELINE:
@@ -184,6 +191,28 @@ class Learner:
         self._open.put(record)
         self._bound()
         return record
+
+    async def _logged_decision(self, decision_id: str) -> dict[str, Any] | None:
+        now = self.clock()
+        window = max(
+            (r.catalog.feedback.window_seconds for r in self.registry.runtimes()), default=0.0
+        )
+        days = days_between(now - window - CLOCK_SKEW_SECONDS, now + CLOCK_SKEW_SECONDS)
+        indices = [DECISIONS_LOG.index_for(day) for day in reversed(days)] + [DECISIONS_LOG.legacy]
+        body = {"docs": [{"_index": index, "_id": decision_id} for index in indices]}
+        reply = await self.transport.request(
+            "POST", "/_mget", headers=JSON, body=orjson.dumps(body), timeout=10.0
+        )
+        if reply.status != 200:
+            raise UpstreamError(f"reading decision {decision_id}: {reply.status}")
+        for doc in reply.json().get("docs", []):
+            if doc.get("found"):
+                source: dict[str, Any] = doc["_source"]
+                return source
+            error = doc.get("error")
+            if error and error.get("type") != "index_not_found_exception":
+                raise UpstreamError(f"reading decision {decision_id}: {str(error)[:300]}")
+        return None
 
     def _runtime(self, record: DecisionRecord) -> CatalogRuntime | None:
         """The catalog now serving the decision's target, if its features still fit."""
@@ -395,6 +424,16 @@ class Learner:
 
     async def start(self) -> None:
         """Create the indices, resume the shared statistics, then run the background loops."""
+        window = max(
+            (r.catalog.feedback.window_seconds for r in self.registry.runtimes()), default=0
+        )
+        if 0 < self.logs.retention_days * DAY_SECONDS < window:
+            log.warning(
+                "--retention-days %d is shorter than a feedback window of %.0f s: another "
+                "replica may not find a decision whose window is still open",
+                self.logs.retention_days,
+                window,
+            )
         try:
             await self.watch.start()
             await self.state.sync_all()
@@ -413,6 +452,7 @@ class Learner:
             asyncio.create_task(self.memory.run(flush)),
             asyncio.create_task(self.state.run()),
             asyncio.create_task(self._every(WATCH_SECONDS, self._watch_indices)),
+            asyncio.create_task(self._every(RETENTION_SECONDS, self.retain, first=0.0)),
         ]
 
     async def due(self, targets: Sequence[str]) -> tuple[int, list[str]]:
@@ -427,7 +467,21 @@ class Learner:
         await self.memory.flush(wanted)
         if len(self.decisions) >= DUE_DECISIONS_BATCH:  # the log is kept bounded, in batches
             await self.decisions.flush()
+        day = int(self.clock() // DAY_SECONDS)
+        if day != self._retained_day:  # once a simulated day, as time moves on
+            try:
+                await self.retain()
+                self._retained_day = day
+            except (UpstreamError, TimeoutError) as exc:  # tried again at the next tick
+                log.warning("retention of the logs failed, will retry: %s", exc)
         return closed, written
+
+    async def retain(self) -> list[str]:
+        """Delete the logs' day indices past the retention (none when ISM does it).
+
+        Counted from the earlier of this clock and the wall's: a simulated clock set ahead of
+        today must not delete the real days of the same cluster."""
+        return await self.logs.enforce(min(self.clock(), time.time()))
 
     async def _sweep_once(self) -> None:
         self.sweep()
@@ -437,13 +491,16 @@ class Learner:
         if STATE_INDEX in lost:
             self.state.lost()
 
-    async def _every(self, interval: float, step: Callable[[], Any]) -> None:
+    async def _every(
+        self, interval: float, step: Callable[[], Any], first: float | None = None
+    ) -> None:
+        await asyncio.sleep(interval if first is None else first)
         while True:
-            await asyncio.sleep(interval)
             try:
                 await step()
             except (UpstreamError, TimeoutError, OSError) as exc:
                 log.warning("%s failed, will retry: %s", getattr(step, "__name__", step), exc)
+            await asyncio.sleep(interval)
 
     async def stop(self) -> None:
         """Stop the loops and write what is pending; the event log keeps whatever is not."""
@@ -476,6 +533,9 @@ class Learner:
             "events_shipped": self.shipper.shipped,
             "events_dead_lettered": self.dead_letters.count,
             "indices_recreated": dict(self.watch.recreated),
+            "log_indices_deleted": len(self.logs.deleted),
+            "retention_days": self.logs.retention_days,
+            "retention_by": "ism" if self.logs.ism else "proxy",
             "decisions_logged": self.decisions.written,
             "decisions_dropped": self.decisions.dropped,
             "memory_pending_keys": self.memory.pending_keys(),

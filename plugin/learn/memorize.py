@@ -10,6 +10,10 @@ Storage (the README's architecture section says why):
   and the hits come back ordered by Q2E score.
 
 A search only adds to an in-process counter; the flush writes every few seconds.
+
+An entity document keeps at most ``memory.max_keys`` learned keys: the write merges the new
+scores and drops the lowest-scoring keys past the cap, in one scripted update on the node, so
+replicas writing the same entity never undo each other's keys.
 """
 
 from __future__ import annotations
@@ -41,6 +45,39 @@ MAX_ATTEMPTS = 8
 # behind it) before it is read again; a failed read is retried sooner.
 MAPPING_TTL_SECONDS = 60.0
 MAPPING_RETRY_SECONDS = 5.0
+
+# Merge the new scores into the field, then keep the ``max`` best (ties: the smaller key), so
+# the cut is the same whatever order the keys came in. Only this one field is touched.
+CAPPED_MERGE = """
+Object old = ctx._source[params.field];
+Map merged = old instanceof Map ? new HashMap((Map) old) : new HashMap();
+merged.putAll(params.features);
+if (merged.size() > params.max) {
+  List entries = new ArrayList(merged.entrySet());
+  entries.sort((a, b) -> {
+    int byScore = Double.compare(((Number) b.getValue()).doubleValue(),
+                                 ((Number) a.getValue()).doubleValue());
+    return byScore != 0 ? byScore : ((String) a.getKey()).compareTo((String) b.getKey());
+  });
+  Map kept = new HashMap();
+  for (int i = 0; i < params.max; ++i) {
+    kept.put(entries.get(i).getKey(), entries.get(i).getValue());
+  }
+  merged = kept;
+}
+if (merged.equals(old)) { ctx.op = 'none'; } else { ctx._source[params.field] = merged; }
+"""
+
+
+def capped_update(field: str, features: dict[str, float], max_keys: int) -> dict[str, Any]:
+    """The ``_bulk`` update body that merges ``features`` into ``field``, capped."""
+    return {
+        "script": {
+            "source": CAPPED_MERGE,
+            "lang": "painless",
+            "params": {"field": field, "features": features, "max": max_keys},
+        }
+    }
 
 
 async def _read_entity_indices(transport: Transport, target: str) -> dict[str, str | None]:
@@ -249,7 +286,7 @@ class MemoryUpdater:
             actions.append(
                 (
                     {"update": {"_index": index, "_id": doc_id, "retry_on_conflict": 3}},
-                    {"doc": {config.field: features}},
+                    capped_update(config.field, features, config.max_keys),
                 )
             )
         if not actions:

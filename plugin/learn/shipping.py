@@ -1,7 +1,8 @@
 """Shipping: copy the durable event log to ``ltrr-events``, in batches, idempotent by event id.
 
 The log is committed only past what OpenSearch stored or refused for good, so a crash or a
-busy cluster resends the same events under the same ids, which cannot duplicate them. An
+busy cluster resends the same events under the same ids, which cannot duplicate them: each
+goes to the day index of its own ``received`` time, the same index every time. An
 event refused for good goes to the dead letters, never back into the retry loop.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ltrr.plugin.learn.bulk import EVENTS_INDEX, write
+from ltrr.plugin.learn.bulk import EVENTS_INDEX, EVENTS_LOG, write
 from ltrr.plugin.learn.deadletter import DeadLetters
 from ltrr.plugin.learn.eventlog import EventLog
 from ltrr.plugin.runtime import metrics
@@ -47,7 +48,8 @@ class Shipper:
                 return shipped
             docs = [orjson.loads(line) for line in lines]
             actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
-                ({"index": {"_index": EVENTS_INDEX, "_id": doc["event_id"]}}, doc) for doc in docs
+                ({"index": {"_index": EVENTS_LOG.index_of(doc), "_id": doc["event_id"]}}, doc)
+                for doc in docs
             ]
             written = await write(self.transport, actions, timeout=60.0)
             if written.retry:  # the whole batch again: re-indexing by id cannot duplicate

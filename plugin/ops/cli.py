@@ -109,6 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
         sock=sock,
         ca_file=args.opensearch_ca,
         ubi_queries=not args.no_ubi_queries,
+        retention_days=args.retention_days,
     )
     try:
         import uvloop  # a faster event loop where it exists (not on Windows)
@@ -510,6 +511,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days >= 0")
+    return days
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ltrr", description="Learning to rank and retrieve for OpenSearch."
@@ -618,6 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         metavar="S",
         help="how often bandit statistics are merged with the shared copy (default 2)",
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=_days,
+        default=30,
+        metavar="N",
+        help="keep the decision and event logs (daily indices) this many days, 0 for ever; "
+        "deleted by the cluster's ISM when it has it, else by the proxy (default 30)",
     )
     serve.add_argument(
         "--max-open-decisions-mb",

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ltrr.plugin.errors import LtrrError
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX
 from ltrr.plugin.ops.data.music import build_music
 from ltrr.plugin.ops.simulate import reference
 from ltrr.plugin.ops.simulate.lineup import DEFAULT_LINEUP, RERANK
@@ -61,7 +62,7 @@ def _notes_for_ope(sim: Simulation, config: DemoConfig, say: Callable[[str], Non
     if not targets or static is None or not static.sessions:
         return ""
     result = run_ope(
-        "ltrr-decisions",
+        DECISIONS_INDEX,
         target_catalog=config.catalog,
         target_policy="static",
         opensearch=config.opensearch,

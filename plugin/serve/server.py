@@ -39,7 +39,7 @@ from ltrr.plugin.errors import (
     PayloadTooLarge,
 )
 from ltrr.plugin.learn.feedback import is_ubi_write, may_carry_ubi
-from ltrr.plugin.learn.learner import Learner
+from ltrr.plugin.learn.learner import DEFAULT_RETENTION_DAYS, Learner
 from ltrr.plugin.learn.memorize import check_sources
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.runtime import metrics
@@ -261,8 +261,10 @@ class Proxy:
         clock: SimulatedClock | None = None,
         ca_file: Path | None = None,
         ubi_queries: bool = True,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.registry = registry
+        self.retention_days = retention_days
         # Built now, so that an unusable CA bundle stops the start before anything listens.
         self.tls = upstream_ssl(ca_file)
         self.clock = clock
@@ -340,6 +342,7 @@ class Proxy:
                     max_open_bytes=self.limits.open_decisions_bytes,
                     clock=self.clock.time if self.clock is not None else time.time,
                     background=self.clock is None,
+                    retention_days=self.retention_days,
                 )
             except BaseException:  # a locked data directory, say: the session must not leak
                 await session.close()
@@ -771,6 +774,7 @@ async def serve(
     sock: socket.socket | None = None,
     ca_file: Path | None = None,
     ubi_queries: bool = True,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
 ) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the catalogs. ``simulated_clock``: time is
     what ``POST /_ltrr/_sim/clock`` sets (for ``ltrr simulate`` only). ``sock`` is a
@@ -789,6 +793,7 @@ async def serve(
         clock=SimulatedClock() if simulated_clock else None,
         ca_file=ca_file,
         ubi_queries=ubi_queries,
+        retention_days=retention_days,
     )
     host, port = parse_listen(listen)
     if sock is None:

@@ -138,6 +138,9 @@ class MemoryConfig:
     smoothing: float = 5.0  # pseudo-searches in the engagement-rate denominator
     predicted_weight: float = 0.3  # predicted vs learned score in the memory arm
     flush_seconds: float = 2.0  # how often batched updates are written
+    # Learned keys kept per entity document (the best-scoring): an entity found by many
+    # different queries must not grow its document without end.
+    max_keys: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,12 @@ from yaml.nodes import Node, SequenceNode
 
 from ltrr.query_plans.catalog.model import MemoryConfig
 from ltrr.query_plans.catalog.reader import SectionReader, join_key, line_of
-from ltrr.query_plans.catalog.schema import MAX_FLUSH_SECONDS, MEMORY_KEYS, MIN_FLUSH_SECONDS
+from ltrr.query_plans.catalog.schema import (
+    MAX_FLUSH_SECONDS,
+    MAX_MEMORY_KEYS,
+    MEMORY_KEYS,
+    MIN_FLUSH_SECONDS,
+)
 
 
 class MemorySection(SectionReader):
@@ -56,6 +61,13 @@ class MemorySection(SectionReader):
             lambda n, k: self.number(n, k, MIN_FLUSH_SECONDS, MAX_FLUSH_SECONDS),
             d.flush_seconds,
         )
+        max_keys = self.optional(
+            fields,
+            "max_keys",
+            key,
+            lambda n, k: self.integer(n, k, 1, MAX_MEMORY_KEYS),
+            d.max_keys,
+        )
         ok = True
         if learned is not None and learned == predicted:
             # One field would mix the two scores, and the learning loop would overwrite the
@@ -79,6 +91,7 @@ class MemorySection(SectionReader):
             or smoothing is None
             or weight is None
             or flush is None
+            or max_keys is None
         ):
             return None
         return MemoryConfig(
@@ -90,6 +103,7 @@ class MemorySection(SectionReader):
             smoothing=smoothing,
             predicted_weight=weight,
             flush_seconds=flush,
+            max_keys=max_keys,
         )
 
     def field_names(self, node: Node, key: str, *, allow_empty: bool) -> tuple[str, ...] | None:

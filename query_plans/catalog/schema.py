@@ -17,6 +17,7 @@ MAX_FEEDBACK_WINDOW_SECONDS = 7 * 24 * 3600
 MAX_FEEDBACK_EVENTS = 100_000
 MIN_FLUSH_SECONDS = 0.1
 MAX_FLUSH_SECONDS = 3600
+MAX_MEMORY_KEYS = 100_000  # learned query keys kept per entity document, at most
 BUILTIN_TEMPLATES = Path(ltrr.templates.__file__).resolve().parent
 
 TOP_KEYS = (
@@ -61,6 +62,7 @@ MEMORY_KEYS = (
     "smoothing",
     "predicted_weight",
     "flush_seconds",
+    "max_keys",
 )
 
 ARM_NAME = re.compile(r"[a-z0-9_]+")

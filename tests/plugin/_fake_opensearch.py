@@ -9,6 +9,7 @@ run before a request is handled: to write concurrently between a read and a writ
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,26 @@ def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+def capped_merge(base: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """What the memory's scripted update (``memorize.CAPPED_MERGE``) makes of ``base``: the new
+    scores merged into the field, then only the ``max`` best kept (ties: the smaller key)."""
+    out = copy.deepcopy(dict(base))
+    old = out.get(params["field"])
+    merged = {**(old if isinstance(old, Mapping) else {}), **params["features"]}
+    best = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[: params["max"]]
+    out[params["field"]] = dict(best)
+    return out
+
+
+_DAY_INDEX = re.compile(r"(.+)-\d{4}\.\d{2}\.\d{2}")
+
+
+def alias_of(index: str) -> str:
+    """The log alias a day index is behind (``ltrr-events-2026.12.02``: ``ltrr-events``)."""
+    match = _DAY_INDEX.fullmatch(index)
+    return match.group(1) if match else index
+
+
 def _reply(status: int, body: Any) -> UpstreamReply:
     return UpstreamReply(status, orjson.dumps(body))
 
@@ -58,6 +79,7 @@ class FakeOpenSearch:
         self.mappings: dict[str, dict[str, Any]] = {}
         self._hooks: list[tuple[str, Hook]] = []
         self._forced: dict[tuple[str, str], int] = {}
+        self.bulk_bodies: list[bytes] = []  # every ``_bulk`` body, as sent
 
     # -- direct access, as another writer or an observer -----------------------------------------
 
@@ -68,12 +90,21 @@ class FakeOpenSearch:
         self.indices.setdefault(index, {})[doc_id] = stored
         return self.seq_no
 
+    def behind(self, name: str) -> list[str]:
+        """The indices a name reads: itself, or the day indices of a log's alias."""
+        if name in self.indices:
+            return [name]
+        return sorted(i for i in self.indices if _DAY_INDEX.fullmatch(i) and alias_of(i) == name)
+
     def source(self, index: str, doc_id: str) -> dict[str, Any] | None:
-        doc = self.indices.get(index, {}).get(doc_id)
-        return None if doc is None else copy.deepcopy(doc.source)
+        for name in self.behind(index):
+            doc = self.indices[name].get(doc_id)
+            if doc is not None:
+                return copy.deepcopy(doc.source)
+        return None
 
     def ids(self, index: str) -> set[str]:
-        return set(self.indices.get(index, {}))
+        return {doc_id for name in self.behind(index) for doc_id in self.indices[name]}
 
     def count(self, path: str) -> int:
         return sum(1 for _, p in self.requests if p == path)
@@ -115,6 +146,8 @@ class FakeOpenSearch:
         if method == "POST" and path == "/_bulk":
             assert headers.get("Content-Type") == "application/x-ndjson"
             return self._bulk(body or b"")
+        if method == "POST" and path == "/_mget":
+            return self._mget_docs(orjson.loads(body or b"{}"))
         if method == "POST" and path.endswith("/_mget"):
             return self._mget(path.strip("/").split("/")[0], orjson.loads(body or b"{}"))
         if method == "GET" and path.endswith("/_mapping"):
@@ -149,7 +182,21 @@ class FakeOpenSearch:
                 )
         return _reply(200, {"docs": docs})
 
+    def _mget_docs(self, body: Mapping[str, Any]) -> UpstreamReply:
+        """``POST /_mget`` naming each document's index: a missing index errs on its own."""
+        docs = []
+        for wanted in body["docs"]:
+            index, doc_id = wanted["_index"], wanted["_id"]
+            if index not in self.indices:
+                error = _error("index_not_found_exception", f"no such index [{index}]")
+                docs.append({"_index": index, "_id": doc_id, "error": error})
+                continue
+            answer = orjson.loads(self._mget(index, {"ids": [doc_id]}).body)
+            docs.extend(answer["docs"])
+        return _reply(200, {"docs": docs})
+
     def _bulk(self, body: bytes) -> UpstreamReply:
+        self.bulk_bodies.append(body)
         if not body.endswith(b"\n"):
             reason = "The bulk request must be terminated by a newline [\\n]"
             return _reply(400, {"error": _error("illegal_argument_exception", reason)})
@@ -168,6 +215,8 @@ class FakeOpenSearch:
         index, doc_id = meta["_index"], meta["_id"]
         out: dict[str, Any] = {"_index": index, "_id": doc_id}
         forced = self._forced.pop((index, doc_id), None)
+        if forced is None:  # forced on the log's alias: whichever day the document goes to
+            forced = self._forced.pop((alias_of(index), doc_id), None)
         if forced is not None:
             return {**out, "status": forced, "error": _error("injected", "forced status")}
         docs = self.indices.setdefault(index, {})
@@ -196,7 +245,10 @@ class FakeOpenSearch:
                 error = _error("document_missing_exception", f"[{doc_id}]: document missing")
                 return {**out, "status": 404, "error": error}
             assert source is not None
-            merged = deep_merge(current.source, source["doc"])
+            if "script" in source:
+                merged = capped_merge(current.source, source["script"]["params"])
+            else:
+                merged = deep_merge(current.source, source["doc"])
             if merged == current.source:
                 return {**out, "status": 200, "result": "noop", "_seq_no": current.seq_no}
             source = merged

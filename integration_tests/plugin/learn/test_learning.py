@@ -25,6 +25,7 @@ import requests
 from opensearchpy import OpenSearch
 
 from integration_tests.plugin.conftest import model_dir
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX, MEMORY_INDEX, STATE_INDEX
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.query_plans.memory import predicted_q2e
 
@@ -468,9 +469,9 @@ def test_two_replicas_converge_to_the_sum_of_their_feedback(
             assert mine["n"] == theirs["n"]
             assert mine["b_abs_sum"] == pytest.approx(theirs["b_abs_sum"], rel=1e-9)
             assert mine["a_trace"] == pytest.approx(theirs["a_trace"], rel=1e-9)
-        client.indices.refresh(index="ltrr-state")
+        client.indices.refresh(index=STATE_INDEX)
         docs = client.search(
-            index="ltrr-state", body={"query": {"term": {"target": target}}, "size": 20}
+            index=STATE_INDEX, body={"query": {"term": {"target": target}}, "size": 20}
         )["hits"]["hits"]
         stored = {d["_source"]["arm"]: d["_source"] for d in docs}
         assert sum(stored[arm]["n"] for arm in one["policy_arms"]) == expected
@@ -531,9 +532,9 @@ def test_safe_plans_restarts_with_what_it_learned(client, start_proxy, make_targ
         before = catalog_stats(a.url, target)
         a.process.kill()
     assert before["policy_version"] > 0
-    client.indices.refresh(index="ltrr-state")
+    client.indices.refresh(index=STATE_INDEX)
     docs = client.search(
-        index="ltrr-state", body={"query": {"term": {"target": target}}, "size": 50}
+        index=STATE_INDEX, body={"query": {"term": {"target": target}}, "size": 50}
     )["hits"]["hits"]
     stored = {d["_source"]["arm"]: d["_source"] for d in docs if "n" in d["_source"]}
     assert "plan:all" in stored
@@ -604,19 +605,19 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(client, start_proxy, make
     with start_proxy([path], tmp_path / "b.log", data_dir=data):
 
         def shipped():
-            client.indices.refresh(index="ltrr-events")
+            client.indices.refresh(index=EVENTS_INDEX)
             body = {"query": {"terms": {"decision_id": decision_ids}}}
-            return client.count(index="ltrr-events", body=body)["count"] >= len(acked) and True
+            return client.count(index=EVENTS_INDEX, body=body)["count"] >= len(acked) and True
 
         wait_for(shipped, timeout=30)
-    client.indices.refresh(index="ltrr-events")
+    client.indices.refresh(index=EVENTS_INDEX)
     found = []
     body = {
         "query": {"terms": {"decision_id": decision_ids}},
         "size": 10_000,
         "_source": ["event_id"],
     }
-    for hit in client.search(index="ltrr-events", body=body)["hits"]["hits"]:
+    for hit in client.search(index=EVENTS_INDEX, body=body)["hits"]["hits"]:
         found.append(hit["_source"]["event_id"])
     assert set(acked) <= set(found)  # every acknowledged event arrived
     assert len(found) == len(set(found))  # exactly once
@@ -648,9 +649,9 @@ def test_catalog_change_keeps_other_arms_drops_removed_and_starts_added_at_the_p
         n_features = len(search(v2.url, target, "fado", explain=True)["ext"]["ltrr"]["features"])
         prior = {"n": 0, "b_abs_sum": 0.0, "a_trace": float(n_features)}  # ridge 1: A = I
         assert arms["by_both"] == prior
-        client.indices.refresh(index="ltrr-state")
+        client.indices.refresh(index=STATE_INDEX)
         docs = client.search(
-            index="ltrr-state", body={"query": {"term": {"target": target}}, "size": 20}
+            index=STATE_INDEX, body={"query": {"term": {"target": target}}, "size": 20}
         )["hits"]["hits"]
         stored = {d["_source"]["arm"]: d["_source"] for d in docs}
         assert "by_tag" not in stored
@@ -886,11 +887,11 @@ def test_memory_predict_refuses_an_index_that_keeps_a_field_out_of_source(
 
 
 def _events_of(client: OpenSearch, decision_id: str) -> set[str]:
-    client.indices.refresh(index="ltrr-events")
+    client.indices.refresh(index=EVENTS_INDEX)
     body = {"query": {"term": {"decision_id": decision_id}}, "size": 1000, "_source": ["event_id"]}
     return {
         h["_source"]["event_id"]
-        for h in client.search(index="ltrr-events", body=body)["hits"]["hits"]
+        for h in client.search(index=EVENTS_INDEX, body=body)["hits"]["hits"]
     }
 
 
@@ -961,7 +962,7 @@ def test_a_record_ltrr_events_can_never_store_goes_to_the_dead_letters(
         assert learning["events_unshipped_bytes"] == 0
     letters = [orjson.loads(line) for line in (data / "dead-letter.jsonl").read_text().splitlines()]
     assert sorted(letter["record"]["event_id"] for letter in letters) == ["huge", "x" * 600]
-    assert all(letter["index"] == "ltrr-events" and letter["reason"] for letter in letters)
+    assert all(letter["index"] == EVENTS_INDEX and letter["reason"] for letter in letters)
 
 
 def test_ubi_events_opensearch_refused_are_not_learned(client, start_proxy, make_target, tmp_path):
@@ -1032,8 +1033,10 @@ def test_deleted_learning_indices_are_recreated_and_the_learned_state_written_ba
         settle(proxy.url, target)
         before = catalog_stats(proxy.url, target)["policy_version"]
         assert before > 0
-        loop = ("ltrr-state", "ltrr-memory", "ltrr-decisions", "ltrr-events")
-        client.indices.delete(index=",".join(loop))
+        loop = (STATE_INDEX, MEMORY_INDEX, DECISIONS_INDEX, EVENTS_INDEX)
+        # Every concrete index: the two logs' names are aliases over their day indices.
+        doomed = (STATE_INDEX, MEMORY_INDEX, f"{DECISIONS_INDEX}-*", f"{EVENTS_INDEX}-*")
+        client.indices.delete(index=",".join(doomed))
 
         def recreated():
             return set(stats(proxy.url)["learning"]["indices_recreated"]) == set(loop)
@@ -1041,13 +1044,16 @@ def test_deleted_learning_indices_are_recreated_and_the_learned_state_written_ba
         wait_for(recreated, timeout=30)
         for name in loop:
             assert client.indices.exists(index=name)
-        mapping = client.indices.get_mapping(index="ltrr-events")["ltrr-events"]["mappings"]
-        assert mapping["properties"]["timestamp"]["type"] == "date"
+        days = client.indices.get_mapping(index=EVENTS_INDEX)  # today's and tomorrow's
+        assert days
+        assert all(
+            m["mappings"]["properties"]["timestamp"]["type"] == "date" for m in days.values()
+        )
 
         def written_back():
-            client.indices.refresh(index="ltrr-state")
+            client.indices.refresh(index=STATE_INDEX)
             body = {"query": {"term": {"target": target}}, "size": 100}
-            docs = client.search(index="ltrr-state", body=body)["hits"]["hits"]
+            docs = client.search(index=STATE_INDEX, body=body)["hits"]["hits"]
             return sum(d["_source"].get("n", 0) for d in docs)
 
         wait_for(lambda: written_back() == before, timeout=30)

@@ -20,6 +20,7 @@ import requests
 from opensearchpy import OpenSearch
 
 from integration_tests.plugin.conftest import MusicIndex
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.ops.live.report import NO_ROLLOUT, SECTIONS
 
@@ -91,8 +92,8 @@ def logged(
                 if i % 2 == 0 and _click_first(proxy.url, answer):
                     clicks += 1
         targets = [learning, faulty]
-        _wait_for(lambda: _count(client, "ltrr-decisions*", targets) == searches)
-        _wait_for(lambda: _count(client, "ltrr-events*", targets) == clicks)
+        _wait_for(lambda: _count(client, f"{DECISIONS_INDEX}*", targets) == searches)
+        _wait_for(lambda: _count(client, f"{EVENTS_INDEX}*", targets) == clicks)
     return targets, searches, clicks
 
 

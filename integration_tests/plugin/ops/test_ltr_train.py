@@ -16,6 +16,7 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 from ltrr.plugin.ops.client import Cluster
 from ltrr.plugin.ops.cluster import LTR_PLUGIN
@@ -451,7 +452,7 @@ def test_from_clicks_to_an_uploaded_model_that_reranks_intercepted_searches(
 
         _wait(logged)
     assert clicks >= 2 * searches // 3
-    client.indices.refresh(index="ltrr-decisions,ltrr-events")
+    client.indices.refresh(index=f"{DECISIONS_INDEX},{EVENTS_INDEX}")
 
     out = tmp_path / "out"
     done = subprocess.run(

@@ -19,6 +19,7 @@ from opensearchpy import OpenSearch
 
 from integration_tests.plugin.conftest import model_dir
 from ltrr.bandit.features import EntityDictionary
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.ops.data.beir import read_beir, write_beir
 from ltrr.plugin.ops.data.index import catalog_embedder
 from ltrr.plugin.ops.data.music import build_music
@@ -131,9 +132,9 @@ def test_static_plans_ask_what_the_catalog_says(simulation):
 def test_clicks_came_back_through_ubi_and_were_learnt(simulation, client: OpenSearch):
     result, _, _ = simulation
     (copy,) = result.targets["linucb"]
-    client.indices.refresh(index="ltrr-events")
+    client.indices.refresh(index=EVENTS_INDEX)
     logged = client.count(
-        index="ltrr-events",
+        index=EVENTS_INDEX,
         body={
             "query": {"bool": {"filter": [{"term": {"target": copy}}, {"term": {"source": "ubi"}}]}}
         },
@@ -152,7 +153,7 @@ def test_off_policy_estimates_cover_the_on_policy_value(simulation, opensearch_u
     runs = {r.name: r for r in result.runs}
     on_policy = sum(s.reward for s in runs["static"].sessions) / SESSIONS
     ope = run_ope(
-        "ltrr-decisions",
+        DECISIONS_INDEX,
         target_catalog=catalog,
         target_policy="static",
         opensearch=opensearch_url,
@@ -233,7 +234,7 @@ def test_the_hybrid_contender_learns_nothing_and_cleans_up(simulation, client, o
     # It never went through the proxy: no decision, no event for its copy (as there are for a
     # contender that did, under the same kind of name).
     (learner,) = result.targets["linucb"]
-    for index in ("ltrr-decisions", "ltrr-events"):
+    for index in (DECISIONS_INDEX, EVENTS_INDEX):
         client.indices.refresh(index=index)
 
         def count(target: str, index: str = index) -> int:

@@ -20,12 +20,14 @@ from opensearchpy.exceptions import ConnectionError as ClientConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
 from ltrr.plugin.errors import ClusterUnavailable, LtrrError
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX, EVENTS_INDEX
 from ltrr.plugin.ops.client import Cluster, ClusterError
 
 __all__ = ["DECISIONS", "EVENTS", "Period", "parse_since", "parse_until", "read_period"]
 
-DECISIONS = "ltrr-decisions*"
-EVENTS = "ltrr-events*"
+# The logs' aliases and everything under them (their daily indices, an index from before).
+DECISIONS = f"{DECISIONS_INDEX}*"
+EVENTS = f"{EVENTS_INDEX}*"
 # The ranked list and each arm's ids are most of a decision's bytes and no figure needs them.
 SKIPPED_FIELDS = ("returned", "arms.*.results", "nonce")
 PAGE = 1000

@@ -142,7 +142,11 @@ def forget_targets(
             hits = found["hits"]["hits"]
             if not hits:
                 break
-            actions = [{"_op_type": "delete", "_index": index, "_id": h["_id"]} for h in hits]
+            # Each from the index it is in: a log's name is an alias over its day indices.
+            actions = [
+                {"_op_type": "delete", "_index": h.get("_index", index), "_id": h["_id"]}
+                for h in hits
+            ]
             refused = http.bulk(actions, chunk_size=len(actions), refresh=True)
             if refused:
                 # A document that cannot be deleted would be found again: fail, never spin.

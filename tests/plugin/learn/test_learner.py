@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
-from urllib.parse import unquote
 
 import numpy as np
 import orjson
@@ -12,6 +12,7 @@ import pytest
 
 from ltrr.bandit.decision import ArmChoice, Decision
 from ltrr.plugin.errors import BadRequest, Forbidden, InvalidEvent, UnknownDecision
+from ltrr.plugin.learn.bulk import DECISIONS_LOG
 from ltrr.plugin.learn.intake import MAX_EVENTS_PER_OBJECT
 from ltrr.plugin.learn.learner import Learner
 from ltrr.plugin.learn.records import Served
@@ -77,7 +78,7 @@ B_IDS = ("2", "3")  # what arm b retrieved
 SHOWN = ("2", "1", "3")  # the final order the user saw (position 1, 2, 3)
 EYE = np.eye(18)
 XXT = np.outer(X, X)
-DECISION_DOC = "/ltrr-decisions/_doc/"
+DAY = "ltrr-decisions-2027.01.15"  # T0's UTC day
 
 
 class Clock:
@@ -89,7 +90,8 @@ class Clock:
 
 
 class FakeOpenSearch:
-    """Decisions by GET from ``docs``; ``_bulk`` answers 201 per item unless ``fail`` says."""
+    """Decisions by ``_mget`` from ``docs`` (in their day's index); ``_bulk`` answers 201 per
+    item unless ``fail`` says."""
 
     def __init__(self):
         self.docs = {}
@@ -98,18 +100,19 @@ class FakeOpenSearch:
 
     async def request(self, method, path, *, headers, body, timeout):
         self.requests.append((method, path, body))
-        if method == "GET" and path.startswith(DECISION_DOC):
-            doc_id = unquote(path[len(DECISION_DOC) :])
-            if doc_id not in self.docs:
-                found = {"_index": "ltrr-decisions", "_id": doc_id, "found": False}
-                return UpstreamReply(404, orjson.dumps(found))
-            found = {
-                "_index": "ltrr-decisions",
-                "_id": doc_id,
-                "found": True,
-                "_source": self.docs[doc_id],
-            }
-            return UpstreamReply(200, orjson.dumps(found))
+        if method == "POST" and path == "/_mget":
+            docs = []
+            for wanted in orjson.loads(body)["docs"]:
+                index, doc_id = wanted["_index"], wanted["_id"]
+                doc = self.docs.get(doc_id)
+                if index != DAY:
+                    error = {"type": "index_not_found_exception", "reason": index}
+                    docs.append({"_index": index, "_id": doc_id, "error": error})
+                elif doc is None or DECISIONS_LOG.index_of(doc) != index:
+                    docs.append({"_index": index, "_id": doc_id, "found": False})
+                else:
+                    docs.append({"_index": index, "_id": doc_id, "found": True, "_source": doc})
+            return UpstreamReply(200, orjson.dumps({"docs": docs}))
         if method == "POST" and path == "/_bulk":
             if self.fail == "transport":
                 raise UpstreamError("POST /_bulk: connection reset")
@@ -492,10 +495,17 @@ def test_a_rejected_request_reserves_no_event_id(learner, runtime):
     assert_stats(runtime, a=[EYE + XXT, EYE + XXT], b=[X, 0.0 * X], counts=[1, 1])
 
 
+def lookup(decision_id):
+    """The window (10 s) and an hour of clock skew either side of T0 (08:00) stay in T0's day:
+    that day's index is read, then the index kept from before the days."""
+    indices = [DAY, "ltrr-decisions-legacy"]
+    return orjson.dumps({"docs": [{"_index": i, "_id": decision_id} for i in indices]})
+
+
 def test_unknown_decision_is_looked_up_in_opensearch(learner, fake):
     with pytest.raises(UnknownDecision, match="unknown decision 'x/1 2'"):
         feedback(learner, "x/1 2", event())
-    assert fake.requests == [("GET", "/ltrr-decisions/_doc/x%2F1%202", None)]
+    assert fake.requests == [("POST", "/_mget", lookup("x/1 2"))]
 
 
 def test_type_error_names_the_known_types(learner, runtime):
@@ -577,7 +587,7 @@ def test_foreign_decision_feedback_adds_only_to_b(learner, runtime, clock, fake,
     clock.now = T0 + 2
     answer = feedback(learner, foreign, event("click", "2", position=1, id_="e1"))
     assert answer == {"acknowledged": True, "decision_id": "d9", "accepted": 1, "duplicates": 0}
-    assert fake.requests == [("GET", "/ltrr-decisions/_doc/d9", None)]
+    assert fake.requests == [("POST", "/_mget", lookup("d9"))]
     assert logged(learner)[0]["rewards"] == {"a": 1.0, "b": 1.0}
     assert_stats(runtime, a=[EYE, EYE], b=[X, X], counts=[0, 0])
     # Kept now: the next event needs no lookup, and duplicates are still recognised.
@@ -710,7 +720,7 @@ def shipped_ids(bulk_body):
     actions = [orjson.loads(line) for line in lines[::2]]
     docs = [orjson.loads(line) for line in lines[1::2]]
     assert all(set(action) == {"index"} for action in actions)
-    assert all(action["index"]["_index"] == "ltrr-events" for action in actions)
+    assert all(action["index"]["_index"] == "ltrr-events-2027.01.15" for action in actions)
     assert [a["index"]["_id"] for a in actions] == [d["event_id"] for d in docs]
     return [a["index"]["_id"] for a in actions]
 
@@ -914,7 +924,8 @@ def test_start_runs_background_loops_only_when_asked(new_learner, background):
 
     started, others = asyncio.run(go())
     assert learner.background is background
-    assert len(started) == (6 if background else 0)
+    # sweep, ship, decisions, memory, state, watch, retention
+    assert len(started) == (7 if background else 0)
     assert others == set(started)  # nothing else was left running either
 
 
@@ -931,7 +942,7 @@ def test_a_learner_without_background_loops_still_writes_what_is_pending_at_stop
     asyncio.run(go())
     written = [orjson.loads(b.splitlines()[0]) for b in fake.bulks()]
     indices = sorted(next(iter(action.values()))["_index"] for action in written)
-    assert indices == ["ltrr-decisions", "ltrr-memory", "ltrr-state"]
+    assert indices == [DAY, "ltrr-memory", "ltrr-state"]
 
 
 # --- a plan policy's decision ---
@@ -1249,3 +1260,41 @@ def test_another_replicas_baseline_search_takes_clicks(learner, runtime, fake, t
     assert feedback(learner, "d7", event("click", "3"))["accepted"] == 1
     assert [e["decision_id"] for e in logged(learner)] == ["d7"]
     assert_unchanged(runtime, before)
+
+
+# --- retention of the logs ---
+
+
+def test_retention_counts_from_the_earlier_of_the_clock_and_the_wall(new_learner, clock):
+    learner = new_learner(background=False, retention_days=3)
+    seen = []
+
+    async def enforce(now):
+        seen.append(now)
+        return []
+
+    learner.logs.enforce = enforce
+    clock.now = 1_000_000_000.0  # a simulated 2001: its own days are retained
+    asyncio.run(learner.retain())
+    clock.now = 4_000_000_000.0  # a simulated 2096: today's real days must stay
+    before = time.time()
+    asyncio.run(learner.retain())
+    assert seen[0] == 1_000_000_000.0
+    assert before <= seen[1] <= time.time()
+
+
+def test_a_simulated_clock_retains_once_a_simulated_day(new_learner, clock):
+    learner = new_learner(background=False)
+    days = []
+
+    async def enforce(now):
+        days.append(now // 86_400)
+        return []
+
+    learner.logs.enforce = enforce
+    start = 1_000_000_000.0  # 2001-09-09 01:46:40 UTC (6,400 s into its day)
+    # 23:59:40 is still that day; 00:00:20 is the next.
+    for offset in (0.0, 3_600.0, 79_980.0, 80_020.0, 80_100.0):
+        clock.now = start + offset
+        asyncio.run(learner.due(["music"]))
+    assert days == [start // 86_400, start // 86_400 + 1]

@@ -575,3 +575,48 @@ def test_a_flush_that_fails_in_the_background_is_counted():
     assert updater.flush_failures >= 2
     assert "401" in (updater.last_error or "")
     assert updater.pending_keys() == 1
+
+
+# --- the cap on learned keys per entity document ---
+
+
+def test_an_entity_keeps_only_its_max_keys_best_scoring_learned_keys():
+    capped = MemoryConfig(half_life_days=HALF_LIFE_DAYS, smoothing=5.0, max_keys=3)
+    store = with_entities(SONG)  # it holds {"kept": 0.5} already
+    updater = MemoryUpdater(store, clock=Clock())
+    for _ in range(3):
+        updater.searched("music", capped, KEY)
+    updater.engaged("music", capped, KEY, SONG, 2.0)  # 2 / (3 + 5) = 0.25, and its near key
+    updater.searched("music", capped, OTHER_KEY)
+    updater.engaged("music", capped, OTHER_KEY, SONG, 1.0)  # 1 / (1 + 5) = 0.1667, near too
+
+    flush(updater)
+
+    # Five keys for three places: 0.5, then the two at 0.25 ("h" sorts before "~"); both
+    # "creep" keys, the lowest, are dropped. The other fields are untouched.
+    assert entity(store, SONG) == {
+        "name": "entity 42",
+        "ltrr_q2e": {"kept": 0.5, "head radio": 0.25, "~headradio": 0.25},
+    }
+
+
+def test_the_cap_is_one_scripted_update_of_the_learned_field_only():
+    capped = MemoryConfig(max_keys=7)
+    store = with_entities(SONG)
+    updater = MemoryUpdater(store, clock=Clock())
+    updater.searched("music", capped, OTHER_KEY)
+    updater.engaged("music", capped, OTHER_KEY, SONG, 1.0)
+    flush(updater)
+    bodies = [
+        orjson.loads(line)
+        for b in store.bulk_bodies
+        for line in b.splitlines()
+        if b"script" in line
+    ]
+    ((script,),) = [[b["script"]] for b in bodies]
+    assert script["lang"] == "painless"
+    assert script["params"] == {
+        "field": "ltrr_q2e",
+        "features": {"creep": 1 / 6, "~creep": 1 / 6},
+        "max": 7,
+    }

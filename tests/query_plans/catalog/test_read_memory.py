@@ -16,6 +16,7 @@ def test_memory_at_its_bounds(tmp_path):
             "  smoothing: 0\n"
             "  predicted_weight: 0\n"
             "  flush_seconds: 3600\n"
+            "  max_keys: 100000\n"
         )
     )
     assert load_catalog(write(tmp_path, text)).memory == MemoryConfig(
@@ -27,7 +28,17 @@ def test_memory_at_its_bounds(tmp_path):
         smoothing=0.0,
         predicted_weight=0.0,
         flush_seconds=3600.0,
+        max_keys=100_000,
     )
+
+
+def test_an_entity_keeps_a_thousand_learned_keys_unless_told(tmp_path):
+    default = load_catalog(write(tmp_path, catalog_text(append="memory: {}\n"))).memory
+    assert default is not None
+    assert default.max_keys == 1000
+    one = load_catalog(write(tmp_path, catalog_text(append="memory: {max_keys: 1}\n"))).memory
+    assert one is not None
+    assert one.max_keys == 1
 
 
 def test_the_shortest_flush_is_a_tenth_of_a_second(tmp_path):
@@ -71,6 +82,16 @@ def test_the_shortest_flush_is_a_tenth_of_a_second(tmp_path):
             "memory: {smoothing: true}\n",
             [(15, "memory.smoothing", "must be a number, got true")],
             id="smoothing-bool",
+        ),
+        pytest.param(
+            "memory: {max_keys: 0}\n",
+            [(15, "memory.max_keys", "must be between 1 and 100000, got 0")],
+            id="max-keys-zero",
+        ),
+        pytest.param(
+            "memory: {max_keys: 2.5}\n",
+            [(15, "memory.max_keys", "must be an integer, got 2.5")],
+            id="max-keys-fraction",
         ),
     ],
 )
