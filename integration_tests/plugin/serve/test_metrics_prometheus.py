@@ -21,6 +21,7 @@ import requests
 from opensearchpy import OpenSearch
 
 from integration_tests.plugin.conftest import MusicIndex, _free_port
+from ltrr.plugin.learn.bulk import DECISIONS_INDEX
 from ltrr.plugin.learn.tokens import TOKEN_HEADER
 
 PROMETHEUS = "/usr/bin/prometheus"  # Debian's package
@@ -136,7 +137,12 @@ def _search(url: str, target: str, query: str) -> dict[str, Any]:
 def _logged(client: OpenSearch, decision_id: str) -> None:
     """Feedback may reach the other worker, which reads the decision from ``ltrr-decisions``."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while not client.exists(index="ltrr-decisions", id=decision_id):
+    # The log is an alias over day indices: a search, not a get, finds the decision in them.
+    query = {"query": {"ids": {"values": [decision_id]}}}
+    while True:
+        client.indices.refresh(index=DECISIONS_INDEX)
+        if client.count(index=DECISIONS_INDEX, body=query)["count"]:
+            return
         assert time.monotonic() < deadline, f"decision {decision_id} was never logged"
         time.sleep(0.2)
 
