@@ -155,49 +155,66 @@ class ArmsSection(SectionReader):
     def fallback(
         self, node: Node, arms: Mapping[str, ArmEntry] | None
     ) -> tuple[FallbackArm, ...] | None:
-        items = self.sequence(node, "fallback", what="{arm, size} entries")
-        if items is None:
-            return None
-        out: list[FallbackArm] = []
-        seen: dict[str, Node] = {}
-        for i, item in enumerate(items):
-            key = f"fallback[{i}]"
-            fields = self.mapping(item, key, ("arm", "size"), ("arm", "size"))
-            if fields is None or "arm" not in fields or "size" not in fields:
-                continue
-            arm_node = fields["arm"].value
-            name = self.text(arm_node, f"{key}.arm")
-            size = self.integer(fields["size"].value, f"{key}.size", 1)
-            if name is None or size is None:
-                continue
-            if name in seen:
-                self.fail(
-                    arm_node, f"{key}.arm", f"{name!r} is already at line {line_of(seen[name])}"
-                )
-                continue
-            seen[name] = arm_node
-            entry = arms.get(name) if arms is not None else None
-            if arms is not None and entry is None:
-                self.fail(
-                    arm_node, f"{key}.arm", f"unknown arm {name!r}{suggest(name, list(arms))}"
-                )
-                continue
-            arm = entry.arm if entry is not None else None
-            if arm is not None and arm.needs_vector:
-                self.fail(
-                    arm_node,
-                    f"{key}.arm",
-                    f"arm {name!r} needs a query vector; the fallback also runs when the"
-                    " embedder fails, so it may only use arms that need none",
-                )
-                continue
-            if arm is not None and not max(arm.min_size, 1) <= size <= arm.max_size:
-                self.fail(
-                    fields["size"].value,
-                    f"{key}.size",
-                    f"must be within arm {name!r}'s sizes "
-                    f"({bounds(max(arm.min_size, 1), arm.max_size)}), got {size}",
-                )
-                continue
-            out.append(FallbackArm(name, size))
-        return tuple(out) if len(out) == len(items) else None
+        return fixed_plan(
+            self,
+            node,
+            "fallback",
+            arms,
+            vector_refusal="the fallback also runs when the embedder fails, so it may only use "
+            "arms that need none",
+        )
+
+
+def fixed_plan(
+    reader: SectionReader,
+    node: Node,
+    key: str,
+    arms: Mapping[str, ArmEntry] | None,
+    *,
+    vector_refusal: str | None,
+) -> tuple[FallbackArm, ...] | None:
+    """A plan written out as ``[{arm, size}, ...]`` (the fallback, a rollout's baseline): each
+    arm known, once, within its sizes; ``vector_refusal`` says why vector arms may not be."""
+    items = reader.sequence(node, key, what="{arm, size} entries")
+    if items is None:
+        return None
+    out: list[FallbackArm] = []
+    seen: dict[str, Node] = {}
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        fields = reader.mapping(item, where, ("arm", "size"), ("arm", "size"))
+        if fields is None or "arm" not in fields or "size" not in fields:
+            continue
+        arm_node = fields["arm"].value
+        name = reader.text(arm_node, f"{where}.arm")
+        size = reader.integer(fields["size"].value, f"{where}.size", 1)
+        if name is None or size is None:
+            continue
+        if name in seen:
+            reader.fail(
+                arm_node, f"{where}.arm", f"{name!r} is already at line {line_of(seen[name])}"
+            )
+            continue
+        seen[name] = arm_node
+        entry = arms.get(name) if arms is not None else None
+        if arms is not None and entry is None:
+            reader.fail(
+                arm_node, f"{where}.arm", f"unknown arm {name!r}{suggest(name, list(arms))}"
+            )
+            continue
+        arm = entry.arm if entry is not None else None
+        if arm is not None and vector_refusal is not None and arm.needs_vector:
+            reader.fail(
+                arm_node, f"{where}.arm", f"arm {name!r} needs a query vector; {vector_refusal}"
+            )
+            continue
+        if arm is not None and not max(arm.min_size, 1) <= size <= arm.max_size:
+            reader.fail(
+                fields["size"].value,
+                f"{where}.size",
+                f"must be within arm {name!r}'s sizes "
+                f"({bounds(max(arm.min_size, 1), arm.max_size)}), got {size}",
+            )
+            continue
+        out.append(FallbackArm(name, size))
+    return tuple(out) if len(out) == len(items) else None

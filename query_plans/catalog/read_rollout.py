@@ -7,14 +7,12 @@ from collections.abc import Mapping
 from yaml.nodes import Node
 
 from ltrr.query_plans.catalog.model import FallbackArm, RolloutConfig
+from ltrr.query_plans.catalog.read_arms import fixed_plan
 from ltrr.query_plans.catalog.reader import (
     ArmEntry,
     SectionReader,
-    bounds,
     is_null,
     join_key,
-    line_of,
-    suggest,
 )
 from ltrr.query_plans.catalog.schema import ROLLOUT_KEYS, ROLLOUT_MODES
 
@@ -63,42 +61,4 @@ class RolloutSection(SectionReader):
     ) -> tuple[FallbackArm, ...] | None:
         """A named plan, ``[{arm, size}, ...]``; unlike the fallback it may use vector arms
         (when the embedder fails, the static plan stands in for both sides)."""
-        key = "rollout.baseline"
-        items = self.sequence(node, key, what="{arm, size} entries")
-        if items is None:
-            return None
-        out: list[FallbackArm] = []
-        seen: dict[str, Node] = {}
-        for i, item in enumerate(items):
-            where = f"{key}[{i}]"
-            fields = self.mapping(item, where, ("arm", "size"), ("arm", "size"))
-            if fields is None or "arm" not in fields or "size" not in fields:
-                continue
-            arm_node = fields["arm"].value
-            name = self.text(arm_node, f"{where}.arm")
-            size = self.integer(fields["size"].value, f"{where}.size", 1)
-            if name is None or size is None:
-                continue
-            if name in seen:
-                self.fail(
-                    arm_node, f"{where}.arm", f"{name!r} is already at line {line_of(seen[name])}"
-                )
-                continue
-            seen[name] = arm_node
-            entry = arms.get(name) if arms is not None else None
-            if arms is not None and entry is None:
-                self.fail(
-                    arm_node, f"{where}.arm", f"unknown arm {name!r}{suggest(name, list(arms))}"
-                )
-                continue
-            arm = entry.arm if entry is not None else None
-            if arm is not None and not max(arm.min_size, 1) <= size <= arm.max_size:
-                self.fail(
-                    fields["size"].value,
-                    f"{where}.size",
-                    f"must be within arm {name!r}'s sizes "
-                    f"({bounds(max(arm.min_size, 1), arm.max_size)}), got {size}",
-                )
-                continue
-            out.append(FallbackArm(name, size))
-        return tuple(out) if len(out) == len(items) else None
+        return fixed_plan(self, node, "rollout.baseline", arms, vector_refusal=None)
