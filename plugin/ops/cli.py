@@ -389,8 +389,9 @@ def _rollout_replay(args: argparse.Namespace) -> int:
     data = read_beir(args.dataset)
     captured = Capture.from_json(args.capture.read_bytes())
     judged = sorted(q for q in data.queries if data.qrels.get(q))
-    tuning, _ = split_queries(judged, args.held_out)
-    part = replace(data, queries={q: v for q, v in data.queries.items() if q in tuning})
+    tuning, held_out = split_queries(judged, args.held_out)
+    chosen = set(held_out if args.part == "held-out" else tuning)
+    part = replace(data, queries={q: v for q, v in data.queries.items() if q in chosen})
     g_max = max((g for grades in data.qrels.values() for g in grades.values()), default=1)
     if args.warmup < 0:
         raise LtrrError(f"--warmup must be >= 0, got {args.warmup}")
@@ -985,6 +986,12 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9], metavar="S")
     rr.add_argument(
         "--held-out", type=float, default=0.3, metavar="FRACTION", help="as ltrr replay's"
+    )
+    rr.add_argument(
+        "--part",
+        choices=["tuning", "held-out"],
+        default="tuning",
+        help="which part of the queries the sessions ask (default: tuning)",
     )
     rr.add_argument("--click-model", default="pbm", metavar="SPEC")
     rr.set_defaults(handler=_rollout_replay)
