@@ -162,6 +162,11 @@ def music(client: OpenSearch, tmp_path_factory: pytest.TempPathFactory) -> Itera
         f"{name}-linucb": catalog_text(
             f"{name}-linucb", "{name: linucb, alpha: 1.0, min_probability: 0.05}"
         ),
+        # Tests that send feedback learn here, so that -linucb stays a fresh policy whose
+        # propensities a test can compute (test_search), whatever order the tests run in.
+        f"{name}-learning": catalog_text(
+            f"{name}-learning", "{name: linucb, alpha: 1.0, min_probability: 0.05}"
+        ),
         f"{name}-faulty": catalog_text(
             f"{name}-faulty",
             "{name: static}",

@@ -80,7 +80,7 @@ def logged(
 ) -> tuple[list[str], int, int]:
     """Searches on a learning target and a faulty one (two of its arms always fail), a
     click on the first hit of every other search, all stored and shipped."""
-    learning, faulty = f"{music.name}-linucb", f"{music.name}-faulty"
+    learning, faulty = f"{music.name}-learning", f"{music.name}-faulty"
     log = tmp_path_factory.mktemp("live-proxy") / "proxy.log"
     searches = clicks = 0
     targets = [learning, faulty]

@@ -187,7 +187,7 @@ def _until_both_workers_searched(url: str, target: str, token: str) -> list[dict
 
 def _send_traffic(url: str, music: MusicIndex, client: OpenSearch, token: str) -> dict[str, float]:
     """Searches, passthroughs, errors and feedback; returns the queries' expected values."""
-    learning, static, faulty = (f"{music.name}-{k}" for k in ("linucb", "static", "faulty"))
+    learning, static, faulty = (f"{music.name}-{k}" for k in ("learning", "static", "faulty"))
     queries = ["radiohead", "daft punk", "trip-hop", "miles davis", "ambient", "beatles"]
     answers = [_search(url, learning, q) for q in queries]
     answers += _until_both_workers_searched(url, static, token)
@@ -260,7 +260,7 @@ def test_prometheus_reads_what_every_worker_counted_and_the_dashboard_evaluates(
     binary = _prometheus_binary()
     dashboard = _dashboard()
     token = f"metrics-{uuid.uuid4().hex}"
-    catalogs = [music.catalogs[f"{music.name}-{k}"] for k in ("linucb", "static", "faulty")]
+    catalogs = [music.catalogs[f"{music.name}-{k}"] for k in ("learning", "static", "faulty")]
     with start_proxy(
         catalogs,
         tmp_path / "proxy.log",
