@@ -312,7 +312,8 @@ async def _run_contender(
             # the memory written before the next contender starts from the stream's first day.
             window = timedelta(seconds=contender.window_seconds + 1.0)
             targets = list(contender.targets.values())
-            await set_clock(http, proxy_url, sessions[-1].time + window, targets)
+            last = max(s.time for s in sessions)  # sessions are in stream order, not time's
+            await set_clock(http, proxy_url, last + window, targets)
 
 
 async def _calibrate(
@@ -684,10 +685,10 @@ async def simulate(config: SimulationConfig, say: Callable[[str], None] = print)
         targets={c.spec.name: list(c.targets.values()) for c in contenders},
         fallbacks=fallbacks,
         # The decision log's clock: the simulated stream's, unless the proxy kept the wall's.
-        started=started if config.keep_serving else sessions[0].time.timestamp() - 1.0,
+        started=started if config.keep_serving else min(s.time for s in sessions).timestamp() - 1.0,
         ended=time.time()
         if config.keep_serving
-        else sessions[-1].time.timestamp() + catalog.feedback.window_seconds + 2.0,
+        else max(s.time for s in sessions).timestamp() + catalog.feedback.window_seconds + 2.0,
         proxy=proxy if config.keep_serving else None,
         metrics=metrics,
     )
