@@ -286,6 +286,10 @@ def _duration(seconds: float) -> str:
         count, rest = divmod(whole, size)
         if rest == 0 and count >= (2 if size == 86400 else 1):
             return f"{count} {unit}s" if count != 1 else f"1 {unit}"
+    if whole >= 2 * 86400:  # a period of a log's own span (``--until``), not a round one
+        return f"{whole / 86400:.1f} days"
+    if whole >= 3600:
+        return f"{whole / 3600:.1f} hours"
     return f"{whole} seconds"
 
 

@@ -110,6 +110,8 @@ def test_a_comparison_of_another_kind_is_refused():
         (3600, "1 hour"),
         (60, "1 minute"),
         (200, "200 seconds"),
+        (593785, "6.9 days"),  # 593785 / 86400 = 6.87
+        (5 * 3600 + 720, "5.2 hours"),
     ],
 )
 def test_the_period_is_said_as_a_reader_says_it(seconds, said):
