@@ -111,7 +111,7 @@ def test_a_comparison_of_another_kind_is_refused():
         (60, "1 minute"),
         (200, "200 seconds"),
         (593785, "6.9 days"),  # 593785 / 86400 = 6.87
-        (5 * 3600 + 720, "5.2 hours"),
+        (5 * 3600 + 730, "5.2 hours"),  # 18730 / 3600 = 5.20
     ],
 )
 def test_the_period_is_said_as_a_reader_says_it(seconds, said):
