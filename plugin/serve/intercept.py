@@ -354,14 +354,19 @@ def parse_search(
     )
 
 
-def strip_ltrr(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The body without ``ext.ltrr``, which OpenSearch itself would reject."""
+def strip_ext(body: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The body without those ``ext`` sections, and without ``ext`` once it is empty."""
     out = dict(body)
     ext = out.get("ext")
-    if isinstance(ext, Mapping) and "ltrr" in ext:
-        rest = {k: v for k, v in ext.items() if k != "ltrr"}
+    if isinstance(ext, Mapping) and any(name in ext for name in names):
+        rest = {k: v for k, v in ext.items() if k not in names}
         if rest:
             out["ext"] = rest
         else:
             out.pop("ext")
     return out
+
+
+def strip_ltrr(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body without ``ext.ltrr``, which OpenSearch itself would reject."""
+    return strip_ext(body, "ltrr")

@@ -61,13 +61,14 @@ from ltrr.plugin.serve.intercept import (
     caller_headers,
     parse_search,
     reason_kind,
+    strip_ext,
     strip_ltrr,
 )
 from ltrr.plugin.serve.pages import PageCache
 from ltrr.plugin.serve.passthrough import forward
 from ltrr.plugin.serve.respond import DECISION_HEADER
 from ltrr.plugin.serve.search import PassOn, SearchPath
-from ltrr.plugin.serve.ubi import ANY_SEARCH_PATH, UbiRequest, read_ubi, strip_ubi
+from ltrr.plugin.serve.ubi import ANY_SEARCH_PATH, UbiRequest, read_ubi
 from ltrr.plugin.serve.ubifront import UbiFront
 from ltrr.plugin.serve.workers import BACKLOG, bind
 from ltrr.query_plans.templates import TemplateRenderer
@@ -672,7 +673,7 @@ class Proxy:
             request,
             self._session,
             self.base_url,
-            sent=_dumps(strip_ubi(strip_ltrr(body))),
+            sent=_dumps(strip_ext(body, "ltrr", "ubi")),
             ubi=ubi,
             reason=reason,
             timeout=self._upstream_timeout(timeout),

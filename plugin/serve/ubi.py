@@ -17,6 +17,7 @@ from typing import Any
 
 from ltrr.plugin.errors import BadRequest
 from ltrr.plugin.learn.feedback import MAX_ID_BYTES, id_text
+from ltrr.plugin.serve.intercept import strip_ext
 
 # Any search a UBI plugin would log: one target (or a list, or a pattern), or all of them.
 ANY_SEARCH_PATH = re.compile(r"^(?:/(?P<target>[^/_][^/]*))?/_search/?$")
@@ -88,15 +89,7 @@ def read_ubi(body: Mapping[str, Any] | None) -> UbiRequest | None:
 
 def strip_ubi(body: Mapping[str, Any]) -> dict[str, Any]:
     """The body without ``ext.ubi``, which a node without the plugin refuses."""
-    out = dict(body)
-    ext = out.get("ext")
-    if isinstance(ext, Mapping) and "ubi" in ext:
-        rest = {k: v for k, v in ext.items() if k != "ubi"}
-        if rest:
-            out["ext"] = rest
-        else:
-            out.pop("ext")
-    return out
+    return strip_ext(body, "ubi")
 
 
 def _source_value(source: object, dotted: str) -> object:
